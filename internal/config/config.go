@@ -1,0 +1,303 @@
+// Package config is Sluice's configuration as plain data: the YAML file's
+// shape, its strict decoding with file and line in every error, the defaults,
+// and the validation of fields and of the relations between them.
+// It knows nothing of the runtime; the route package compiles a validated
+// Config into the immutable form the request path reads.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/secret"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Server configures the client-facing listener.
+	Server Server `yaml:"server" json:"server"`
+	// Admin configures the operator listener: health, metrics and the admin API.
+	Admin Admin `yaml:"admin" json:"admin"`
+	// State says where counters for token limits and quotas live. Parsed and
+	// validated; takes effect with token limits.
+	State State `yaml:"state" json:"state"`
+	// Usage configures the usage ledger and prices. Parsed and validated; takes
+	// effect with usage metering.
+	Usage Usage `yaml:"usage" json:"usage"`
+	// Metrics configures Prometheus metrics. Parsed and validated; takes effect
+	// with metrics.
+	Metrics Metrics `yaml:"metrics" json:"metrics"`
+	// Backends are the model servers Sluice forwards to.
+	Backends []Backend `yaml:"backends" json:"backends"`
+	// Pools group backends; a model is served by one pool.
+	Pools []Pool `yaml:"pools" json:"pools"`
+	// Models maps the model or Azure deployment name a client asks for to the
+	// name of the pool that serves it.
+	Models map[string]string `yaml:"models" json:"models"`
+	// Products are what subscriptions are entitled to: models, regions, limits.
+	Products []Product `yaml:"products" json:"products"`
+	// Subscriptions are the callers and their keys.
+	Subscriptions []Subscription `yaml:"subscriptions" json:"subscriptions"`
+}
+
+// Server configures the client-facing listener.
+type Server struct {
+	// Listen is the address of the client-facing API. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen" json:"listen"`
+	// MaxRequestBytes is the largest request body accepted; larger bodies get
+	// 413. Default 4194304 (4 MiB).
+	MaxRequestBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes"`
+	// ReadHeaderTimeout bounds how long a client may take to send its request
+	// headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// ShutdownGrace is how long, on SIGTERM, in-flight requests and streams may
+	// take to finish after the listener stops accepting. Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+}
+
+// Admin configures the operator listener.
+type Admin struct {
+	// Listen is the address of /healthz, /readyz, /metrics and the admin API.
+	// It must differ from server.listen. Empty: no admin listener.
+	Listen string `yaml:"listen" json:"listen"`
+	// APIKey is required, as api-key or Authorization: Bearer, for everything
+	// under /admin/. Empty: the admin API is disabled (health stays served).
+	// It must differ from every subscription key.
+	APIKey secret.Value `yaml:"api_key" json:"api_key"`
+}
+
+// State says where counters live.
+type State struct {
+	// Store is "memory" (exact for one instance) or "redis://host:port/db"
+	// (exact across instances). Default memory.
+	Store string `yaml:"store" json:"store"`
+	// OnStoreError is fail_open (admit and count the miss) or fail_closed
+	// (answer 503) when the store cannot be reached. Default fail_open.
+	OnStoreError string `yaml:"on_store_error" json:"on_store_error"`
+}
+
+// Usage configures the usage ledger.
+type Usage struct {
+	// Store is sqlite:PATH or postgres://... . Default sqlite:sluice-usage.db.
+	Store string `yaml:"store" json:"store"`
+	// Prices are per million tokens; every usage record carries its cost.
+	Prices Prices `yaml:"prices" json:"prices"`
+}
+
+// Prices is a price table.
+type Prices struct {
+	// Currency is the ISO 4217 code the prices and budgets are in. Default USD.
+	Currency string `yaml:"currency" json:"currency"`
+	// Models maps a model name (as in models:) to its prices.
+	Models map[string]Price `yaml:"models" json:"models"`
+}
+
+// Price is what a million tokens of each kind cost.
+type Price struct {
+	// Input is the price of a million prompt tokens.
+	Input float64 `yaml:"input" json:"input"`
+	// Output is the price of a million completion tokens.
+	Output float64 `yaml:"output" json:"output"`
+	// CachedInput is the price of a million cached prompt tokens. Default: the
+	// input price.
+	CachedInput *float64 `yaml:"cached_input" json:"cached_input,omitempty"`
+}
+
+// Metrics configures Prometheus metrics.
+type Metrics struct {
+	// Prometheus serves /metrics on the admin listener. Default false.
+	Prometheus bool `yaml:"prometheus" json:"prometheus"`
+	// Dimensions are the labels metrics carry: any of subscription, product,
+	// model, deployment, backend, region, client_ip. Default all but client_ip.
+	Dimensions []string `yaml:"dimensions" json:"dimensions"`
+}
+
+// Backend is one model server.
+type Backend struct {
+	// Name identifies the backend in pools, logs and the x-sluice-backend header.
+	Name string `yaml:"name" json:"name"`
+	// Kind is azure-openai (/openai/deployments/{deployment}/... with api-key)
+	// or openai (any OpenAI-compatible server: /v1/... with Authorization:
+	// Bearer). Default azure-openai.
+	Kind string `yaml:"kind" json:"kind"`
+	// URL is the base URL, scheme and host, optionally with a path prefix.
+	URL string `yaml:"url" json:"url"`
+	// Region is returned to clients as x-ms-region when the backend does not
+	// send one, and restricts products with regions: set.
+	Region string `yaml:"region" json:"region"`
+	// APIVersion is the api-version sent to an azure-openai backend when the
+	// client did not send one. Default 2024-10-21 for azure-openai; setting it
+	// on an openai backend is an error.
+	APIVersion string `yaml:"api_version" json:"api_version"`
+	// Auth is how Sluice authenticates to the backend.
+	Auth BackendAuth `yaml:"auth" json:"auth"`
+	// Deployments maps a model name that clients use to the deployment (Azure)
+	// or model (OpenAI) name on this backend.
+	Deployments map[string]string `yaml:"deployments" json:"deployments"`
+	// Timeout bounds the whole request; for streams, the longest silence
+	// between chunks. Default 120s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// CircuitBreaker takes the backend out of its pools after failures. Nil
+	// (left out) means no breaker; an empty mapping enables one with every
+	// default. Parsed and validated; takes effect with circuit breakers.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker" json:"circuit_breaker,omitempty"`
+}
+
+// BackendAuth holds a backend's credential.
+type BackendAuth struct {
+	// APIKey is sent as api-key (azure-openai) or Authorization: Bearer
+	// (openai). Never logged, never returned to a client.
+	APIKey secret.Value `yaml:"api_key" json:"api_key"`
+	// ManagedIdentity asks for an Entra ID token instead of a key. Parsed and
+	// validated; not supported yet, so setting it is an error.
+	ManagedIdentity *ManagedIdentity `yaml:"managed_identity" json:"managed_identity,omitempty"`
+}
+
+// ManagedIdentity is an Azure managed identity.
+type ManagedIdentity struct {
+	// ClientID selects a user-assigned identity; empty means system-assigned.
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// Resource is the token audience. Default https://cognitiveservices.azure.com.
+	Resource string `yaml:"resource" json:"resource"`
+}
+
+// CircuitBreaker is a backend's failure rule.
+type CircuitBreaker struct {
+	// Failures is how many failures within Interval trip the breaker. Default 5.
+	Failures int `yaml:"failures" json:"failures"`
+	// Interval is the window failures are counted in. Default 1m.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// StatusCodes are the response statuses that count as failures, as codes
+	// or ranges ("429", "500-599"). Default 429 and 500-599.
+	StatusCodes []string `yaml:"status_codes" json:"status_codes"`
+	// Errors are the transport errors that count as failures: timeout,
+	// connection. Default both.
+	Errors []string `yaml:"errors" json:"errors"`
+	// TripDuration is how long a tripped breaker stays open. Default 1m.
+	TripDuration Duration `yaml:"trip_duration" json:"trip_duration"`
+	// AcceptRetryAfter trips for as long as the failing response's
+	// Retry-After, retry-after-ms or x-ratelimit-reset-* says, instead of
+	// TripDuration. Default false.
+	AcceptRetryAfter bool `yaml:"accept_retry_after" json:"accept_retry_after"`
+}
+
+// Pool is a set of backends serving the same models.
+type Pool struct {
+	// Name identifies the pool in models:.
+	Name string `yaml:"name" json:"name"`
+	// Strategy picks a member within a priority group: round_robin (weighted),
+	// least_latency or least_busy. Default round_robin.
+	Strategy string `yaml:"strategy" json:"strategy"`
+	// Members are the backends of the pool.
+	Members []Member `yaml:"members" json:"members"`
+	// Retry says when a failed attempt is sent again to another member.
+	Retry Retry `yaml:"retry" json:"retry"`
+}
+
+// Member is a backend's place in a pool.
+type Member struct {
+	// Backend names a backend in backends:.
+	Backend string `yaml:"backend" json:"backend"`
+	// Priority orders groups: lower is used first; a higher number is used only
+	// while every member of all lower numbers is unavailable. Default 1.
+	Priority int `yaml:"priority" json:"priority"`
+	// Weight is the member's share within its priority group. Default 1.
+	Weight int `yaml:"weight" json:"weight"`
+}
+
+// Retry configures retries with failover.
+type Retry struct {
+	// Attempts is the number of tries in all, from 1 to 10. Default 1 (no
+	// retry).
+	Attempts int `yaml:"attempts" json:"attempts"`
+	// On lists what is retried: status codes or ranges ("429", "500-599"),
+	// timeout, connection. Default nothing; it must not be empty when
+	// Attempts is above 1.
+	On []string `yaml:"on" json:"on"`
+}
+
+// Product is an entitlement: the models, regions and limits of its
+// subscriptions.
+type Product struct {
+	// Name identifies the product in subscriptions:.
+	Name string `yaml:"name" json:"name"`
+	// Models are the model names (keys of models:) the product may use;
+	// others get 403.
+	Models []string `yaml:"models" json:"models"`
+	// Regions, when set, restrict the product to backends in these regions.
+	Regions []string `yaml:"regions" json:"regions"`
+	// Limits are token and request limits; a request must fit all of them.
+	Limits []Limit `yaml:"limits" json:"limits"`
+	// Budget caps spend per period per subscription.
+	Budget *Budget `yaml:"budget" json:"budget,omitempty"`
+}
+
+// Limit is one token or request limit.
+type Limit struct {
+	// Key selects the counter: subscription, product, subscription_model or
+	// global. Default subscription.
+	Key string `yaml:"key" json:"key"`
+	// TokensPerMinute caps prompt plus completion tokens per minute; over it, 429.
+	TokensPerMinute int64 `yaml:"tokens_per_minute" json:"tokens_per_minute"`
+	// RequestsPerMinute caps requests per minute; over it, 429.
+	RequestsPerMinute int64 `yaml:"requests_per_minute" json:"requests_per_minute"`
+	// TokenQuota caps tokens per TokenQuotaPeriod; over it, 403.
+	TokenQuota int64 `yaml:"token_quota" json:"token_quota"`
+	// TokenQuotaPeriod is hourly, daily, weekly, monthly or yearly, in fixed
+	// UTC windows. Required with TokenQuota.
+	TokenQuotaPeriod string `yaml:"token_quota_period" json:"token_quota_period"`
+	// EstimatePromptTokens counts the prompt before sending and refuses early
+	// when it cannot fit. Default false.
+	EstimatePromptTokens bool `yaml:"estimate_prompt_tokens" json:"estimate_prompt_tokens"`
+}
+
+// Budget is a money cap.
+type Budget struct {
+	// Amount is the most a subscription may spend per period, in usage.prices.currency.
+	Amount float64 `yaml:"amount" json:"amount"`
+	// Period is hourly, daily, weekly, monthly or yearly, in fixed UTC windows.
+	Period string `yaml:"period" json:"period"`
+}
+
+// Subscription is a caller.
+type Subscription struct {
+	// Name identifies the subscription in logs, metrics and usage.
+	Name string `yaml:"name" json:"name"`
+	// Product names the product the subscription belongs to.
+	Product string `yaml:"product" json:"product"`
+	// Keys are the subscription's keys, in clear or as "sha256:<hex digest>"
+	// (see KeyDigest). No key may appear twice across all subscriptions.
+	Keys []secret.Value `yaml:"keys" json:"keys"`
+}
+
+// Duration is a time.Duration written in Go syntax (90s, 5m, 1h); a negative
+// duration is an error.
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration such as 90s, 5m or 1h")
+	}
+	v, err := time.ParseDuration(node.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use Go syntax: 90s, 5m, 1h)", node.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", node.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration in Go syntax.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf("%q", time.Duration(d).String())), nil
+}
+
+// MarshalYAML writes the duration in Go syntax.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

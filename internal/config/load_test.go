@@ -1,0 +1,534 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sluice-gateway/sluice/internal/secret"
+)
+
+const (
+	testFile      = "test.yaml"
+	referencePath = "../../examples/sluice.yaml"
+	betaDigest    = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+)
+
+// referenceEnv sets every variable examples/sluice.yaml uses.
+var referenceEnv = map[string]string{
+	"SLUICE_ADMIN_KEY":           "admin-secret",
+	"PTU_API_KEY":                "ptu-secret",
+	"PAYG_WESTEUROPE_API_KEY":    "westeurope-secret",
+	"PAYG_FRANCECENTRAL_API_KEY": "francecentral-secret",
+	"TEAM_ALPHA_KEY":             "alpha-secret",
+	"TEAM_BETA_KEY_SHA256":       betaDigest,
+}
+
+// envFrom returns a lookupEnv that knows only m.
+func envFrom(m map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+// noEnv is a lookupEnv with nothing set.
+func noEnv(string) (string, bool) { return "", false }
+
+// errorLines returns the lines of err, or nil for no error.
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+var cmpSecrets = cmp.Comparer(func(a, b secret.Value) bool { return a.Reveal() == b.Reveal() })
+
+func dur(d time.Duration) Duration { return Duration(d) }
+func ptr[T any](v T) *T            { return &v }
+
+func TestParseReference(t *testing.T) {
+	data, err := os.ReadFile(referencePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse("sluice.yaml", data, envFrom(referenceEnv))
+	if err != nil {
+		t.Fatalf("Parse(reference) error:\n%v", err)
+	}
+	breaker := func(failures int, interval time.Duration, codes ...string) *CircuitBreaker {
+		return &CircuitBreaker{
+			Failures: failures, Interval: dur(interval), StatusCodes: codes,
+			Errors: []string{"timeout", "connection"}, TripDuration: dur(interval * 3), AcceptRetryAfter: true,
+		}
+	}
+	ptuBreaker := breaker(1, time.Minute, "429")
+	ptuBreaker.TripDuration = dur(time.Minute)
+	retryOn := []string{"429", "500-599", "timeout", "connection"}
+	want := &Config{
+		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
+		Admin:  Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
+		State:  State{Store: "memory", OnStoreError: "fail_open"},
+		Usage: Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{
+			"gpt-4o":                 {Input: 2.5, Output: 10, CachedInput: ptr(1.25)},
+			"text-embedding-3-small": {Input: 0.02, CachedInput: ptr(0.02)},
+		}}},
+		Metrics: Metrics{Prometheus: true, Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region", "client_ip"}},
+		Backends: []Backend{
+			{
+				Name: "ptu-swedencentral", Kind: "azure-openai", URL: "http://127.0.0.1:9101", Region: "swedencentral",
+				APIVersion: "2024-10-21", Auth: BackendAuth{APIKey: secret.New("ptu-secret")},
+				Deployments: map[string]string{"gpt-4o": "gpt-4o-ptu"}, Timeout: dur(120 * time.Second),
+				CircuitBreaker: ptuBreaker,
+			},
+			{
+				Name: "payg-westeurope", Kind: "azure-openai", URL: "http://127.0.0.1:9102", Region: "westeurope",
+				APIVersion: "2024-10-21", Auth: BackendAuth{APIKey: secret.New("westeurope-secret")},
+				Deployments: map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
+				Timeout:     dur(120 * time.Second), CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
+			},
+			{
+				Name: "payg-francecentral", Kind: "openai", URL: "http://127.0.0.1:9103", Region: "francecentral",
+				Auth:        BackendAuth{APIKey: secret.New("francecentral-secret")},
+				Deployments: map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
+				Timeout:     dur(120 * time.Second), CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
+			},
+		},
+		Pools: []Pool{
+			{Name: "chat", Strategy: "round_robin", Members: []Member{
+				{Backend: "ptu-swedencentral", Priority: 1, Weight: 1},
+				{Backend: "payg-westeurope", Priority: 2, Weight: 3},
+				{Backend: "payg-francecentral", Priority: 2, Weight: 1},
+			}, Retry: Retry{Attempts: 3, On: retryOn}},
+			{Name: "embeddings", Strategy: "round_robin", Members: []Member{
+				{Backend: "payg-westeurope", Priority: 1, Weight: 1},
+				{Backend: "payg-francecentral", Priority: 1, Weight: 1},
+			}, Retry: Retry{Attempts: 2, On: retryOn}},
+		},
+		Models: map[string]string{"gpt-4o": "chat", "text-embedding-3-small": "embeddings"},
+		Products: []Product{
+			{
+				Name: "standard", Models: []string{"gpt-4o", "text-embedding-3-small"},
+				Regions: []string{"swedencentral", "westeurope", "francecentral"},
+				Limits: []Limit{{
+					Key: "subscription", TokensPerMinute: 5000, RequestsPerMinute: 60,
+					TokenQuota: 1000000, TokenQuotaPeriod: "monthly", EstimatePromptTokens: true,
+				}},
+				Budget: &Budget{Amount: 100, Period: "monthly"},
+			},
+			{
+				Name: "premium", Models: []string{"gpt-4o", "text-embedding-3-small"},
+				Limits: []Limit{{Key: "subscription", TokensPerMinute: 50000}, {Key: "product", TokensPerMinute: 200000}},
+			},
+		},
+		Subscriptions: []Subscription{
+			{Name: "team-alpha", Product: "standard", Keys: []secret.Value{secret.New("alpha-secret")}},
+			{Name: "team-beta", Product: "premium", Keys: []secret.Value{secret.New("sha256:" + betaDigest)}},
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
+		t.Errorf("Parse(reference) mismatch (-want +got):\n%s", diff)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Validate() after Parse = %v; want nil", err)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	const text = `
+backends:
+  - name: b
+    url: https://b.example.com
+    auth: { api_key: k }
+    deployments: { m: d }
+    circuit_breaker: {}
+pools:
+  - name: p
+    members: [{ backend: b }]
+models:
+  m: p
+usage:
+  prices:
+    models:
+      m: { input: 3, output: 4 }
+products:
+  - name: pr
+    models: [m]
+    limits: [{ tokens_per_minute: 10 }]
+`
+	got, err := Parse(testFile, []byte(text), noEnv)
+	if err != nil {
+		t.Fatalf("Parse error:\n%v", err)
+	}
+	want := &Config{
+		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
+		State:   State{Store: "memory", OnStoreError: "fail_open"},
+		Usage:   Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
+		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
+		Backends: []Backend{{
+			Name: "b", Kind: "azure-openai", URL: "https://b.example.com", APIVersion: "2024-10-21",
+			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"}, Timeout: dur(120 * time.Second),
+			CircuitBreaker: &CircuitBreaker{
+				Failures: 5, Interval: dur(time.Minute), StatusCodes: []string{"429", "500-599"},
+				Errors: []string{"timeout", "connection"}, TripDuration: dur(time.Minute),
+			},
+		}},
+		Pools:    []Pool{{Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1, Weight: 1}}, Retry: Retry{Attempts: 1}}},
+		Models:   map[string]string{"m": "p"},
+		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "subscription", TokensPerMinute: 10}}}},
+	}
+	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
+		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseDefaultsKeepExplicitValues(t *testing.T) {
+	// Every value differs from its default, including explicit empty lists,
+	// which must not be replaced by the default lists.
+	const text = `
+server: { listen: "0.0.0.0:9000", max_request_bytes: 100, read_header_timeout: 1s, shutdown_grace: 0s }
+admin: { listen: "127.0.0.1:9001" }
+state: { store: "redis://r:6379/0", on_store_error: fail_closed }
+usage: { store: "postgres://u@db/usage", prices: { currency: EUR } }
+metrics: { dimensions: [] }
+backends:
+  - name: b
+    kind: openai
+    url: https://b.example.com
+    auth: { api_key: k }
+    deployments: { m: d }
+    timeout: 5s
+    circuit_breaker: { failures: 2, interval: 2s, status_codes: [], errors: [timeout], trip_duration: 3s }
+pools:
+  - name: p
+    strategy: least_busy
+    members: [{ backend: b, priority: 2, weight: 7 }]
+    retry: { attempts: 4, on: [connection] }
+models: { m: p }
+products:
+  - name: pr
+    models: [m]
+    limits: [{ key: global, requests_per_minute: 1 }]
+`
+	got, err := Parse(testFile, []byte(text), noEnv)
+	if err != nil {
+		t.Fatalf("Parse error:\n%v", err)
+	}
+	want := &Config{
+		Server:  Server{Listen: "0.0.0.0:9000", MaxRequestBytes: 100, ReadHeaderTimeout: dur(time.Second)},
+		Admin:   Admin{Listen: "127.0.0.1:9001"},
+		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed"},
+		Usage:   Usage{Store: "postgres://u@db/usage", Prices: Prices{Currency: "EUR"}},
+		Metrics: Metrics{Dimensions: []string{}},
+		Backends: []Backend{{
+			Name: "b", Kind: "openai", URL: "https://b.example.com",
+			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"}, Timeout: dur(5 * time.Second),
+			CircuitBreaker: &CircuitBreaker{
+				Failures: 2, Interval: dur(2 * time.Second), StatusCodes: []string{},
+				Errors: []string{"timeout"}, TripDuration: dur(3 * time.Second),
+			},
+		}},
+		Pools:    []Pool{{Name: "p", Strategy: "least_busy", Members: []Member{{Backend: "b", Priority: 2, Weight: 7}}, Retry: Retry{Attempts: 4, On: []string{"connection"}}}},
+		Models:   map[string]string{"m": "p"},
+		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "global", RequestsPerMinute: 1}}}},
+	}
+	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
+		t.Errorf("explicit values mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// minimal is a valid configuration for tests that need one small enough to
+// count lines in.
+const minimal = `backends:
+  - name: b
+    url: https://b.example.com
+    auth:
+      api_key: k
+    deployments: { m: d }
+pools:
+  - name: p
+    members: [{ backend: b }]
+models: { m: p }
+`
+
+func TestParseStructure(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []string
+	}{
+		{"empty", "", []string{"test.yaml: the file is empty; want a mapping of sections (server, backends, pools, models, ...)"}},
+		{"only comments", "# nothing\n\n", []string{"test.yaml: the file is empty; want a mapping of sections (server, backends, pools, models, ...)"}},
+		{"null document", "---\n~\n", []string{"test.yaml:2: the file is empty; want a mapping of sections (server, backends, pools, models, ...)"}},
+		{"list at top", "- a\n- b\n", []string{"test.yaml:1: want a mapping of sections (server, backends, pools, models, ...), got a list"}},
+		{"two documents", minimal + "---\nserver: {}\n", []string{"test.yaml:12: a second YAML document starts here; the file must hold exactly one"}},
+		{"syntax error", minimal + "server: 'x\n", []string{"test.yaml:11: found unexpected end of stream"}},
+		{"bad indentation", minimal + "server:\n  listen: a\n bad: b\n", []string{"test.yaml:13: did not find expected key"}},
+		{"unclosed flow list on line 1", "models: [a, b\n", []string{"test.yaml:2: did not find expected ',' or ']'"}},
+		{"tab indentation", "server:\n\tlisten: a\n", []string{"test.yaml:2: found character that cannot start any token"}},
+		{"unquoted variable in a flow mapping", minimal + "server: { listen: ${LISTEN} }\n",
+			[]string{`test.yaml:11: did not find expected ',' or '}' (inside { } or [ ], quote a value that uses ${NAME}: "${NAME}")`}},
+		{"section of wrong shape", minimal + "server: 5\n", []string{"test.yaml:11: server: want a mapping of fields, got a single value"}},
+		{"list of wrong shape", minimal + "products: {}\n", []string{"test.yaml:11: products: want a list, got a mapping"}},
+		{"map of wrong shape", "models: [a]\n", []string{"test.yaml:1: models: want a mapping of names to values, got a list"}},
+		{"string of wrong shape", minimal + "server: { listen: [a] }\n", []string{"test.yaml:11: server.listen: want a string, got a list"}},
+		{"fraction for a whole number", minimal + "server:\n  max_request_bytes: 1.5\n", []string{`test.yaml:12: server.max_request_bytes: want a whole number, got "1.5"`}},
+		{"quoted number", minimal + "server:\n  max_request_bytes: \"10\"\n", []string{`test.yaml:12: server.max_request_bytes: want a whole number, got "10"`}},
+		{"yes for a bool", minimal + "metrics:\n  prometheus: yes\n", []string{`test.yaml:12: metrics.prometheus: want true or false, got "yes"`}},
+		{"duration without unit", minimal + "server:\n  shutdown_grace: 30\n", []string{`test.yaml:12: server.shutdown_grace: want a duration such as 90s, 5m or 1h, got "30"`}},
+		{"negative duration", minimal + "server:\n  shutdown_grace: -1s\n", []string{`test.yaml:12: server.shutdown_grace: want a duration such as 90s, 5m or 1h, got "-1s"`}},
+		{"secret of wrong shape", minimal + "admin:\n  api_key: { a: b }\n", []string{"test.yaml:12: admin.api_key: want a string, got a mapping"}},
+		{"duplicate field", minimal + "server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n", []string{"test.yaml:13: server.listen: duplicate field; first set at line 12"}},
+		{"duplicate map key", "models:\n  m: p\n  m: q\n", []string{"test.yaml:3: models.m: duplicate key; first set at line 2"}},
+		{"key that is not a name", "models:\n  [a]: p\n", []string{"test.yaml:2: models: want a name as key, got a list"}},
+		{"alias cycle", minimal + "server: &s\n  listen: *s\n", []string{"test.yaml:12: server.listen: alias *s refers to a value that contains it"}},
+		{"merge of a scalar", minimal + "server:\n  <<: 5\n", []string{"test.yaml:12: server: a merge key (<<) needs a mapping or a list of mappings that does not contain it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(testFile, []byte(tt.text), noEnv)
+			if diff := cmp.Diff(tt.want, errorLines(err)); diff != "" {
+				t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+			}
+			if cfg != nil {
+				t.Errorf("Parse returned a Config with errors; want nil")
+			}
+		})
+	}
+}
+
+func TestParseUnknownField(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want string
+	}{
+		{"top level", minimal + "serverr: {}\n",
+			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, backends, pools, models, products, subscriptions)"},
+		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
+			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)"},
+		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),
+			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, circuit_breaker)"},
+		{"nested in list element", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breaker: { failure: 2 }", 1),
+			"test.yaml:6: backends[0].circuit_breaker.failure: unknown field (known: failures, interval, status_codes, errors, trip_duration, accept_retry_after)"},
+		{"flow mapping in nested list", strings.Replace(minimal, "{ backend: b }", "{ backend: b, wieght: 2 }", 1),
+			"test.yaml:9: pools[0].members[0].wieght: unknown field (known: backend, priority, weight)"},
+		{"map value", minimal + "usage:\n  prices:\n    models:\n      m:\n        inptu: 1\n",
+			"test.yaml:15: usage.prices.models.m.inptu: unknown field (known: input, output, cached_input)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(testFile, []byte(tt.text), noEnv)
+			if diff := cmp.Diff([]string{tt.want}, errorLines(err)); diff != "" {
+				t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseMergeKeys(t *testing.T) {
+	const withAnchor = `backends:
+  - &common
+    name: a
+    url: https://a.example.com
+    auth: { api_key: k }
+    deployments: { m: d }
+    timeout: 5s
+  - <<: *common
+    name: b
+pools:
+  - name: p
+    members: [{ backend: a }, { backend: b }]
+models: { m: p }
+`
+	cfg, err := Parse(testFile, []byte(withAnchor), noEnv)
+	if err != nil {
+		t.Fatalf("Parse error:\n%v", err)
+	}
+	b := cfg.Backends[1]
+	if b.Name != "b" || b.URL != "https://a.example.com" || b.Timeout != dur(5*time.Second) || b.Deployments["m"] != "d" {
+		t.Errorf("merged backend = %+v; want name b with the url, timeout and deployments of a", b)
+	}
+}
+
+func TestParseEnv(t *testing.T) {
+	env := map[string]string{
+		"KEY": "k-from-env", "EMPTY": "", "MAX": "1024", "WORD": "lots", "GRACE": "5s",
+		"YES": "true", "NUM": "0123", "HOST": "b.example.com",
+	}
+	tests := []struct {
+		name  string
+		edit  [2]string
+		check func(*Config) string // returns what was wrong, or ""
+		want  []string
+	}{
+		{name: "secret", edit: [2]string{"api_key: k", "api_key: ${KEY}"},
+			check: func(c *Config) string { return want(c.Backends[0].Auth.APIKey.Reveal(), "k-from-env") }},
+		{name: "part of a value", edit: [2]string{"https://b.example.com", "https://${HOST}:8443"},
+			check: func(c *Config) string { return want(c.Backends[0].URL, "https://b.example.com:8443") }},
+		{name: "escaped", edit: [2]string{"api_key: k", "api_key: $${KEY}"},
+			check: func(c *Config) string { return want(c.Backends[0].Auth.APIKey.Reveal(), "${KEY}") }},
+		{name: "other dollars are kept", edit: [2]string{"api_key: k", "api_key: pa$$w$rd${ not a name }$"},
+			check: func(c *Config) string { return want(c.Backends[0].Auth.APIKey.Reveal(), "pa$$w$rd${ not a name }$") }},
+		{name: "number looking string stays a string", edit: [2]string{"name: b", "name: b\n    region: ${NUM}"},
+			check: func(c *Config) string { return want(c.Backends[0].Region, "0123") }},
+		{name: "typed values", edit: [2]string{"models:", "server:\n  max_request_bytes: ${MAX}\n  shutdown_grace: ${GRACE}\nmetrics:\n  prometheus: ${YES}\nadmin: { listen: \"127.0.0.1:1\" }\nmodels:"},
+			check: func(c *Config) string {
+				if c.Server.MaxRequestBytes != 1024 || c.Server.ShutdownGrace != dur(5*time.Second) || !c.Metrics.Prometheus {
+					return "max_request_bytes, shutdown_grace or prometheus not taken from the environment"
+				}
+				return ""
+			}},
+		{name: "typed values quoted in a flow mapping", edit: [2]string{"models:", "server: { max_request_bytes: \"${MAX}\" }\nmodels:"},
+			check: func(c *Config) string {
+				if c.Server.MaxRequestBytes != 1024 {
+					return "max_request_bytes not taken from the environment"
+				}
+				return ""
+			}},
+		{name: "explicit string tag is kept", edit: [2]string{"models:", "server: { max_request_bytes: !!str \"${MAX}\" }\nmodels:"},
+			want: []string{"test.yaml:10: server.max_request_bytes: want a whole number (the value comes from the environment)"}},
+		{name: "unset", edit: [2]string{"api_key: k", "api_key: ${PTU_API_KEY}"},
+			want: []string{"test.yaml:5: backends[0].auth.api_key: environment variable PTU_API_KEY is not set"}},
+		{name: "two unset in one value", edit: [2]string{"https://b.example.com", "https://${A}.example.com/${B}"},
+			want: []string{
+				"test.yaml:3: backends[0].url: environment variable A is not set",
+				"test.yaml:3: backends[0].url: environment variable B is not set",
+			}},
+		{name: "set but empty is judged by validation", edit: [2]string{"api_key: k", "api_key: ${EMPTY}"},
+			want: []string{"test.yaml:5: backends[0].auth.api_key: required"}},
+		{name: "not a number", edit: [2]string{"models:", "server: { max_request_bytes: \"${WORD}\" }\nmodels:"},
+			want: []string{"test.yaml:10: server.max_request_bytes: want a whole number (the value comes from the environment)"}},
+		{name: "empty number", edit: [2]string{"models:", "server:\n  max_request_bytes: ${EMPTY}\nmodels:"},
+			want: []string{"test.yaml:11: server.max_request_bytes: want a whole number (the value comes from the environment)"}},
+		{name: "keys are not expanded", edit: [2]string{"{ m: d }", "{ m: d, \"${KEY}\": d }"},
+			check: func(c *Config) string { return want(c.Backends[0].Deployments["${KEY}"], "d") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(minimal, tt.edit[0], tt.edit[1], 1)
+			cfg, err := Parse(testFile, []byte(text), envFrom(env))
+			if diff := cmp.Diff(tt.want, errorLines(err)); diff != "" {
+				t.Fatalf("Parse errors mismatch (-want +got):\n%s", diff)
+			}
+			if tt.check != nil {
+				if msg := tt.check(cfg); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
+	}
+}
+
+// want returns "" when got equals want, or says how they differ.
+func want(got, want string) string {
+	if got == want {
+		return ""
+	}
+	return "got " + got + "; want " + want
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	const text = `server:
+  listen: nowhere
+  lisen: 127.0.0.1:1
+backends:
+  - name: b
+    url: ftp://b.example.com
+    auth:
+      api_key: ${UNSET}
+    deployments: { m: d }
+    timeout: 0s
+pools:
+  - name: p
+    strategy: fastest
+    members: [{ backend: b, weight: 0 }, { backend: c }]
+models: { m: p, n: q }
+subscriptions:
+  - name: s
+    product: gold
+    keys: [abc, abc]
+`
+	want := []string{
+		`test.yaml:2: server.listen: "nowhere" is not host:port with a port from 0 to 65535, such as 127.0.0.1:8080`,
+		"test.yaml:3: server.lisen: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)",
+		"test.yaml:6: backends[0].url: must be an absolute http or https URL with a host, such as https://NAME.openai.azure.com",
+		"test.yaml:8: backends[0].auth.api_key: environment variable UNSET is not set",
+		"test.yaml:10: backends[0].timeout: must be greater than 0",
+		`test.yaml:13: pools[0].strategy: "fastest" is not allowed; want round_robin, least_latency or least_busy`,
+		"test.yaml:14: pools[0].members[0].weight: must be at least 1",
+		`test.yaml:14: pools[0].members[1].backend: no backend is named "c"`,
+		`test.yaml:15: models.n: no pool is named "q"`,
+		`test.yaml:18: subscriptions[0].product: no product is named "gold"`,
+		"test.yaml:19: subscriptions[0].keys[1]: same key as subscriptions[0].keys[0]",
+	}
+	_, err := Parse(testFile, []byte(text), noEnv)
+	if diff := cmp.Diff(want, errorLines(err)); diff != "" {
+		t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("errors.As(err, *Errors) = false; want true")
+	}
+	var one *Error
+	if !errors.As(err, &one) || one.File != testFile || one.Line != 2 || one.Path != "server.listen" {
+		t.Errorf("errors.As(err, **Error) = %+v; want the first problem, at test.yaml:2 server.listen", one)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(path, []byte(minimal+"server: { listen: oops }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, noEnv)
+	wantLine := path + `:11: server.listen: "oops" is not host:port with a port from 0 to 65535, such as 127.0.0.1:8080`
+	if diff := cmp.Diff([]string{wantLine}, errorLines(err)); diff != "" {
+		t.Errorf("Load errors mismatch (-want +got):\n%s", diff)
+	}
+
+	_, err = Load(filepath.Join(t.TempDir(), "missing.yaml"), noEnv)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) = %v; want an error wrapping fs.ErrNotExist", err)
+	}
+
+	t.Setenv("SLUICE_TEST_KEY", "from-os")
+	if err := os.WriteFile(path, []byte(strings.Replace(minimal, "api_key: k", "api_key: ${SLUICE_TEST_KEY}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load(nil lookupEnv) error: %v", err)
+	}
+	if got := cfg.Backends[0].Auth.APIKey.Reveal(); got != "from-os" {
+		t.Errorf("api_key with nil lookupEnv = %q; want %q from os.LookupEnv", got, "from-os")
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{File: "f.yaml", Line: 3, Path: "a.b", Msg: "bad"}, "f.yaml:3: a.b: bad"},
+		{&Error{File: "f.yaml", Path: "a.b", Msg: "bad"}, "f.yaml: a.b: bad"},
+		{&Error{File: "f.yaml", Line: 3, Msg: "bad"}, "f.yaml:3: bad"},
+		{&Error{Path: "a.b", Msg: "bad"}, "a.b: bad"},
+		{&Error{Line: 3, Msg: "bad"}, "line 3: bad"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q; want %q", got, tt.want)
+		}
+	}
+	errs := Errors{tests[0].err, tests[3].err}
+	if got, want := errs.Error(), "f.yaml:3: a.b: bad\na.b: bad"; got != want {
+		t.Errorf("Errors.Error() = %q; want %q", got, want)
+	}
+}

@@ -1,0 +1,243 @@
+package config
+
+import (
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// apiVersion is what an Azure api-version looks like (2024-10-21,
+// 2025-04-01-preview, preview); it is sent in a query string.
+var apiVersion = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+func (c *Config) validateBackends(p *problems) {
+	if len(c.Backends) == 0 {
+		p.add("backends", "at least one backend is required")
+	}
+	seen := names{}
+	for i, b := range c.Backends {
+		path := index("backends", i)
+		if checkName(p, field(path, "name"), b.Name) {
+			seen.claim(p, field(path, "name"), b.Name)
+		}
+		oneOf(p, field(path, "kind"), b.Kind, "azure-openai", "openai")
+		checkBackendURL(p, field(path, "url"), b.URL)
+		if b.Region != "" {
+			checkName(p, field(path, "region"), b.Region)
+		}
+		switch {
+		case b.Kind == "azure-openai" && b.APIVersion == "":
+			p.add(field(path, "api_version"), "required for kind azure-openai")
+		case b.Kind == "azure-openai" && !apiVersion.MatchString(b.APIVersion):
+			p.add(field(path, "api_version"), "%s is not an api-version such as 2024-10-21", quote(b.APIVersion))
+		case b.Kind == "openai" && b.APIVersion != "":
+			p.add(field(path, "api_version"), "applies only to kind azure-openai")
+		}
+		checkAuth(p, field(path, "auth"), b.Auth)
+		checkDeployments(p, field(path, "deployments"), b)
+		positive(p, field(path, "timeout"), b.Timeout)
+		if b.CircuitBreaker != nil {
+			checkBreaker(p, field(path, "circuit_breaker"), b.CircuitBreaker)
+		}
+	}
+}
+
+// checkBackendURL never quotes the URL: it may carry credentials.
+func checkBackendURL(p *problems, path, raw string) {
+	if raw == "" {
+		p.add(path, "required")
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.add(path, "must be an absolute http or https URL with a host, such as https://NAME.openai.azure.com")
+	case u.User != nil:
+		p.add(path, "must not hold credentials; put the key in auth.api_key")
+	case u.RawQuery != "" || u.ForceQuery:
+		p.add(path, "must not have a query")
+	case u.Fragment != "":
+		p.add(path, "must not have a fragment")
+	}
+}
+
+func checkAuth(p *problems, path string, a BackendAuth) {
+	if a.ManagedIdentity != nil {
+		p.add(field(path, "managed_identity"), "managed_identity is not supported yet; use api_key")
+		return
+	}
+	k := a.APIKey.Reveal()
+	switch {
+	case k == "":
+		p.add(field(path, "api_key"), "required")
+	case strings.TrimSpace(k) != k:
+		p.add(field(path, "api_key"), "must not start or end with white space")
+	}
+}
+
+func checkDeployments(p *problems, path string, b Backend) {
+	if len(b.Deployments) == 0 {
+		p.add(path, "at least one deployment (model: deployment name) is required")
+	}
+	for _, model := range sortedKeys(b.Deployments) {
+		mp := key(path, model)
+		if !checkName(p, mp, model) {
+			continue
+		}
+		d := b.Deployments[model]
+		switch {
+		case d == "":
+			p.add(mp, "a deployment name is required")
+		case b.Kind == "azure-openai" && strings.ContainsAny(d, "/?#%"):
+			p.add(mp, "%s cannot be an Azure deployment name: it must not contain /, ?, # or %%", quote(d))
+		case strings.IndexFunc(d, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			p.add(mp, "%s must not contain white space or control characters", quote(d))
+		}
+	}
+}
+
+// failureErrors are the transport errors a breaker or a retry can count.
+var failureErrors = []string{"timeout", "connection"}
+
+func checkBreaker(p *problems, path string, cb *CircuitBreaker) {
+	if cb.Failures < 1 {
+		p.add(field(path, "failures"), "must be at least 1")
+	}
+	positive(p, field(path, "interval"), cb.Interval)
+	for j, s := range cb.StatusCodes {
+		if _, _, err := ParseStatusRange(s); err != nil {
+			p.add(index(field(path, "status_codes"), j), "%v", err)
+		}
+	}
+	seen := map[string]bool{}
+	for j, e := range cb.Errors {
+		ep := index(field(path, "errors"), j)
+		if oneOf(p, ep, e, failureErrors...) && seen[e] {
+			p.add(ep, "%q is listed twice", e)
+		}
+		seen[e] = true
+	}
+	if len(cb.StatusCodes) == 0 && len(cb.Errors) == 0 {
+		p.add(path, "counts no failures: status_codes and errors are both empty")
+	}
+	positive(p, field(path, "trip_duration"), cb.TripDuration)
+}
+
+// backendIndex maps each backend name to the index of its first definition.
+func (c *Config) backendIndex() map[string]int {
+	idx := map[string]int{}
+	for i, b := range c.Backends {
+		if _, dup := idx[b.Name]; !dup {
+			idx[b.Name] = i
+		}
+	}
+	return idx
+}
+
+// poolIndex maps each pool name to the index of its first definition.
+func (c *Config) poolIndex() map[string]int {
+	idx := map[string]int{}
+	for i, pl := range c.Pools {
+		if _, dup := idx[pl.Name]; !dup {
+			idx[pl.Name] = i
+		}
+	}
+	return idx
+}
+
+const maxAttempts = 10
+
+func (c *Config) validatePools(p *problems) {
+	if len(c.Pools) == 0 {
+		p.add("pools", "at least one pool is required")
+	}
+	backends := c.backendIndex()
+	seen := names{}
+	for i, pl := range c.Pools {
+		path := index("pools", i)
+		if checkName(p, field(path, "name"), pl.Name) {
+			seen.claim(p, field(path, "name"), pl.Name)
+		}
+		oneOf(p, field(path, "strategy"), pl.Strategy, "round_robin", "least_latency", "least_busy")
+		if len(pl.Members) == 0 {
+			p.add(field(path, "members"), "at least one member is required")
+		}
+		inPool := map[string]string{}
+		for j, m := range pl.Members {
+			mp := index(field(path, "members"), j)
+			bp := field(mp, "backend")
+			if m.Backend == "" {
+				p.add(bp, "required")
+			} else {
+				if _, ok := backends[m.Backend]; !ok {
+					p.add(bp, "no backend is named %q", m.Backend)
+				} else if first, dup := inPool[m.Backend]; dup {
+					p.add(bp, "backend %q is already in this pool as %s", m.Backend, first)
+				} else {
+					inPool[m.Backend] = mp
+				}
+			}
+			if m.Priority < 1 {
+				p.add(field(mp, "priority"), "must be at least 1")
+			}
+			if m.Weight < 1 {
+				p.add(field(mp, "weight"), "must be at least 1")
+			}
+		}
+		checkRetry(p, field(path, "retry"), pl.Retry)
+	}
+}
+
+func checkRetry(p *problems, path string, r Retry) {
+	if r.Attempts < 1 || r.Attempts > maxAttempts {
+		p.add(field(path, "attempts"), "must be from 1 to %d", maxAttempts)
+	}
+	seen := map[string]bool{}
+	for j, on := range r.On {
+		op := index(field(path, "on"), j)
+		if _, _, err := ParseStatusRange(on); err != nil && !slices.Contains(failureErrors, on) {
+			p.add(op, "%s is not a status code, a range such as 500-599, timeout or connection", quote(on))
+		} else if seen[on] {
+			p.add(op, "%q is listed twice", on)
+		}
+		seen[on] = true
+	}
+	if r.Attempts > 1 && len(r.On) == 0 {
+		p.add(field(path, "on"), "empty, so attempts: %d never retries; list what to retry, such as [\"429\", \"500-599\", timeout, connection]", r.Attempts)
+	}
+}
+
+func (c *Config) validateModels(p *problems) {
+	if len(c.Models) == 0 {
+		p.add("models", "at least one model is required")
+	}
+	pools, backends := c.poolIndex(), c.backendIndex()
+	for _, model := range sortedKeys(c.Models) {
+		path := key("models", model)
+		if !checkName(p, path, model) {
+			continue
+		}
+		name := c.Models[model]
+		pi, ok := pools[name]
+		switch {
+		case name == "":
+			p.add(path, "a pool name is required")
+			continue
+		case !ok:
+			p.add(path, "no pool is named %q", name)
+			continue
+		}
+		for _, m := range c.Pools[pi].Members {
+			bi, ok := backends[m.Backend]
+			if !ok {
+				continue
+			}
+			if _, ok := c.Backends[bi].Deployments[model]; !ok {
+				p.add(field(index("backends", bi), "deployments"),
+					"no deployment for model %q, which pool %q sends to this backend", model, name)
+			}
+		}
+	}
+}
