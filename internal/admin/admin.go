@@ -1,0 +1,120 @@
+// Package admin serves the operator listener: liveness and readiness probes,
+// the effective config with its secrets redacted, and config reloads. It is
+// never served on the client port. Everything under /admin/ needs the admin
+// key; the probes do not.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/sluice-gateway/sluice/internal/auth"
+	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/wire"
+)
+
+// Options configure the admin handler.
+type Options struct {
+	// Table returns the routing table in force; the admin key and the
+	// effective config are read from it.
+	Table func() *route.Table
+	// Reload loads the config again and swaps it in; on error the old one
+	// stays in force.
+	Reload func() error
+	// Ready reports whether the gateway takes traffic (false while shutting down).
+	Ready func() bool
+	// Logger receives a line per admin action.
+	Logger *slog.Logger
+}
+
+// New returns the admin handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &handler{o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /admin/config", a.guard(a.config))
+	mux.HandleFunc("POST /admin/reload", a.guard(a.reload))
+	mux.HandleFunc("/", a.notFound)
+	return mux
+}
+
+type handler struct{ o Options }
+
+func (a *handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if a.o.Ready != nil && !a.o.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (a *handler) notFound(w http.ResponseWriter, r *http.Request) {
+	wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
+		"No admin API at "+r.Method+" "+r.URL.Path+".").Write(w)
+}
+
+// guard requires the admin key, as api-key or Authorization: Bearer.
+func (a *handler) guard(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		want := a.o.Table().Config.Admin.APIKey
+		if want.IsZero() {
+			wire.NewError(http.StatusForbidden, wire.TypePermission, "admin_disabled",
+				"The admin API is disabled: set admin.api_key to enable it.").Write(w)
+			return
+		}
+		got, ok := auth.KeyFromRequest(r)
+		if !ok || !equalKeys(got, want.Reveal()) {
+			wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
+				"The admin key is missing or wrong.").Write(w)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// equalKeys compares in constant time, whatever the lengths.
+func equalKeys(a, b string) bool {
+	da, db := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(da[:], db[:]) == 1
+}
+
+// config shows the effective config; secrets marshal as [REDACTED].
+func (a *handler) config(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.o.Table().Config)
+}
+
+func (a *handler) reload(w http.ResponseWriter, _ *http.Request) {
+	if err := a.o.Reload(); err != nil {
+		a.o.Logger.Warn("config reload refused; the previous config stays in force", "err", err)
+		e := wire.NewError(http.StatusUnprocessableEntity, wire.TypeInvalidRequest, "invalid_config",
+			"The new config was refused and the previous one stays in force:\n"+err.Error())
+		e.Write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error", "Could not encode the answer.").Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

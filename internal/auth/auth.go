@@ -1,0 +1,118 @@
+// Package auth finds the subscription key in a client request and looks it up
+// among the configured keys. Keys are held only as SHA-256 digests, so a
+// memory dump or the effective config never shows one, and are compared in
+// constant time.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// DigestPrefix marks a key given in config as its SHA-256 hex digest.
+const DigestPrefix = "sha256:"
+
+// Digest is the SHA-256 digest of a key.
+type Digest [sha256.Size]byte
+
+// DigestOf returns the digest of a clear key.
+func DigestOf(key string) Digest { return sha256.Sum256([]byte(key)) }
+
+// ErrBadDigest is returned by ParseKey for a malformed "sha256:" key.
+var ErrBadDigest = errors.New("a sha256: key must be followed by 64 hex characters")
+
+// ParseKey returns the digest of a configured key: "sha256:<hex>" is taken as
+// the digest itself, anything else as a clear key.
+func ParseKey(s string) (Digest, error) {
+	var d Digest
+	hexs, ok := strings.CutPrefix(s, DigestPrefix)
+	if !ok {
+		return DigestOf(s), nil
+	}
+	if len(hexs) != 2*len(d) {
+		return d, ErrBadDigest
+	}
+	if _, err := hex.Decode(d[:], []byte(hexs)); err != nil {
+		return d, ErrBadDigest
+	}
+	return d, nil
+}
+
+// Index maps key digests to values, such as subscriptions. It is immutable
+// once built and safe for concurrent use.
+type Index[T any] struct {
+	m map[Digest]entry[T]
+}
+
+type entry[T any] struct {
+	d Digest
+	v T
+}
+
+// NewIndex returns an empty Index.
+func NewIndex[T any]() *Index[T] { return &Index[T]{m: make(map[Digest]entry[T])} }
+
+// Add maps the digest d to v. It fails when d is already present.
+func (ix *Index[T]) Add(d Digest, v T) error {
+	if _, dup := ix.m[d]; dup {
+		return fmt.Errorf("key used twice")
+	}
+	ix.m[d] = entry[T]{d: d, v: v}
+	return nil
+}
+
+// Len returns the number of keys.
+func (ix *Index[T]) Len() int { return len(ix.m) }
+
+// Lookup returns the value of a clear key presented by a client.
+//
+// The map is keyed by digest, so the lookup's timing depends only on the
+// digest of what the client sent, which tells it nothing about any
+// configured key; the final comparison is constant time all the same.
+func (ix *Index[T]) Lookup(key string) (T, bool) {
+	d := DigestOf(key)
+	e, ok := ix.m[d]
+	if !ok || !Equal(e.d, d) {
+		var zero T
+		return zero, false
+	}
+	return e.v, true
+}
+
+// Equal compares two digests in constant time.
+func Equal(a, b Digest) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// KeyFromRequest returns the subscription key a client sent, looking where
+// Azure API Management and the OpenAI SDKs put it: the api-key and
+// Ocp-Apim-Subscription-Key headers, Authorization: Bearer, and the
+// subscription-key and api-key query parameters. The first one present wins.
+func KeyFromRequest(r *http.Request) (string, bool) {
+	if k := r.Header.Get("Api-Key"); k != "" {
+		return k, true
+	}
+	if k := r.Header.Get("Ocp-Apim-Subscription-Key"); k != "" {
+		return k, true
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			if k := strings.TrimSpace(h[7:]); k != "" {
+				return k, true
+			}
+		}
+	}
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		if k := q.Get("subscription-key"); k != "" {
+			return k, true
+		}
+		if k := q.Get("api-key"); k != "" {
+			return k, true
+		}
+	}
+	return "", false
+}

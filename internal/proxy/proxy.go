@@ -1,0 +1,239 @@
+// Package proxy is the request pipeline: it authenticates a client request,
+// reads what routing needs from its body, picks a backend through the
+// model's pool, forwards the request with the backend's credential, and
+// passes the answer back, streams event by event.
+//
+// Dependencies point one way: proxy uses the route table and the mechanisms
+// below it (balance, backend, auth, wire, sse); none of them imports proxy.
+// The app package wires proxy to listeners; nothing below app imports it.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/wire"
+)
+
+// Options configure a Handler.
+type Options struct {
+	// Table returns the routing table in force. It is called once per
+	// request, so a reload never changes a request half-way.
+	Table func() *route.Table
+	// Logger receives one access-log line per request. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the client-facing API. It is safe for concurrent use.
+type Handler struct {
+	table func() *route.Table
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Handler.
+func New(opts Options) *Handler {
+	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// route is what the path says.
+type pathKind uint8
+
+const (
+	pathUnknown pathKind = iota
+	pathOperation
+	pathModels
+)
+
+// parsePath recognises the client-facing paths:
+//
+//	/openai/deployments/{deployment}/chat/completions | completions | embeddings
+//	/openai/v1/chat/completions | completions | embeddings | responses | models
+//	/v1/chat/completions | completions | embeddings | responses | models
+func parsePath(p string) (kind pathKind, op wire.Operation, deployment string) {
+	switch {
+	case strings.HasPrefix(p, "/openai/deployments/"):
+		rest := p[len("/openai/deployments/"):]
+		i := strings.IndexByte(rest, '/')
+		if i <= 0 {
+			return pathUnknown, 0, ""
+		}
+		op = wire.OperationFromPath(rest[i:])
+		if op == wire.OpUnknown || op == wire.OpResponses {
+			return pathUnknown, 0, ""
+		}
+		return pathOperation, op, rest[:i]
+	case strings.HasPrefix(p, "/openai/v1/"):
+		p = p[len("/openai/v1"):]
+	case strings.HasPrefix(p, "/v1/"):
+		p = p[len("/v1"):]
+	default:
+		return pathUnknown, 0, ""
+	}
+	if p == "/models" {
+		return pathModels, 0, ""
+	}
+	if op = wire.OperationFromPath(p); op != wire.OpUnknown {
+		return pathOperation, op, ""
+	}
+	return pathUnknown, 0, ""
+}
+
+// ServeHTTP serves one client request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := exchange{h: h, w: w, r: r, start: h.now()}
+	x.id = requestID(r.Header.Get("X-Request-Id"))
+	w.Header().Set("X-Request-Id", x.id)
+	defer x.finish()
+	x.serve()
+}
+
+// exchange is one request's state, from arrival to the access-log line.
+type exchange struct {
+	h     *Handler
+	w     http.ResponseWriter
+	r     *http.Request
+	start time.Time
+	id    string
+
+	table        *route.Table
+	subscription *route.Subscription
+	model        string
+	backendName  string
+	stream       bool
+	status       int  // the status sent, or 499 when the client went away first
+	started      bool // the response status was written
+	abort        bool // the response broke off: abort the connection after logging
+	outcome      string
+}
+
+func (x *exchange) serve() {
+	kind, op, deployment := parsePath(x.r.URL.Path)
+	switch kind {
+	case pathUnknown:
+		x.fail(wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
+			"No API at "+x.r.Method+" "+x.r.URL.Path+". Sluice serves the OpenAI (/v1/...) and Azure OpenAI (/openai/deployments/{deployment}/...) APIs."))
+		return
+	case pathModels:
+		if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
+			x.w.Header().Set("Allow", "GET, HEAD")
+			x.fail(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+				"Use GET to list models."))
+			return
+		}
+	case pathOperation:
+		if x.r.Method != http.MethodPost {
+			x.w.Header().Set("Allow", "POST")
+			x.fail(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+				"Use POST for "+x.r.URL.Path+"."))
+			return
+		}
+	}
+	x.table = x.h.table()
+	if !x.authenticate() {
+		return
+	}
+	if kind == pathModels {
+		x.listModels()
+		return
+	}
+	x.forward(op, deployment)
+}
+
+func (x *exchange) authenticate() bool {
+	key, ok := keyFromRequest(x.r)
+	if !ok {
+		x.fail(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "missing_api_key",
+			"No subscription key. Send it in the api-key header, Ocp-Apim-Subscription-Key, or Authorization: Bearer."))
+		return false
+	}
+	sub, ok := x.table.Subscription(key)
+	if !ok {
+		x.fail(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
+			"The subscription key is not valid."))
+		return false
+	}
+	x.subscription = sub
+	return true
+}
+
+// fail answers with a gateway error, unless the response has begun.
+func (x *exchange) fail(e *wire.Error) {
+	x.outcome = e.Code
+	if x.started {
+		return
+	}
+	x.status = e.Status
+	x.started = true
+	e.Write(x.w)
+}
+
+// finish recovers a panic into a 500, writes the access-log line, and aborts
+// the connection when the response broke off half-way.
+func (x *exchange) finish() {
+	if v := recover(); v != nil {
+		x.h.log.Error("panic serving request", "request_id", x.id, "panic", v, "stack", string(debug.Stack()))
+		if x.started {
+			x.abort = true
+		}
+		x.fail(wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error",
+			"Sluice failed to serve the request. The request id is "+x.id+"."))
+	}
+	x.log()
+	if x.abort {
+		// The standard library's way to close the connection without
+		// finishing the response; it logs nothing.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (x *exchange) log() {
+	status := x.status
+	if status == 0 {
+		status = 499
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs,
+		slog.String("request_id", x.id),
+		slog.String("method", x.r.Method),
+		slog.String("path", x.r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", x.h.now().Sub(x.start)),
+	)
+	if x.subscription != nil {
+		attrs = append(attrs, slog.String("subscription", x.subscription.Name))
+	}
+	if x.model != "" {
+		attrs = append(attrs, slog.String("model", x.model))
+	}
+	if x.backendName != "" {
+		attrs = append(attrs, slog.String("backend", x.backendName))
+	}
+	if x.stream {
+		attrs = append(attrs, slog.Bool("stream", true))
+	}
+	if x.outcome != "" {
+		attrs = append(attrs, slog.String("error", x.outcome))
+	}
+	x.h.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// clientGone reports whether the client cancelled or disconnected.
+func (x *exchange) clientGone() bool {
+	return errors.Is(x.r.Context().Err(), context.Canceled)
+}

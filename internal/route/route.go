@@ -1,0 +1,148 @@
+// Package route compiles a validated config into the immutable routing table
+// the request path reads: key digests to subscriptions, subscriptions to
+// products, model names to pools, pools to backends. A reload compiles a new
+// Table and swaps it in whole; backends that still exist keep their live state.
+package route
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/sluice-gateway/sluice/internal/auth"
+	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/balance"
+	"github.com/sluice-gateway/sluice/internal/config"
+)
+
+// Table is a compiled config. It is immutable and safe for concurrent use.
+type Table struct {
+	// Config is the effective config it was compiled from. Do not modify.
+	Config *config.Config
+	// Backends by name.
+	Backends map[string]*backend.Backend
+
+	keys     *auth.Index[*Subscription]
+	models   map[string]*Model
+	products map[string]*Product
+	pools    map[string]*balance.Pool
+}
+
+// Subscription is a caller.
+type Subscription struct {
+	Name    string
+	Product *Product
+}
+
+// Product is what its subscriptions may use.
+type Product struct {
+	Name string
+	// Models the product may use, sorted.
+	Models  []string
+	allowed map[string]bool
+}
+
+// Allows reports whether the product may use model.
+func (p *Product) Allows(model string) bool { return p.allowed[model] }
+
+// Model is a model clients may ask for.
+type Model struct {
+	Name string
+	Pool *balance.Pool
+}
+
+// Compile builds a Table from a validated config. prev, the table in use, may
+// be nil; its backends' states are carried over to backends of the same name
+// and URL.
+func Compile(cfg *config.Config, prev *Table) (*Table, error) {
+	t := &Table{
+		Config:   cfg,
+		Backends: make(map[string]*backend.Backend, len(cfg.Backends)),
+		keys:     auth.NewIndex[*Subscription](),
+		models:   make(map[string]*Model, len(cfg.Models)),
+		products: make(map[string]*Product, len(cfg.Products)),
+		pools:    make(map[string]*balance.Pool, len(cfg.Pools)),
+	}
+	for _, bc := range cfg.Backends {
+		st := backend.NewState()
+		if prev != nil {
+			if old, ok := prev.Backends[bc.Name]; ok && old.URL() == bc.URL {
+				st = old.State
+			}
+		}
+		b, err := backend.New(bc, st)
+		if err != nil {
+			return nil, err
+		}
+		t.Backends[bc.Name] = b
+	}
+	for _, pc := range cfg.Pools {
+		strategy, err := balance.ParseStrategy(pc.Strategy)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+		}
+		members := make([]balance.Member, 0, len(pc.Members))
+		for _, mc := range pc.Members {
+			b, ok := t.Backends[mc.Backend]
+			if !ok {
+				return nil, fmt.Errorf("pool %s: no backend %q", pc.Name, mc.Backend)
+			}
+			members = append(members, balance.Member{Backend: b, Priority: mc.Priority, Weight: mc.Weight})
+		}
+		t.pools[pc.Name] = balance.NewPool(pc.Name, strategy, members)
+	}
+	for name, pool := range cfg.Models {
+		p, ok := t.pools[pool]
+		if !ok {
+			return nil, fmt.Errorf("model %s: no pool %q", name, pool)
+		}
+		t.models[name] = &Model{Name: name, Pool: p}
+	}
+	for _, pc := range cfg.Products {
+		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models))}
+		for _, m := range pc.Models {
+			p.allowed[m] = true
+			p.Models = append(p.Models, m)
+		}
+		sort.Strings(p.Models)
+		t.products[pc.Name] = p
+	}
+	for _, sc := range cfg.Subscriptions {
+		p, ok := t.products[sc.Product]
+		if !ok {
+			return nil, fmt.Errorf("subscription %s: no product %q", sc.Name, sc.Product)
+		}
+		s := &Subscription{Name: sc.Name, Product: p}
+		for i, k := range sc.Keys {
+			d, err := auth.ParseKey(k.Reveal())
+			if err != nil {
+				return nil, fmt.Errorf("subscription %s: keys[%d]: %w", sc.Name, i, err)
+			}
+			if err := t.keys.Add(d, s); err != nil {
+				return nil, fmt.Errorf("subscription %s: keys[%d]: %w", sc.Name, i, err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// Release closes the idle connections of prev's backends that next no longer
+// uses. Requests still running on them finish normally.
+func Release(prev, next *Table) {
+	if prev == nil {
+		return
+	}
+	for name, b := range prev.Backends {
+		if nb, ok := next.Backends[name]; !ok || nb.State != b.State {
+			b.State.Close()
+		}
+	}
+}
+
+// Subscription returns the subscription of a clear key.
+func (t *Table) Subscription(key string) (*Subscription, bool) { return t.keys.Lookup(key) }
+
+// Model returns a model by the name a client uses.
+func (t *Table) Model(name string) (*Model, bool) {
+	m, ok := t.models[name]
+	return m, ok
+}

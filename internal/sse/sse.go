@@ -1,0 +1,133 @@
+// Package sse reads Server-Sent Events (text/event-stream) one event at a
+// time, so that the gateway can pass each event through the moment it is
+// complete, flush it, and look into its data without buffering the stream.
+// It follows the WHATWG HTML "Server-sent events" rules for fields and
+// data, with LF and CRLF line endings.
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxEventBytes bounds one event. An OpenAI chunk is a few hundred
+// bytes; a usage or tool-call chunk a few kilobytes.
+const DefaultMaxEventBytes = 4 << 20
+
+// ErrEventTooLarge is returned when an event exceeds the reader's limit.
+var ErrEventTooLarge = errors.New("sse: event too large")
+
+// Reader splits a stream into events. It is not safe for concurrent use.
+type Reader struct {
+	br  *bufio.Reader
+	max int
+	buf []byte // the current event's raw bytes
+}
+
+// NewReader returns a Reader of r with the default event size limit.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 4096), max: DefaultMaxEventBytes}
+}
+
+// SetMaxEventBytes sets the largest event Next accepts.
+func (r *Reader) SetMaxEventBytes(n int) { r.max = n }
+
+// Next returns the raw bytes of the next event, up to and including the blank
+// line that ends it, exactly as they arrived. The slice is valid until the
+// next call. Lines end in LF or CRLF; a lone CR does not end a line (no
+// OpenAI-compatible server sends one). At the end of the stream Next returns
+// what is left, possibly an unterminated event, with io.EOF; a stream that
+// breaks returns what arrived with the read error.
+func (r *Reader) Next() ([]byte, error) {
+	r.buf = r.buf[:0]
+	lineStart := 0
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		r.buf = append(r.buf, chunk...)
+		if len(r.buf) > r.max {
+			return r.buf, fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
+		}
+		switch {
+		case err == nil:
+			line := r.buf[lineStart:]
+			lineStart = len(r.buf)
+			if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+				return r.buf, nil
+			}
+		case errors.Is(err, bufio.ErrBufferFull):
+			// A long line: keep reading it.
+		default:
+			if err == io.EOF && len(r.buf) == 0 {
+				return nil, io.EOF
+			}
+			return r.buf, err
+		}
+	}
+}
+
+// Field is one "name: value" line of an event.
+type Field struct {
+	Name, Value []byte
+}
+
+// Fields calls fn for every field line of a raw event, in order, with the
+// value's single leading space removed as the spec says. Comment lines (those
+// starting with ':') are skipped. The slices refer into event.
+func Fields(event []byte, fn func(Field) bool) {
+	for len(event) > 0 {
+		i := bytes.IndexAny(event, "\r\n")
+		var line []byte
+		if i < 0 {
+			line, event = event, nil
+		} else {
+			line = event[:i]
+			if event[i] == '\r' && i+1 < len(event) && event[i+1] == '\n' {
+				i++
+			}
+			event = event[i+1:]
+		}
+		if len(line) == 0 || line[0] == ':' {
+			continue
+		}
+		f := Field{Name: line}
+		if c := bytes.IndexByte(line, ':'); c >= 0 {
+			f.Name, f.Value = line[:c], line[c+1:]
+			if len(f.Value) > 0 && f.Value[0] == ' ' {
+				f.Value = f.Value[1:]
+			}
+		}
+		if !fn(f) {
+			return
+		}
+	}
+}
+
+// Data returns the event's data: its data fields joined by LF, as the spec
+// defines. It returns nil for an event without data. It allocates only when
+// the event has more than one data line.
+func Data(event []byte) []byte {
+	var data []byte
+	n := 0
+	Fields(event, func(f Field) bool {
+		if string(f.Name) != "data" {
+			return true
+		}
+		switch n {
+		case 0:
+			data = f.Value
+		case 1:
+			data = append(append(append([]byte(nil), data...), '\n'), f.Value...)
+		default:
+			data = append(append(data, '\n'), f.Value...)
+		}
+		n++
+		return true
+	})
+	if n > 0 && data == nil {
+		data = []byte{}
+	}
+	return data
+}

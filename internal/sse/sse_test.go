@@ -1,0 +1,160 @@
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func readAll(t *testing.T, r io.Reader) ([]string, error) {
+	t.Helper()
+	rd := NewReader(r)
+	var evs []string
+	for {
+		ev, err := rd.Next()
+		if len(ev) > 0 {
+			evs = append(evs, string(ev))
+		}
+		if err != nil {
+			if err == io.EOF {
+				return evs, nil
+			}
+			return evs, err
+		}
+	}
+}
+
+func TestReaderNext(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"openai", "data: {\"a\":1}\n\ndata: [DONE]\n\n", []string{"data: {\"a\":1}\n\n", "data: [DONE]\n\n"}},
+		{"crlf", "data: x\r\n\r\ndata: y\r\n\r\n", []string{"data: x\r\n\r\n", "data: y\r\n\r\n"}},
+		{"multi-line event", "event: response.created\ndata: {}\nid: 1\n\n", []string{"event: response.created\ndata: {}\nid: 1\n\n"}},
+		{"comment", ": keep-alive\n\ndata: x\n\n", []string{": keep-alive\n\n", "data: x\n\n"}},
+		{"unterminated tail", "data: x\n\ndata: y\n", []string{"data: x\n\n", "data: y\n"}},
+		{"no newline at all", "data: y", []string{"data: y"}},
+		{"leading blank", "\ndata: x\n\n", []string{"\n", "data: x\n\n"}},
+		{"long line", "data: " + strings.Repeat("x", 10000) + "\n\n", []string{"data: " + strings.Repeat("x", 10000) + "\n\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, r := range map[string]io.Reader{
+				"whole":    strings.NewReader(tt.in),
+				"one byte": iotest.OneByteReader(strings.NewReader(tt.in)),
+			} {
+				got, err := readAll(t, r)
+				if err != nil {
+					t.Fatalf("read error %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("events differ (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestReaderBrokenStream(t *testing.T) {
+	broken := errors.New("connection reset")
+	r := io.MultiReader(strings.NewReader("data: a\n\ndata: b"), iotest.ErrReader(broken))
+	rd := NewReader(r)
+	ev, err := rd.Next()
+	if string(ev) != "data: a\n\n" || err != nil {
+		t.Fatalf("first Next = %q, %v; want the first event", ev, err)
+	}
+	ev, err = rd.Next()
+	if string(ev) != "data: b" || !errors.Is(err, broken) {
+		t.Fatalf("second Next = %q, %v; want the partial event and the read error", ev, err)
+	}
+}
+
+func TestReaderTooLarge(t *testing.T) {
+	rd := NewReader(strings.NewReader("data: " + strings.Repeat("x", 100) + "\n\n"))
+	rd.SetMaxEventBytes(50)
+	if _, err := rd.Next(); !errors.Is(err, ErrEventTooLarge) {
+		t.Fatalf("Next error = %v; want ErrEventTooLarge", err)
+	}
+}
+
+func TestData(t *testing.T) {
+	tests := []struct {
+		event string
+		want  []byte
+	}{
+		{"data: {\"a\":1}\n\n", []byte(`{"a":1}`)},
+		{"data:nospace\n\n", []byte("nospace")},
+		{"data:  two spaces\n\n", []byte(" two spaces")},
+		{"event: x\ndata: a\ndata: b\n\n", []byte("a\nb")},
+		{"data: a\r\ndata: b\r\n\r\n", []byte("a\nb")},
+		{"data\n\n", []byte{}},
+		{": comment\n\n", nil},
+		{"event: ping\n\n", nil},
+	}
+	for _, tt := range tests {
+		if got := Data([]byte(tt.event)); !bytes.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+			t.Errorf("Data(%q) = %q; want %q", tt.event, got, tt.want)
+		}
+	}
+}
+
+// FuzzReader checks that splitting never panics, never loses or adds a byte,
+// and that every event but the last ends with a blank line.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{
+		"data: {\"choices\":[]}\n\ndata: [DONE]\n\n",
+		"event: a\r\ndata: b\r\n\r\n",
+		": c\n\n\n\ndata: x",
+		"\r\n\r\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rd := NewReader(bytes.NewReader(in))
+		var all []byte
+		for {
+			ev, err := rd.Next()
+			all = append(all, ev...)
+			_ = Data(ev)
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("Next error %v", err)
+				}
+				break
+			}
+			if !bytes.HasSuffix(ev, []byte("\n\n")) && !bytes.HasSuffix(ev, []byte("\r\n\r\n")) &&
+				!bytes.HasSuffix(ev, []byte("\n\r\n")) && !bytes.HasSuffix(ev, []byte("\r\n\n")) && !(len(ev) <= 2) {
+				t.Fatalf("event %q does not end with a blank line", ev)
+			}
+		}
+		if !bytes.Equal(all, in) {
+			t.Fatalf("events joined = %q; want the input %q", all, in)
+		}
+	})
+}
+
+func BenchmarkReader(b *testing.B) {
+	var stream bytes.Buffer
+	for i := 0; i < 100; i++ {
+		stream.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" word"},"finish_reason":null}]}` + "\n\n")
+	}
+	stream.WriteString("data: [DONE]\n\n")
+	in := stream.Bytes()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		rd := NewReader(bytes.NewReader(in))
+		for {
+			if _, err := rd.Next(); err != nil {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,231 @@
+// Package wire knows the OpenAI and Azure OpenAI wire formats as far as the
+// gateway must: the operations it proxies, the few request fields routing
+// needs, read in one pass without decoding the whole body, and the
+// OpenAI-shaped error every client understands.
+// It sits at the bottom of the dependency graph and imports no other Sluice package.
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// Operation is an API operation Sluice proxies.
+type Operation uint8
+
+// The operations, in the order of their paths.
+const (
+	OpUnknown Operation = iota
+	OpChatCompletions
+	OpCompletions
+	OpEmbeddings
+	OpResponses
+)
+
+// Path returns the operation's path suffix, as it follows /v1 or
+// /openai/deployments/{deployment}.
+func (o Operation) Path() string {
+	switch o {
+	case OpChatCompletions:
+		return "/chat/completions"
+	case OpCompletions:
+		return "/completions"
+	case OpEmbeddings:
+		return "/embeddings"
+	case OpResponses:
+		return "/responses"
+	}
+	return ""
+}
+
+// String returns the OpenTelemetry GenAI operation name (gen_ai.operation.name).
+func (o Operation) String() string {
+	switch o {
+	case OpChatCompletions:
+		return "chat"
+	case OpCompletions:
+		return "text_completion"
+	case OpEmbeddings:
+		return "embeddings"
+	case OpResponses:
+		return "responses"
+	}
+	return "unknown"
+}
+
+// OperationFromPath maps a path suffix such as "/chat/completions" to its operation.
+func OperationFromPath(suffix string) Operation {
+	switch suffix {
+	case "/chat/completions":
+		return OpChatCompletions
+	case "/completions":
+		return OpCompletions
+	case "/embeddings":
+		return OpEmbeddings
+	case "/responses":
+		return OpResponses
+	}
+	return OpUnknown
+}
+
+// Request is what the gateway reads from a request body. It refers into the
+// body it was parsed from and must not outlive it.
+type Request struct {
+	// Model is the top-level "model" string; empty when absent.
+	Model string
+	// Stream is the top-level "stream" flag.
+	Stream bool
+	// IncludeUsage is stream_options.include_usage.
+	IncludeUsage bool
+	// MaxTokens is max_tokens, max_completion_tokens or max_output_tokens,
+	// whichever is set; 0 when none is.
+	MaxTokens int64
+
+	// modelStart and modelEnd delimit the raw JSON value of "model" in the
+	// body, so that it can be replaced without re-encoding the rest.
+	modelStart, modelEnd int
+}
+
+// ErrBadRequest is the class of every error ParseRequest returns.
+var ErrBadRequest = errors.New("bad request")
+
+// ParseRequest reads the routing fields of a JSON request body in one pass
+// over its top-level keys. The body must be a JSON object. A routing field
+// given twice is refused: the gateway and the backend could otherwise read
+// different values (a JSON decoder keeps the last, gjson the first).
+func ParseRequest(body []byte) (Request, error) {
+	var r Request
+	if !gjson.ValidBytes(body) {
+		return r, fmt.Errorf("%w: the request body is not valid JSON", ErrBadRequest)
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return r, fmt.Errorf("%w: the request body must be a JSON object", ErrBadRequest)
+	}
+	var seen uint8
+	const (
+		sModel = 1 << iota
+		sStream
+		sOptions
+		sMax
+	)
+	var err error
+	once := func(bit uint8, name string) bool {
+		if seen&bit != 0 && err == nil {
+			err = fmt.Errorf("%w: %q is given more than once", ErrBadRequest, name)
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	root.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "model":
+			if !once(sModel, "model") {
+				return false
+			}
+			if value.Type != gjson.String {
+				err = fmt.Errorf("%w: \"model\" must be a string", ErrBadRequest)
+				return false
+			}
+			if !utf8.ValidString(value.Str) {
+				err = fmt.Errorf("%w: \"model\" is not valid UTF-8", ErrBadRequest)
+				return false
+			}
+			r.Model = value.Str
+			r.modelStart = value.Index
+			r.modelEnd = value.Index + len(value.Raw)
+		case "stream":
+			if !once(sStream, "stream") {
+				return false
+			}
+			switch value.Type {
+			case gjson.True:
+				r.Stream = true
+			case gjson.False, gjson.Null:
+			default:
+				err = fmt.Errorf("%w: \"stream\" must be a boolean", ErrBadRequest)
+				return false
+			}
+		case "stream_options":
+			if !once(sOptions, "stream_options") {
+				return false
+			}
+			r.IncludeUsage = value.Get("include_usage").Type == gjson.True
+		case "max_tokens", "max_completion_tokens", "max_output_tokens":
+			if value.Type == gjson.Null {
+				return true
+			}
+			if !once(sMax, key.Str) {
+				return false
+			}
+			n, perr := strconv.ParseInt(value.Raw, 10, 64)
+			if value.Type != gjson.Number || perr != nil || n < 0 {
+				err = fmt.Errorf("%w: %q must be a non-negative integer", ErrBadRequest, key.Str)
+				return false
+			}
+			r.MaxTokens = n
+		}
+		return true
+	})
+	if err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+// QuoteJSON returns s as a JSON string literal, for WithModel.
+func QuoteJSON(s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
+}
+
+// WithModel returns body with the top-level "model" set to quoted, a JSON
+// string literal made by QuoteJSON (once, at config compile time). It copies
+// the body once and leaves every other byte as it was. When the body has no
+// "model", one is added as the first key.
+func (r Request) WithModel(body []byte, quoted []byte) []byte {
+	if r.modelEnd > r.modelStart {
+		out := make([]byte, 0, len(body)-(r.modelEnd-r.modelStart)+len(quoted))
+		out = append(out, body[:r.modelStart]...)
+		out = append(out, quoted...)
+		return append(out, body[r.modelEnd:]...)
+	}
+	// No model: insert right after the opening brace.
+	open := 0
+	for open < len(body) && body[open] != '{' {
+		open++
+	}
+	if open == len(body) {
+		return body
+	}
+	rest := body[open+1:]
+	out := make([]byte, 0, len(body)+len(quoted)+10)
+	out = append(out, body[:open+1]...)
+	out = append(out, `"model":`...)
+	out = append(out, quoted...)
+	if !emptyObject(rest) {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
+}
+
+// emptyObject reports whether rest, what follows an object's opening brace,
+// holds only whitespace before the closing brace.
+func emptyObject(rest []byte) bool {
+	for _, c := range rest {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+		case '}':
+			return true
+		default:
+			return false
+		}
+	}
+	return true
+}
