@@ -100,7 +100,7 @@ var ErrBadRequest = errors.New("bad request")
 // different values (a JSON decoder keeps the last, gjson the first).
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
-	if !gjson.ValidBytes(body) {
+	if !ValidJSON(body) {
 		return r, fmt.Errorf("%w: the request body is not valid JSON", ErrBadRequest)
 	}
 	root := gjson.ParseBytes(body)
@@ -177,6 +177,34 @@ func ParseRequest(body []byte) (Request, error) {
 		return Request{}, err
 	}
 	return r, nil
+}
+
+// MaxDepth bounds the nesting of the JSON ValidJSON accepts, as encoding/json
+// bounds it at 10000. gjson validates recursively, and a body of millions of
+// "[" would overflow the goroutine stack, which kills the process rather
+// than panicking. Real requests nest a few levels deep.
+const MaxDepth = 1000
+
+// ValidJSON reports whether b is valid JSON nested at most MaxDepth deep.
+// Call it, not gjson.Valid, on anything a client sent.
+func ValidJSON(b []byte) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			if depth++; depth > MaxDepth {
+				return false
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return gjson.ValidBytes(b)
 }
 
 // QuoteJSON returns s as a JSON string literal, for WithModel.

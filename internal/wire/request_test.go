@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -135,5 +136,25 @@ func BenchmarkParseRequest(b *testing.B) {
 		if _, err := ParseRequest(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseRequestDeepNesting: gjson validates recursively, and a deep enough
+// body would overflow the stack and kill the process; it must be refused.
+func TestParseRequestDeepNesting(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(`{"a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`)
+	}
+	if _, err := ParseRequest(nest(MaxDepth - 1)); err != nil {
+		t.Errorf("nesting %d: %v; want accepted", MaxDepth, err)
+	}
+	if _, err := ParseRequest(nest(MaxDepth + 1)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("nesting %d: %v; want refused", MaxDepth+1, err)
+	}
+	if _, err := ParseRequest([]byte(strings.Repeat("[", 4<<20))); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("4 MiB of [: %v; want refused", err)
+	}
+	if !ValidJSON([]byte(`{"s":"[[[[\"]]]"}`)) {
+		t.Error("brackets inside strings counted as nesting")
 	}
 }
