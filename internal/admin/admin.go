@@ -62,7 +62,20 @@ func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
+// methods are the admin paths and the method each takes, for 405 answers.
+var methods = map[string]string{
+	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST",
+}
+
+// notFound answers what no route matched: 405 for a known path, else 404.
+// (The catch-all route shadows the mux's own 405.)
 func (a *handler) notFound(w http.ResponseWriter, r *http.Request) {
+	if m, ok := methods[r.URL.Path]; ok {
+		w.Header().Set("Allow", m)
+		wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+			"Use "+m+" for "+r.URL.Path+".").Write(w)
+		return
+	}
 	wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
 		"No admin API at "+r.Method+" "+r.URL.Path+".").Write(w)
 }

@@ -3,8 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"

@@ -1,0 +1,140 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/admin"
+	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/proxy"
+	"github.com/sluice-gateway/sluice/internal/route"
+)
+
+// Gateway is a running Sluice: the routing table in force, swapped whole on
+// reload, and the client and admin HTTP servers. It is safe for concurrent use.
+type Gateway struct {
+	source func() (*config.Config, error)
+	log    *slog.Logger
+
+	table    atomic.Pointer[route.Table]
+	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap
+	ready    atomic.Bool
+
+	// Handler is the client-facing API.
+	Handler http.Handler
+	// Admin is the admin listener's handler.
+	Admin http.Handler
+}
+
+// NewGateway loads a first config from source and compiles it. Reload calls
+// source again.
+func NewGateway(source func() (*config.Config, error), log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{source: source, log: log}
+	cfg, err := source()
+	if err != nil {
+		return nil, err
+	}
+	t, err := route.Compile(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.table.Store(t)
+	g.ready.Store(true)
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log})
+	g.Admin = admin.New(admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log})
+	return g, nil
+}
+
+// Table returns the routing table in force.
+func (g *Gateway) Table() *route.Table { return g.table.Load() }
+
+// Reload loads and compiles the config again and swaps it in. Requests in
+// flight finish on the table they started with. On error the table in force
+// stays, and the error says why.
+func (g *Gateway) Reload() error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	cfg, err := g.source()
+	if err != nil {
+		return err
+	}
+	prev := g.table.Load()
+	next, err := route.Compile(cfg, prev)
+	if err != nil {
+		return err
+	}
+	if cfg.Server.Listen != prev.Config.Server.Listen || cfg.Admin.Listen != prev.Config.Admin.Listen {
+		g.log.Warn("listen addresses changed; they take effect on restart",
+			"server.listen", cfg.Server.Listen, "admin.listen", cfg.Admin.Listen)
+	}
+	g.table.Store(next)
+	route.Release(prev, next)
+	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
+	return nil
+}
+
+// Serve serves the client API on ln and the admin API on adminLn (which may
+// be nil) until ctx ends, then shuts down gracefully: it stops accepting,
+// lets requests and streams in flight finish for up to server.shutdown_grace,
+// and closes what is left.
+func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
+	cfg := g.Table().Config
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		}
+	}
+	servers := []*http.Server{newServer(g.Handler)}
+	listeners := []net.Listener{ln}
+	if adminLn != nil {
+		servers = append(servers, newServer(g.Admin))
+		listeners = append(listeners, adminLn)
+	}
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() { errc <- s.Serve(listeners[i]) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serving: %w", err)
+	}
+	g.ready.Store(false)
+	grace := g.Table().Config.Server.ShutdownGrace.D()
+	g.log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if serr := s.Shutdown(sctx); serr != nil {
+				g.log.Warn("requests still running at the end of the grace period were cut", "err", serr)
+				_ = s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, b := range g.Table().Backends {
+		b.State.Close()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
