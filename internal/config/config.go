@@ -136,12 +136,44 @@ type Backend struct {
 	// or model (OpenAI) name on this backend.
 	Deployments map[string]string `yaml:"deployments" json:"deployments"`
 	// Timeout bounds the whole request; for streams, the longest silence
-	// between chunks. Default 120s.
+	// between chunks. An upstream timeout answers 504. Default 120s.
 	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// ConnectTimeout bounds making the TCP connection and the TLS handshake,
+	// so that an unreachable backend is given up on (and the request retried
+	// elsewhere) long before Timeout. Expiry is a timeout (timeout in
+	// circuit_breaker.errors and retry.on). It need not be shorter than
+	// Timeout: whichever bound ends first ends the attempt. Default 10s.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// FirstByteTimeout bounds the wait for the response headers, and for a
+	// stream the wait until its first event, so that a backend that hangs
+	// before answering is given up on (and the request retried elsewhere)
+	// early. Timeout still bounds that wait too, so a value above Timeout
+	// has no effect. Expiry is a timeout (timeout in circuit_breaker.errors
+	// and retry.on). Backends usually send the headers of a non-streaming
+	// answer only once it is complete, so for those it bounds the whole
+	// answer. Default: Timeout.
+	FirstByteTimeout Duration `yaml:"first_byte_timeout" json:"first_byte_timeout"`
+	// StreamTimeout bounds a whole stream, from the request to the last
+	// event; when it expires the stream is ended with an error event, and
+	// never retried, because the client already has part of it.
+	// Non-streaming requests ignore it.
+	// Default 0: no bound, a stream is bounded only by Timeout as the longest
+	// silence between events.
+	StreamTimeout Duration `yaml:"stream_timeout" json:"stream_timeout"`
 	// CircuitBreaker takes the backend out of its pools after failures. Nil
 	// (left out) means no breaker; an empty mapping enables one with every
-	// default. Parsed and validated; takes effect with circuit breakers.
+	// default. CircuitBreakers adds further rules.
 	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker" json:"circuit_breaker,omitempty"`
+	// CircuitBreakers are further breaker rules of the same shape as
+	// CircuitBreaker, each with its own defaults, window and trip duration;
+	// the breaker trips when any rule, CircuitBreaker included, holds. Either
+	// or both may be given; with neither, the backend has no breaker.
+	CircuitBreakers []CircuitBreaker `yaml:"circuit_breakers" json:"circuit_breakers,omitempty"`
+	// HealthCheck probes the backend actively, so that a backend that is down
+	// is taken out of its pools before requests fail on it, and let back in
+	// when it recovers. It works with or without a breaker rule. Nil (left
+	// out) means no probes; an empty mapping enables them with every default.
+	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
 }
 
 // BackendAuth holds a backend's credential.
@@ -162,10 +194,22 @@ type ManagedIdentity struct {
 	Resource string `yaml:"resource" json:"resource"`
 }
 
-// CircuitBreaker is a backend's failure rule.
+// CircuitBreaker is a backend's failure rule. It counts failures in two
+// modes: a count (Failures) and a share of requests (Percentage); with both
+// set, either trips the breaker.
 type CircuitBreaker struct {
-	// Failures is how many failures within Interval trip the breaker. Default 5.
+	// Failures is how many failures within Interval trip the breaker; 0 turns
+	// count mode off, which is allowed only with Percentage. Default 5, or 0
+	// when Percentage is set.
 	Failures int `yaml:"failures" json:"failures"`
+	// Percentage, from 1 to 100, trips the breaker when at least this percent
+	// of the requests within Interval failed, once there were MinRequests of
+	// them. Default 0: percentage mode off.
+	Percentage int `yaml:"percentage" json:"percentage"`
+	// MinRequests is how many requests Interval must hold before Percentage
+	// applies, so that one failure of the first request is not 100%. It has
+	// no effect without Percentage. Default 10.
+	MinRequests int `yaml:"min_requests" json:"min_requests"`
 	// Interval is the window failures are counted in. Default 1m.
 	Interval Duration `yaml:"interval" json:"interval"`
 	// StatusCodes are the response statuses that count as failures, as codes
@@ -178,8 +222,33 @@ type CircuitBreaker struct {
 	TripDuration Duration `yaml:"trip_duration" json:"trip_duration"`
 	// AcceptRetryAfter trips for as long as the failing response's
 	// Retry-After, retry-after-ms or x-ratelimit-reset-* says, instead of
-	// TripDuration. Default false.
+	// TripDuration, but no longer than MaxTripDuration. Default false.
 	AcceptRetryAfter bool `yaml:"accept_retry_after" json:"accept_retry_after"`
+	// MaxTripDuration caps a trip whose length comes from the response under
+	// AcceptRetryAfter: Azure OpenAI has sent Retry-After of a day. It may be
+	// shorter than TripDuration. Default 10m.
+	MaxTripDuration Duration `yaml:"max_trip_duration" json:"max_trip_duration"`
+}
+
+// HealthCheck configures a backend's active probes: a GET of Path, with the
+// backend's credential, every Interval. A probe passes on a 2xx answer within
+// Timeout and fails on anything else.
+type HealthCheck struct {
+	// Path is the path probed, after the URL's path prefix; it may carry a
+	// query. It must start with /. Default: for azure-openai
+	// /openai/models?api-version=<api_version>, for openai /v1/models.
+	Path string `yaml:"path" json:"path"`
+	// Interval is the time between the starts of two probes. Default 10s.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout bounds one probe; it must be shorter than Interval. Default 2s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// UnhealthyThreshold is how many probes in a row must fail to open the
+	// backend's breaker, taking it out of its pools. Default 2.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold" json:"unhealthy_threshold"`
+	// HealthyThreshold is how many probes in a row must pass to close the
+	// breaker again; probes close only what probes opened, so a trip caused
+	// by requests runs its course. Default 1.
+	HealthyThreshold int `yaml:"healthy_threshold" json:"healthy_threshold"`
 }
 
 // Pool is a set of backends serving the same models.
@@ -193,6 +262,23 @@ type Pool struct {
 	Members []Member `yaml:"members" json:"members"`
 	// Retry says when a failed attempt is sent again to another member.
 	Retry Retry `yaml:"retry" json:"retry"`
+	// SessionAffinity pins a client to one backend of the pool while that
+	// backend is available, for state that lives on the backend: stateful
+	// APIs (the Responses API's previous_response_id) and prompt caches. Nil
+	// (left out) means off; an empty mapping enables it with every default.
+	SessionAffinity *SessionAffinity `yaml:"session_affinity" json:"session_affinity,omitempty"`
+}
+
+// SessionAffinity pins clients to backends. Requests with the same header
+// x-sluice-affinity: <any session key> go to the same backend while it is
+// available; the affinity cookie pins a client to the backend that served its
+// first request. When the pinned backend is unavailable, the request is routed
+// as without affinity.
+type SessionAffinity struct {
+	// Cookie is the name of the cookie Sluice sets to pin a client to a
+	// backend. It must be a valid cookie name (an RFC 6265 token). Default
+	// sluice-affinity.
+	Cookie string `yaml:"cookie" json:"cookie"`
 }
 
 // Member is a backend's place in a pool.
@@ -215,6 +301,11 @@ type Retry struct {
 	// timeout, connection. Default nothing; it must not be empty when
 	// Attempts is above 1.
 	On []string `yaml:"on" json:"on"`
+	// Backoff is the wait before a retry goes to a backend that already
+	// failed this request, which happens only when it is the only member the
+	// request may use (a pool of one, or of one in the product's regions); a
+	// retry to another member goes at once. 0 retries at once. Default 200ms.
+	Backoff Duration `yaml:"backoff" json:"backoff"`
 }
 
 // Product is an entitlement: the models, regions and limits of its

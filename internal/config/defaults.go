@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Defaults, as the doc comments in config.go and docs/configuration.md state
 // them.
@@ -16,14 +19,23 @@ const (
 	defaultKind              = "azure-openai"
 	defaultAPIVersion        = "2024-10-21"
 	defaultTimeout           = 120 * time.Second
+	defaultConnectTimeout    = 10 * time.Second
 	defaultFailures          = 5
+	defaultMinRequests       = 10
 	defaultInterval          = time.Minute
 	defaultTripDuration      = time.Minute
+	defaultMaxTripDuration   = 10 * time.Minute
+	defaultProbeInterval     = 10 * time.Second
+	defaultProbeTimeout      = 2 * time.Second
+	defaultUnhealthy         = 2
+	defaultHealthy           = 1
 	defaultMIResource        = "https://cognitiveservices.azure.com"
 	defaultStrategy          = "round_robin"
 	defaultPriority          = 1
 	defaultWeight            = 1
 	defaultAttempts          = 1
+	defaultBackoff           = 200 * time.Millisecond
+	defaultAffinityCookie    = "sluice-affinity"
 	defaultLimitKey          = "subscription"
 )
 
@@ -43,28 +55,18 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	if present == nil {
 		present = func(string) bool { return false }
 	}
-	set := func(path string, zero bool, apply func()) {
-		if zero && !present(path) {
-			apply()
-		}
-	}
-	str := func(path string, p *string, v string) { set(path, *p == "", func() { *p = v }) }
-	dur := func(path string, p *Duration, v time.Duration) { set(path, *p == 0, func() { *p = Duration(v) }) }
-	num := func(path string, p *int, v int) { set(path, *p == 0, func() { *p = v }) }
-	list := func(path string, p *[]string, v []string) {
-		set(path, *p == nil, func() { *p = append([]string(nil), v...) })
-	}
+	d := defaulter{present}
 
-	str("server.listen", &c.Server.Listen, defaultListen)
-	set("server.max_request_bytes", c.Server.MaxRequestBytes == 0, func() { c.Server.MaxRequestBytes = defaultMaxRequestBytes })
-	dur("server.read_header_timeout", &c.Server.ReadHeaderTimeout, defaultReadHeaderTimeout)
-	dur("server.shutdown_grace", &c.Server.ShutdownGrace, defaultShutdownGrace)
+	d.str("server.listen", &c.Server.Listen, defaultListen)
+	d.set("server.max_request_bytes", c.Server.MaxRequestBytes == 0, func() { c.Server.MaxRequestBytes = defaultMaxRequestBytes })
+	d.dur("server.read_header_timeout", &c.Server.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	d.dur("server.shutdown_grace", &c.Server.ShutdownGrace, defaultShutdownGrace)
 
-	str("state.store", &c.State.Store, defaultStateStore)
-	str("state.on_store_error", &c.State.OnStoreError, defaultOnStoreError)
+	d.str("state.store", &c.State.Store, defaultStateStore)
+	d.str("state.on_store_error", &c.State.OnStoreError, defaultOnStoreError)
 
-	str("usage.store", &c.Usage.Store, defaultUsageStore)
-	str("usage.prices.currency", &c.Usage.Prices.Currency, defaultCurrency)
+	d.str("usage.store", &c.Usage.Store, defaultUsageStore)
+	d.str("usage.prices.currency", &c.Usage.Prices.Currency, defaultCurrency)
 	for name, p := range c.Usage.Prices.Models {
 		if p.CachedInput == nil {
 			in := p.Input
@@ -73,43 +75,115 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		}
 	}
 
-	list("metrics.dimensions", &c.Metrics.Dimensions, defaultDimensions)
+	d.list("metrics.dimensions", &c.Metrics.Dimensions, defaultDimensions)
 
 	for i := range c.Backends {
-		b, path := &c.Backends[i], index("backends", i)
-		str(field(path, "kind"), &b.Kind, defaultKind)
-		if b.Kind == "azure-openai" {
-			str(field(path, "api_version"), &b.APIVersion, defaultAPIVersion)
-		}
-		dur(field(path, "timeout"), &b.Timeout, defaultTimeout)
-		if mi := b.Auth.ManagedIdentity; mi != nil {
-			str(field(path, "auth.managed_identity.resource"), &mi.Resource, defaultMIResource)
-		}
-		if cb := b.CircuitBreaker; cb != nil {
-			cbPath := field(path, "circuit_breaker")
-			num(field(cbPath, "failures"), &cb.Failures, defaultFailures)
-			dur(field(cbPath, "interval"), &cb.Interval, defaultInterval)
-			list(field(cbPath, "status_codes"), &cb.StatusCodes, defaultStatusCodes)
-			list(field(cbPath, "errors"), &cb.Errors, defaultErrors)
-			dur(field(cbPath, "trip_duration"), &cb.TripDuration, defaultTripDuration)
-		}
+		d.backend(index("backends", i), &c.Backends[i])
 	}
-
 	for i := range c.Pools {
-		p, path := &c.Pools[i], index("pools", i)
-		str(field(path, "strategy"), &p.Strategy, defaultStrategy)
-		for j := range p.Members {
-			m, mPath := &p.Members[j], index(field(path, "members"), j)
-			num(field(mPath, "priority"), &m.Priority, defaultPriority)
-			num(field(mPath, "weight"), &m.Weight, defaultWeight)
-		}
-		num(field(path, "retry.attempts"), &p.Retry.Attempts, defaultAttempts)
+		d.pool(index("pools", i), &c.Pools[i])
 	}
-
 	for i := range c.Products {
 		for j := range c.Products[i].Limits {
 			l := &c.Products[i].Limits[j]
-			str(index(field(index("products", i), "limits"), j)+".key", &l.Key, defaultLimitKey)
+			d.str(index(field(index("products", i), "limits"), j)+".key", &l.Key, defaultLimitKey)
 		}
+	}
+}
+
+// defaulter sets a field to its default when the field is zero and the file
+// did not set it.
+type defaulter struct {
+	present func(path string) bool
+}
+
+func (d defaulter) set(path string, zero bool, apply func()) {
+	if zero && !d.present(path) {
+		apply()
+	}
+}
+
+func (d defaulter) str(path string, p *string, v string) {
+	d.set(path, *p == "", func() { *p = v })
+}
+
+func (d defaulter) dur(path string, p *Duration, v time.Duration) {
+	d.set(path, *p == 0, func() { *p = Duration(v) })
+}
+
+func (d defaulter) num(path string, p *int, v int) {
+	d.set(path, *p == 0, func() { *p = v })
+}
+
+func (d defaulter) list(path string, p *[]string, v []string) {
+	d.set(path, *p == nil, func() { *p = append([]string(nil), v...) })
+}
+
+func (d defaulter) backend(path string, b *Backend) {
+	d.str(field(path, "kind"), &b.Kind, defaultKind)
+	if b.Kind == "azure-openai" {
+		d.str(field(path, "api_version"), &b.APIVersion, defaultAPIVersion)
+	}
+	d.dur(field(path, "timeout"), &b.Timeout, defaultTimeout)
+	d.dur(field(path, "connect_timeout"), &b.ConnectTimeout, defaultConnectTimeout)
+	d.dur(field(path, "first_byte_timeout"), &b.FirstByteTimeout, b.Timeout.D())
+	// stream_timeout: 0, no bound, is its default.
+	if mi := b.Auth.ManagedIdentity; mi != nil {
+		d.str(field(path, "auth.managed_identity.resource"), &mi.Resource, defaultMIResource)
+	}
+	if b.CircuitBreaker != nil {
+		d.breaker(field(path, "circuit_breaker"), b.CircuitBreaker)
+	}
+	for i := range b.CircuitBreakers {
+		d.breaker(index(field(path, "circuit_breakers"), i), &b.CircuitBreakers[i])
+	}
+	if hc := b.HealthCheck; hc != nil {
+		hcPath := field(path, "health_check")
+		d.str(field(hcPath, "path"), &hc.Path, healthCheckPath(b))
+		d.dur(field(hcPath, "interval"), &hc.Interval, defaultProbeInterval)
+		d.dur(field(hcPath, "timeout"), &hc.Timeout, defaultProbeTimeout)
+		d.num(field(hcPath, "unhealthy_threshold"), &hc.UnhealthyThreshold, defaultUnhealthy)
+		d.num(field(hcPath, "healthy_threshold"), &hc.HealthyThreshold, defaultHealthy)
+	}
+}
+
+// breaker fills a circuit breaker rule. Failures defaults to 5 only in count
+// mode: a rule that sets percentage and not failures counts a share alone.
+func (d defaulter) breaker(path string, cb *CircuitBreaker) {
+	if cb.Percentage == 0 {
+		d.num(field(path, "failures"), &cb.Failures, defaultFailures)
+	}
+	d.num(field(path, "min_requests"), &cb.MinRequests, defaultMinRequests)
+	d.dur(field(path, "interval"), &cb.Interval, defaultInterval)
+	d.list(field(path, "status_codes"), &cb.StatusCodes, defaultStatusCodes)
+	d.list(field(path, "errors"), &cb.Errors, defaultErrors)
+	d.dur(field(path, "trip_duration"), &cb.TripDuration, defaultTripDuration)
+	d.dur(field(path, "max_trip_duration"), &cb.MaxTripDuration, defaultMaxTripDuration)
+}
+
+// healthCheckPath is the default probe path of a backend: a cheap GET that
+// needs the backend's credential, so that a revoked key fails the probe too.
+// It is empty for an unknown kind, which validation reports.
+func healthCheckPath(b *Backend) string {
+	switch b.Kind {
+	case "azure-openai":
+		return "/openai/models?api-version=" + url.QueryEscape(b.APIVersion)
+	case "openai":
+		return "/v1/models"
+	}
+	return ""
+}
+
+func (d defaulter) pool(path string, p *Pool) {
+	d.str(field(path, "strategy"), &p.Strategy, defaultStrategy)
+	for j := range p.Members {
+		m, mPath := &p.Members[j], index(field(path, "members"), j)
+		d.num(field(mPath, "priority"), &m.Priority, defaultPriority)
+		d.num(field(mPath, "weight"), &m.Weight, defaultWeight)
+	}
+	d.num(field(path, "retry.attempts"), &p.Retry.Attempts, defaultAttempts)
+	d.dur(field(path, "retry.backoff"), &p.Retry.Backoff, defaultBackoff)
+	if sa := p.SessionAffinity; sa != nil {
+		d.str(field(path, "session_affinity.cookie"), &sa.Cookie, defaultAffinityCookie)
 	}
 }

@@ -34,6 +34,8 @@ func FuzzParse(f *testing.F) {
 		strings.Replace(minimal, "{ m: d }", "&d { m: d }\n    x: *d", 1),
 		strings.Replace(string(reference), "status_codes: [\"429\"]", "status_codes: [\"4xx\", \"599-500\"]", 1),
 		strings.Replace(base, "\n", "\n\t", 3),
+		strings.Replace(base, "percentage: 50", "percentage: 500\n        failures: -1", 1),
+		strings.Replace(base, "cookie: chat-affinity", "cookie: \"a;b\"", 1),
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

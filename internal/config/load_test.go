@@ -65,12 +65,17 @@ func TestParseReference(t *testing.T) {
 	breaker := func(failures int, interval time.Duration, codes ...string) *CircuitBreaker {
 		return &CircuitBreaker{
 			Failures: failures, Interval: dur(interval), StatusCodes: codes,
-			Errors: []string{"timeout", "connection"}, TripDuration: dur(interval * 3), AcceptRetryAfter: true,
+			MinRequests: 10, Errors: []string{"timeout", "connection"}, TripDuration: dur(interval * 3),
+			AcceptRetryAfter: true, MaxTripDuration: dur(10 * time.Minute),
 		}
 	}
 	ptuBreaker := breaker(1, time.Minute, "429")
 	ptuBreaker.TripDuration = dur(time.Minute)
 	retryOn := []string{"429", "500-599", "timeout", "connection"}
+	timeouts := func(b Backend) Backend {
+		b.Timeout, b.ConnectTimeout, b.FirstByteTimeout = dur(120*time.Second), dur(10*time.Second), dur(120*time.Second)
+		return b
+	}
 	want := &Config{
 		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
 		Admin:  Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
@@ -81,35 +86,35 @@ func TestParseReference(t *testing.T) {
 		}}},
 		Metrics: Metrics{Prometheus: true, Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region", "client_ip"}},
 		Backends: []Backend{
-			{
+			timeouts(Backend{
 				Name: "ptu-swedencentral", Kind: "azure-openai", URL: "http://127.0.0.1:9101", Region: "swedencentral",
 				APIVersion: "2024-10-21", Auth: BackendAuth{APIKey: secret.New("ptu-secret")},
-				Deployments: map[string]string{"gpt-4o": "gpt-4o-ptu"}, Timeout: dur(120 * time.Second),
+				Deployments:    map[string]string{"gpt-4o": "gpt-4o-ptu"},
 				CircuitBreaker: ptuBreaker,
-			},
-			{
+			}),
+			timeouts(Backend{
 				Name: "payg-westeurope", Kind: "azure-openai", URL: "http://127.0.0.1:9102", Region: "westeurope",
 				APIVersion: "2024-10-21", Auth: BackendAuth{APIKey: secret.New("westeurope-secret")},
-				Deployments: map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
-				Timeout:     dur(120 * time.Second), CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
-			},
-			{
+				Deployments:    map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
+				CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
+			}),
+			timeouts(Backend{
 				Name: "payg-francecentral", Kind: "openai", URL: "http://127.0.0.1:9103", Region: "francecentral",
-				Auth:        BackendAuth{APIKey: secret.New("francecentral-secret")},
-				Deployments: map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
-				Timeout:     dur(120 * time.Second), CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
-			},
+				Auth:           BackendAuth{APIKey: secret.New("francecentral-secret")},
+				Deployments:    map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
+				CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
+			}),
 		},
 		Pools: []Pool{
 			{Name: "chat", Strategy: "round_robin", Members: []Member{
 				{Backend: "ptu-swedencentral", Priority: 1, Weight: 1},
 				{Backend: "payg-westeurope", Priority: 2, Weight: 3},
 				{Backend: "payg-francecentral", Priority: 2, Weight: 1},
-			}, Retry: Retry{Attempts: 3, On: retryOn}},
+			}, Retry: Retry{Attempts: 3, On: retryOn, Backoff: dur(200 * time.Millisecond)}},
 			{Name: "embeddings", Strategy: "round_robin", Members: []Member{
 				{Backend: "payg-westeurope", Priority: 1, Weight: 1},
 				{Backend: "payg-francecentral", Priority: 1, Weight: 1},
-			}, Retry: Retry{Attempts: 2, On: retryOn}},
+			}, Retry: Retry{Attempts: 2, On: retryOn, Backoff: dur(200 * time.Millisecond)}},
 		},
 		Models: map[string]string{"gpt-4o": "chat", "text-embedding-3-small": "embeddings"},
 		Products: []Product{
@@ -148,9 +153,12 @@ backends:
     auth: { api_key: k }
     deployments: { m: d }
     circuit_breaker: {}
+    circuit_breakers: [{}]
+    health_check: {}
 pools:
   - name: p
     members: [{ backend: b }]
+    session_affinity: {}
 models:
   m: p
 usage:
@@ -166,6 +174,10 @@ products:
 	if err != nil {
 		t.Fatalf("Parse error:\n%v", err)
 	}
+	defaultBreaker := CircuitBreaker{
+		Failures: 5, MinRequests: 10, Interval: dur(time.Minute), StatusCodes: []string{"429", "500-599"},
+		Errors: []string{"timeout", "connection"}, TripDuration: dur(time.Minute), MaxTripDuration: dur(10 * time.Minute),
+	}
 	want := &Config{
 		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
 		State:   State{Store: "memory", OnStoreError: "fail_open"},
@@ -173,18 +185,103 @@ products:
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
 		Backends: []Backend{{
 			Name: "b", Kind: "azure-openai", URL: "https://b.example.com", APIVersion: "2024-10-21",
-			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"}, Timeout: dur(120 * time.Second),
-			CircuitBreaker: &CircuitBreaker{
-				Failures: 5, Interval: dur(time.Minute), StatusCodes: []string{"429", "500-599"},
-				Errors: []string{"timeout", "connection"}, TripDuration: dur(time.Minute),
+			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"},
+			Timeout: dur(120 * time.Second), ConnectTimeout: dur(10 * time.Second), FirstByteTimeout: dur(120 * time.Second),
+			CircuitBreaker:  ptr(defaultBreaker),
+			CircuitBreakers: []CircuitBreaker{defaultBreaker},
+			HealthCheck: &HealthCheck{
+				Path: "/openai/models?api-version=2024-10-21", Interval: dur(10 * time.Second), Timeout: dur(2 * time.Second),
+				UnhealthyThreshold: 2, HealthyThreshold: 1,
 			},
 		}},
-		Pools:    []Pool{{Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1, Weight: 1}}, Retry: Retry{Attempts: 1}}},
+		Pools: []Pool{{
+			Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1, Weight: 1}},
+			Retry: Retry{Attempts: 1, Backoff: dur(200 * time.Millisecond)}, SessionAffinity: &SessionAffinity{Cookie: "sluice-affinity"},
+		}},
 		Models:   map[string]string{"m": "p"},
 		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "subscription", TokensPerMinute: 10}}}},
 	}
 	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseBreakerFailuresDefault checks that failures defaults to 5 only in
+// count mode: a rule with percentage and no failures counts a share alone.
+func TestParseBreakerFailuresDefault(t *testing.T) {
+	tests := []struct {
+		name                 string
+		rule                 string
+		failures, percentage int
+	}{
+		{"empty", "{}", 5, 0},
+		{"percentage alone", "{ percentage: 50 }", 0, 50},
+		{"percentage and failures", "{ percentage: 50, failures: 3 }", 3, 50},
+		{"percentage and failures 0", "{ percentage: 50, failures: 0 }", 0, 50},
+		{"percentage 0 is off", "{ percentage: 0 }", 5, 0},
+		{"percentage null is left out", "{ percentage: ~ }", 5, 0},
+		{"failures alone", "{ failures: 2 }", 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(minimal, "      api_key: k",
+				"      api_key: k\n    circuit_breaker: "+tt.rule+"\n    circuit_breakers: ["+tt.rule+"]", 1)
+			cfg, err := Parse(testFile, []byte(text), noEnv)
+			if err != nil {
+				t.Fatalf("Parse error:\n%v", err)
+			}
+			b := cfg.Backends[0]
+			for _, cb := range []*CircuitBreaker{b.CircuitBreaker, &b.CircuitBreakers[0]} {
+				if cb.Failures != tt.failures || cb.Percentage != tt.percentage || cb.MinRequests != 10 {
+					t.Errorf("rule %s: got failures %d, percentage %d, min_requests %d; want %d, %d, 10",
+						tt.rule, cb.Failures, cb.Percentage, cb.MinRequests, tt.failures, tt.percentage)
+				}
+			}
+		})
+	}
+}
+
+// TestParseBackendDefaults checks the defaults that depend on other fields of
+// the backend: the health check path on kind and api_version, and
+// first_byte_timeout on timeout.
+func TestParseBackendDefaults(t *testing.T) {
+	tests := []struct {
+		name          string
+		fields        string
+		path          string
+		timeout       time.Duration
+		firstByte     time.Duration
+		streamTimeout time.Duration
+	}{
+		{"azure-openai", "kind: azure-openai", "/openai/models?api-version=2024-10-21", 120 * time.Second, 120 * time.Second, 0},
+		{"azure-openai with its api_version", "api_version: 2025-04-01-preview", "/openai/models?api-version=2025-04-01-preview", 120 * time.Second, 120 * time.Second, 0},
+		{"openai", "kind: openai", "/v1/models", 120 * time.Second, 120 * time.Second, 0},
+		{"explicit path", "kind: openai\n    health_check: { path: /health }", "/health", 120 * time.Second, 120 * time.Second, 0},
+		{"first byte follows timeout", "timeout: 30s", "/openai/models?api-version=2024-10-21", 30 * time.Second, 30 * time.Second, 0},
+		{"explicit first byte", "timeout: 30s\n    first_byte_timeout: 90s\n    stream_timeout: 15m", "/openai/models?api-version=2024-10-21", 30 * time.Second, 90 * time.Second, 15 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(minimal, "  - name: b\n", "  - name: b\n    "+tt.fields+"\n", 1)
+			if !strings.Contains(tt.fields, "health_check") {
+				text = strings.Replace(text, "      api_key: k", "      api_key: k\n    health_check: {}", 1)
+			}
+			cfg, err := Parse(testFile, []byte(text), noEnv)
+			if err != nil {
+				t.Fatalf("Parse error:\n%v\nconfig:\n%s", err, text)
+			}
+			b := cfg.Backends[0]
+			if b.HealthCheck.Path != tt.path {
+				t.Errorf("health_check.path = %q; want %q", b.HealthCheck.Path, tt.path)
+			}
+			if b.Timeout.D() != tt.timeout || b.FirstByteTimeout.D() != tt.firstByte || b.StreamTimeout.D() != tt.streamTimeout {
+				t.Errorf("timeout, first_byte_timeout, stream_timeout = %s, %s, %s; want %s, %s, %s",
+					b.Timeout.D(), b.FirstByteTimeout.D(), b.StreamTimeout.D(), tt.timeout, tt.firstByte, tt.streamTimeout)
+			}
+			if b.ConnectTimeout.D() != 10*time.Second {
+				t.Errorf("connect_timeout = %s; want 10s", b.ConnectTimeout.D())
+			}
+		})
 	}
 }
 
@@ -204,12 +301,27 @@ backends:
     auth: { api_key: k }
     deployments: { m: d }
     timeout: 5s
-    circuit_breaker: { failures: 2, interval: 2s, status_codes: [], errors: [timeout], trip_duration: 3s }
+    connect_timeout: 1s
+    first_byte_timeout: 9s
+    stream_timeout: 0s
+    circuit_breaker:
+      failures: 2
+      percentage: 40
+      min_requests: 3
+      interval: 2s
+      status_codes: []
+      errors: [timeout]
+      trip_duration: 3s
+      accept_retry_after: true
+      max_trip_duration: 1s
+    circuit_breakers: []
+    health_check: { path: "/health?deep=1", interval: 7s, timeout: 6s, unhealthy_threshold: 4, healthy_threshold: 5 }
 pools:
   - name: p
     strategy: least_busy
     members: [{ backend: b, priority: 2, weight: 7 }]
-    retry: { attempts: 4, on: [connection] }
+    retry: { attempts: 4, on: [connection], backoff: 0s }
+    session_affinity: { cookie: "__Host-pin" }
 models: { m: p }
 products:
   - name: pr
@@ -228,13 +340,22 @@ products:
 		Metrics: Metrics{Dimensions: []string{}},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "https://b.example.com",
-			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"}, Timeout: dur(5 * time.Second),
+			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"},
+			Timeout: dur(5 * time.Second), ConnectTimeout: dur(time.Second), FirstByteTimeout: dur(9 * time.Second),
 			CircuitBreaker: &CircuitBreaker{
-				Failures: 2, Interval: dur(2 * time.Second), StatusCodes: []string{},
-				Errors: []string{"timeout"}, TripDuration: dur(3 * time.Second),
+				Failures: 2, Percentage: 40, MinRequests: 3, Interval: dur(2 * time.Second), StatusCodes: []string{},
+				Errors: []string{"timeout"}, TripDuration: dur(3 * time.Second), AcceptRetryAfter: true, MaxTripDuration: dur(time.Second),
+			},
+			CircuitBreakers: []CircuitBreaker{},
+			HealthCheck: &HealthCheck{
+				Path: "/health?deep=1", Interval: dur(7 * time.Second), Timeout: dur(6 * time.Second),
+				UnhealthyThreshold: 4, HealthyThreshold: 5,
 			},
 		}},
-		Pools:    []Pool{{Name: "p", Strategy: "least_busy", Members: []Member{{Backend: "b", Priority: 2, Weight: 7}}, Retry: Retry{Attempts: 4, On: []string{"connection"}}}},
+		Pools: []Pool{{
+			Name: "p", Strategy: "least_busy", Members: []Member{{Backend: "b", Priority: 2, Weight: 7}},
+			Retry: Retry{Attempts: 4, On: []string{"connection"}}, SessionAffinity: &SessionAffinity{Cookie: "__Host-pin"},
+		}},
 		Models:   map[string]string{"m": "p"},
 		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "global", RequestsPerMinute: 1}}}},
 	}
@@ -314,11 +435,21 @@ func TestParseUnknownField(t *testing.T) {
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
 			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),
-			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, circuit_breaker)"},
+			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, connect_timeout, first_byte_timeout, stream_timeout, circuit_breaker, circuit_breakers, health_check)"},
 		{"nested in list element", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breaker: { failure: 2 }", 1),
-			"test.yaml:6: backends[0].circuit_breaker.failure: unknown field (known: failures, interval, status_codes, errors, trip_duration, accept_retry_after)"},
+			"test.yaml:6: backends[0].circuit_breaker.failure: unknown field (known: failures, percentage, min_requests, interval, status_codes, errors, trip_duration, accept_retry_after, max_trip_duration)"},
 		{"flow mapping in nested list", strings.Replace(minimal, "{ backend: b }", "{ backend: b, wieght: 2 }", 1),
 			"test.yaml:9: pools[0].members[0].wieght: unknown field (known: backend, priority, weight)"},
+		{"breaker rule in a list", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breakers: [{ percentage: 5 }, { percent: 5 }]", 1),
+			"test.yaml:6: backends[0].circuit_breakers[1].percent: unknown field (known: failures, percentage, min_requests, interval, status_codes, errors, trip_duration, accept_retry_after, max_trip_duration)"},
+		{"health check", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    health_check:\n      pth: /x", 1),
+			"test.yaml:7: backends[0].health_check.pth: unknown field (known: path, interval, timeout, unhealthy_threshold, healthy_threshold)"},
+		{"pool", minimal[:strings.Index(minimal, "models:")] + "    sticky: true\nmodels: { m: p }\n",
+			"test.yaml:10: pools[0].sticky: unknown field (known: name, strategy, members, retry, session_affinity)"},
+		{"retry", minimal[:strings.Index(minimal, "models:")] + "    retry: { back_off: 1s }\nmodels: { m: p }\n",
+			"test.yaml:10: pools[0].retry.back_off: unknown field (known: attempts, on, backoff)"},
+		{"session affinity", minimal[:strings.Index(minimal, "models:")] + "    session_affinity: { cookies: x }\nmodels: { m: p }\n",
+			"test.yaml:10: pools[0].session_affinity.cookies: unknown field (known: cookie)"},
 		{"map value", minimal + "usage:\n  prices:\n    models:\n      m:\n        inptu: 1\n",
 			"test.yaml:15: usage.prices.models.m.inptu: unknown field (known: input, output, cached_input)"},
 	}

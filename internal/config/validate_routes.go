@@ -37,10 +37,32 @@ func (c *Config) validateBackends(p *problems) {
 		}
 		checkAuth(p, field(path, "auth"), b.Auth)
 		checkDeployments(p, field(path, "deployments"), b)
-		positive(p, field(path, "timeout"), b.Timeout)
+		checkTimeouts(p, path, b)
 		if b.CircuitBreaker != nil {
 			checkBreaker(p, field(path, "circuit_breaker"), b.CircuitBreaker)
 		}
+		for j := range b.CircuitBreakers {
+			checkBreaker(p, index(field(path, "circuit_breakers"), j), &b.CircuitBreakers[j])
+		}
+		if b.HealthCheck != nil {
+			checkHealthCheck(p, field(path, "health_check"), b)
+		}
+	}
+}
+
+// checkTimeouts checks a backend's timeouts. None has to be shorter than
+// another: each bounds its part of an attempt, and whichever ends first ends
+// the attempt.
+func checkTimeouts(p *problems, path string, b Backend) {
+	positive(p, field(path, "timeout"), b.Timeout)
+	positive(p, field(path, "connect_timeout"), b.ConnectTimeout)
+	// first_byte_timeout defaults to timeout; when both are 0, the problem is
+	// timeout, already reported.
+	if b.FirstByteTimeout <= 0 && b.Timeout > 0 {
+		p.add(field(path, "first_byte_timeout"), "must be greater than 0")
+	}
+	if b.StreamTimeout < 0 {
+		p.add(field(path, "stream_timeout"), "must not be negative; 0 means no bound")
 	}
 }
 
@@ -102,8 +124,17 @@ func checkDeployments(p *problems, path string, b Backend) {
 var failureErrors = []string{"timeout", "connection"}
 
 func checkBreaker(p *problems, path string, cb *CircuitBreaker) {
-	if cb.Failures < 1 {
-		p.add(field(path, "failures"), "must be at least 1")
+	switch {
+	case cb.Failures < 0:
+		p.add(field(path, "failures"), "must not be negative")
+	case cb.Failures == 0 && cb.Percentage == 0:
+		p.add(field(path, "failures"), "must be at least 1 unless percentage is set")
+	}
+	if cb.Percentage < 0 || cb.Percentage > 100 {
+		p.add(field(path, "percentage"), "must be from 1 to 100, or 0 for off")
+	}
+	if cb.MinRequests < 1 {
+		p.add(field(path, "min_requests"), "must be at least 1")
 	}
 	positive(p, field(path, "interval"), cb.Interval)
 	for j, s := range cb.StatusCodes {
@@ -123,6 +154,32 @@ func checkBreaker(p *problems, path string, cb *CircuitBreaker) {
 		p.add(path, "counts no failures: status_codes and errors are both empty")
 	}
 	positive(p, field(path, "trip_duration"), cb.TripDuration)
+	positive(p, field(path, "max_trip_duration"), cb.MaxTripDuration)
+}
+
+func checkHealthCheck(p *problems, path string, b Backend) {
+	hc := b.HealthCheck
+	pp := field(path, "path")
+	switch {
+	case hc.Path == "" && b.Kind != "azure-openai" && b.Kind != "openai":
+		// No default for an unknown kind; the kind is reported.
+	case !strings.HasPrefix(hc.Path, "/"):
+		p.add(pp, "must start with /, such as /v1/models")
+	case strings.IndexFunc(hc.Path, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '#' }) >= 0:
+		p.add(pp, "must not contain white space, control characters or #")
+	}
+	positive(p, field(path, "interval"), hc.Interval)
+	positive(p, field(path, "timeout"), hc.Timeout)
+	if hc.Interval > 0 && hc.Timeout >= hc.Interval {
+		p.add(field(path, "timeout"), "%s must be shorter than interval (%s), so that a probe ends before the next starts",
+			hc.Timeout.D(), hc.Interval.D())
+	}
+	if hc.UnhealthyThreshold < 1 {
+		p.add(field(path, "unhealthy_threshold"), "must be at least 1")
+	}
+	if hc.HealthyThreshold < 1 {
+		p.add(field(path, "healthy_threshold"), "must be at least 1")
+	}
 }
 
 // backendIndex maps each backend name to the index of its first definition.
@@ -187,6 +244,25 @@ func (c *Config) validatePools(p *problems) {
 			}
 		}
 		checkRetry(p, field(path, "retry"), pl.Retry)
+		if pl.SessionAffinity != nil {
+			checkCookieName(p, field(path, "session_affinity.cookie"), pl.SessionAffinity.Cookie)
+		}
+	}
+}
+
+// checkCookieName checks that name is a cookie name: an RFC 6265 token, which
+// is letters, digits and the symbols below.
+func checkCookieName(p *problems, path, name string) {
+	const symbols = "!#$%&'*+-.^_`|~"
+	if name == "" {
+		p.add(path, "required; want a cookie name such as sluice-affinity")
+		return
+	}
+	for _, r := range name {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(symbols, r)) {
+			p.add(path, "%s is not a cookie name; use letters, digits and %s (RFC 6265)", quote(name), symbols)
+			return
+		}
 	}
 }
 
@@ -203,6 +279,9 @@ func checkRetry(p *problems, path string, r Retry) {
 			p.add(op, "%q is listed twice", on)
 		}
 		seen[on] = true
+	}
+	if r.Backoff < 0 {
+		p.add(field(path, "backoff"), "must not be negative; 0 retries at once")
 	}
 	if r.Attempts > 1 && len(r.On) == 0 {
 		p.add(field(path, "on"), "empty, so attempts: %d never retries; list what to retry, such as [\"429\", \"500-599\", timeout, connection]", r.Attempts)

@@ -43,12 +43,26 @@ backends:
       gpt-4o: gpt-4o-one
       embed: embed-one
     timeout: 60s
+    connect_timeout: 5s
+    first_byte_timeout: 45s
+    stream_timeout: 10m
     circuit_breaker:
       failures: 3
       interval: 10s
       status_codes: ["429"]
       errors: [timeout]
       trip_duration: 30s
+      max_trip_duration: 5m
+    circuit_breakers:
+      - percentage: 50
+        min_requests: 20
+        interval: 30s
+    health_check:
+      path: /healthz
+      interval: 15s
+      timeout: 3s
+      unhealthy_threshold: 3
+      healthy_threshold: 2
   - name: two
     kind: openai
     url: http://127.0.0.1:9102/prefix
@@ -67,6 +81,9 @@ pools:
     retry:
       attempts: 2
       on: ["429", timeout]
+      backoff: 1s
+    session_affinity:
+      cookie: chat-affinity
   - name: embeddings
     members:
       - backend: two
@@ -259,8 +276,55 @@ func TestValidateRules(t *testing.T) {
 			[]string{`test.yaml:{#!}: backends[1].deployments: no deployment for model "embed", which pool "embeddings" sends to this backend`}},
 		{"timeout zero", []string{"timeout: 60s", "timeout: 0s #!"},
 			[]string{"test.yaml:{#!}: backends[0].timeout: must be greater than 0"}},
+		{"timeout zero with first_byte_timeout left out", []string{"timeout: 60s", "timeout: 0s #!", "    first_byte_timeout: 45s\n", ""},
+			[]string{"test.yaml:{#!}: backends[0].timeout: must be greater than 0"}},
+		{"connect_timeout zero", []string{"connect_timeout: 5s", "connect_timeout: 0s #!"},
+			[]string{"test.yaml:{#!}: backends[0].connect_timeout: must be greater than 0"}},
+		{"first_byte_timeout zero", []string{"first_byte_timeout: 45s", "first_byte_timeout: 0s #!"},
+			[]string{"test.yaml:{#!}: backends[0].first_byte_timeout: must be greater than 0"}},
+		{"health check path without slash", []string{"path: /healthz", "path: healthz #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.path: must start with /, such as /v1/models"}},
+		{"health check path empty", []string{"path: /healthz", `path: "" #!`},
+			[]string{"test.yaml:{#!}: backends[0].health_check.path: must start with /, such as /v1/models"}},
+		{"health check path with space", []string{"path: /healthz", `path: "/health z" #!`},
+			[]string{"test.yaml:{#!}: backends[0].health_check.path: must not contain white space, control characters or #"}},
+		{"health check path with fragment", []string{"path: /healthz", `path: "/healthz#x" #!`},
+			[]string{"test.yaml:{#!}: backends[0].health_check.path: must not contain white space, control characters or #"}},
+		{"health check interval zero", []string{"interval: 15s", "interval: 0s #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.interval: must be greater than 0"}},
+		{"health check timeout zero", []string{"timeout: 3s", "timeout: 0s #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.timeout: must be greater than 0"}},
+		{"health check timeout equal to interval", []string{"timeout: 3s", "timeout: 15s #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.timeout: 15s must be shorter than interval (15s), so that a probe ends before the next starts"}},
+		{"health check default timeout above interval", []string{"    health_check:\n", "    health_check: #!\n", "      timeout: 3s\n", "", "interval: 15s", "interval: 1s"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.timeout: 2s must be shorter than interval (1s), so that a probe ends before the next starts"}},
+		{"health check unhealthy_threshold zero", []string{"unhealthy_threshold: 3", "unhealthy_threshold: 0 #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.unhealthy_threshold: must be at least 1"}},
+		{"health check healthy_threshold zero", []string{"healthy_threshold: 2", "healthy_threshold: 0 #!"},
+			[]string{"test.yaml:{#!}: backends[0].health_check.healthy_threshold: must be at least 1"}},
+		{"health check of unknown kind", []string{"kind: azure-openai", "kind: bedrock #!", "      path: /healthz\n", ""},
+			[]string{`test.yaml:{#!}: backends[0].kind: "bedrock" is not allowed; want azure-openai or openai`}},
 		{"breaker failures zero", []string{"failures: 3", "failures: 0 #!"},
-			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.failures: must be at least 1"}},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.failures: must be at least 1 unless percentage is set"}},
+		{"breaker failures negative", []string{"failures: 3", "failures: -1 #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.failures: must not be negative"}},
+		{"breaker percentage too high", []string{"failures: 3", "failures: 3\n      percentage: 101 #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.percentage: must be from 1 to 100, or 0 for off"}},
+		{"breaker percentage negative", []string{"percentage: 50", "percentage: -5 #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breakers[0].percentage: must be from 1 to 100, or 0 for off"}},
+		{"breaker percentage off and failures zero", []string{"percentage: 50", "percentage: 0\n        failures: 0 #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breakers[0].failures: must be at least 1 unless percentage is set"}},
+		{"breaker min_requests zero", []string{"min_requests: 20", "min_requests: 0 #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breakers[0].min_requests: must be at least 1"}},
+		{"breaker max_trip_duration zero", []string{"max_trip_duration: 5m", "max_trip_duration: 0s #!"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.max_trip_duration: must be greater than 0"}},
+		{"second breaker rule", []string{"        interval: 30s\n", "        interval: 30s\n      - status_codes: [\"4xx\"] #!\n        errors: [] #2\n        trip_duration: 0s #3\n"},
+			[]string{
+				`test.yaml:{#!}: backends[0].circuit_breakers[1].status_codes[0]: "4xx" is not a status code or range such as 429 or 500-599 (codes are 100 to 599)`,
+				"test.yaml:{#3}: backends[0].circuit_breakers[1].trip_duration: must be greater than 0",
+			}},
+		{"second breaker rule counts nothing", []string{"        interval: 30s\n", "        interval: 30s\n      - status_codes: [] #!\n        errors: []\n"},
+			[]string{"test.yaml:{#!}: backends[0].circuit_breakers[1]: counts no failures: status_codes and errors are both empty"}},
 		{"breaker interval zero", []string{"interval: 10s", "interval: 0s #!"},
 			[]string{"test.yaml:{#!}: backends[0].circuit_breaker.interval: must be greater than 0"}},
 		{"breaker trip_duration zero", []string{"trip_duration: 30s", "trip_duration: 0s #!"},
@@ -304,6 +368,14 @@ func TestValidateRules(t *testing.T) {
 			[]string{`test.yaml:{#!}: pools[0].retry.on[1]: "429" is listed twice`}},
 		{"retry without on", []string{`on: ["429", timeout]`, `on: [] #!`},
 			[]string{`test.yaml:{#!}: pools[0].retry.on: empty, so attempts: 2 never retries; list what to retry, such as ["429", "500-599", timeout, connection]`}},
+		{"affinity cookie empty", []string{"cookie: chat-affinity", `cookie: "" #!`},
+			[]string{"test.yaml:{#!}: pools[0].session_affinity.cookie: required; want a cookie name such as sluice-affinity"}},
+		{"affinity cookie with space", []string{"cookie: chat-affinity", `cookie: "chat affinity" #!`},
+			[]string{`test.yaml:{#!}: pools[0].session_affinity.cookie: "chat affinity" is not a cookie name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 6265)`}},
+		{"affinity cookie with separator", []string{"cookie: chat-affinity", `cookie: "chat=affinity" #!`},
+			[]string{`test.yaml:{#!}: pools[0].session_affinity.cookie: "chat=affinity" is not a cookie name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 6265)`}},
+		{"affinity cookie not ASCII", []string{"cookie: chat-affinity", `cookie: "café" #!`},
+			[]string{`test.yaml:{#!}: pools[0].session_affinity.cookie: "café" is not a cookie name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 6265)`}},
 
 		// models
 		{"model to unknown pool", []string{"  embed: embeddings", "  embed: nopool #!"},
@@ -409,7 +481,20 @@ func TestValidateAccepts(t *testing.T) {
 		{"admin without listener", []string{"  listen: 127.0.0.1:8081\n  api_key: admin-key\n", "", "prometheus: true", "prometheus: false"}},
 		{"admin on another port of every interface", []string{"listen: 127.0.0.1:8081", `listen: ":8081"`}},
 		{"random ports", []string{"listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", "listen: 127.0.0.1:8081", "listen: 127.0.0.1:0"}},
-		{"no breaker", []string{"    circuit_breaker:\n      failures: 3\n      interval: 10s\n      status_codes: [\"429\"]\n      errors: [timeout]\n      trip_duration: 30s\n", ""}},
+		{"no breaker", []string{"    circuit_breaker:\n      failures: 3\n      interval: 10s\n      status_codes: [\"429\"]\n      errors: [timeout]\n      trip_duration: 30s\n      max_trip_duration: 5m\n", ""}},
+		{"no breaker rules", []string{"    circuit_breakers:\n      - percentage: 50\n        min_requests: 20\n        interval: 30s\n", "    circuit_breakers: []\n"}},
+		{"no health check", []string{"    health_check:\n      path: /healthz\n      interval: 15s\n      timeout: 3s\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n", ""}},
+		{"health check with every default", []string{"    health_check:\n      path: /healthz\n      interval: 15s\n      timeout: 3s\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n", "    health_check: {}\n"}},
+		{"health check path with query", []string{"path: /healthz", `path: "/openai/models?api-version=2024-10-21"`}},
+		{"percentage without failures", []string{"failures: 3", "failures: 0\n      percentage: 100"}},
+		{"percentage with failures", []string{"failures: 3", "failures: 3\n      percentage: 1"}},
+		{"max_trip_duration below trip_duration", []string{"max_trip_duration: 5m", "max_trip_duration: 1s"}},
+		{"connect_timeout above timeout", []string{"connect_timeout: 5s", "connect_timeout: 2m"}},
+		{"first_byte_timeout above timeout", []string{"first_byte_timeout: 45s", "first_byte_timeout: 5m"}},
+		{"stream_timeout zero", []string{"stream_timeout: 10m", "stream_timeout: 0s"}},
+		{"backoff zero", []string{"backoff: 1s", "backoff: 0s"}},
+		{"affinity with every default", []string{"    session_affinity:\n      cookie: chat-affinity\n", "    session_affinity: {}\n"}},
+		{"affinity cookie with symbols", []string{"cookie: chat-affinity", "cookie: \"__Host-Sluice_1.!#$%&'*+^`|~\""}},
 		{"shutdown at once", []string{"listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n  shutdown_grace: 0s"}},
 		{"preview api_version", []string{"kind: azure-openai", "kind: azure-openai\n    api_version: 2025-04-01-preview"}},
 		{"openai model with slash", []string{"embed: text-embedding-3-small", "embed: org/text-embedding-3-small"}},
@@ -429,12 +514,15 @@ func TestValidateAccepts(t *testing.T) {
 
 func TestValidateWithoutParse(t *testing.T) {
 	c := &Config{
-		Server:   Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
-		State:    State{Store: "memory", OnStoreError: "fail_open"},
-		Usage:    Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
-		Backends: []Backend{{Name: "b", Kind: "openai", URL: "http://b", Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "m"}, Timeout: dur(1)}},
-		Pools:    []Pool{{Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1}}, Retry: Retry{Attempts: 1}}},
-		Models:   map[string]string{"m": "p"},
+		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
+		State:  State{Store: "memory", OnStoreError: "fail_open"},
+		Usage:  Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
+		Backends: []Backend{{
+			Name: "b", Kind: "openai", URL: "http://b", Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "m"},
+			Timeout: dur(1), ConnectTimeout: dur(1), FirstByteTimeout: dur(1),
+		}},
+		Pools:  []Pool{{Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1}}, Retry: Retry{Attempts: 1}}},
+		Models: map[string]string{"m": "p"},
 	}
 	want := []string{"pools[0].members[0].weight: must be at least 1"}
 	if diff := cmp.Diff(want, errorLines(c.Validate())); diff != "" {
@@ -443,6 +531,21 @@ func TestValidateWithoutParse(t *testing.T) {
 	c.Pools[0].Members[0].Weight = 1
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate() = %v; want nil", err)
+	}
+
+	// Durations from a file are never negative; a Config built in code may
+	// hold any value. Validate applies no defaults, so the health check
+	// needs its path.
+	c.Backends[0].StreamTimeout = -1
+	c.Backends[0].HealthCheck = &HealthCheck{Interval: dur(2), Timeout: dur(1), UnhealthyThreshold: 1, HealthyThreshold: 1}
+	c.Pools[0].Retry.Backoff = -1
+	want = []string{
+		"backends[0].stream_timeout: must not be negative; 0 means no bound",
+		"backends[0].health_check.path: must start with /, such as /v1/models",
+		"pools[0].retry.backoff: must not be negative; 0 retries at once",
+	}
+	if diff := cmp.Diff(want, errorLines(c.Validate())); diff != "" {
+		t.Errorf("Validate errors mismatch (-want +got):\n%s", diff)
 	}
 }
 
