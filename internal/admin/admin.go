@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
 	"github.com/sluice-gateway/sluice/internal/route"
@@ -28,6 +29,8 @@ type Options struct {
 	Ready func() bool
 	// Logger receives a line per admin action.
 	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 }
 
 // New returns the admin handler.
@@ -35,12 +38,16 @@ func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	a := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /admin/config", a.guard(a.config))
 	mux.HandleFunc("POST /admin/reload", a.guard(a.reload))
+	mux.HandleFunc("GET /admin/backends", a.guard(a.backends))
 	mux.HandleFunc("/", a.notFound)
 	return mux
 }
@@ -64,7 +71,7 @@ func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 
 // methods are the admin paths and the method each takes, for 405 answers.
 var methods = map[string]string{
-	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST",
+	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST", "/admin/backends": "GET",
 }
 
 // notFound answers what no route matched: 405 for a known path, else 404.
@@ -119,6 +126,49 @@ func (a *handler) reload(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+// backendStatus is one backend in GET /admin/backends.
+type backendStatus struct {
+	Name          string     `json:"name"`
+	Kind          string     `json:"kind"`
+	Region        string     `json:"region,omitempty"`
+	State         string     `json:"state"`
+	Reason        string     `json:"reason,omitempty"`
+	ReopensAt     *time.Time `json:"reopens_at,omitempty"`
+	WindowFails   int64      `json:"failures_in_window"`
+	WindowReqs    int64      `json:"requests_in_window"`
+	Trips         uint64     `json:"trips"`
+	InFlight      int64      `json:"in_flight"`
+	LatencyMillis float64    `json:"latency_ms"`
+	Requests      uint64     `json:"requests"`
+	Errors        uint64     `json:"errors"`
+	HealthCheck   bool       `json:"health_check"`
+}
+
+// backends shows the live state of every backend: breaker, in-flight
+// requests, latency average, requests and errors served.
+func (a *handler) backends(w http.ResponseWriter, _ *http.Request) {
+	t := a.o.Table()
+	now := a.o.Now()
+	out := make([]backendStatus, 0, len(t.Backends))
+	for _, c := range t.Config.Backends {
+		b := t.Backends[c.Name]
+		snap := b.State.Breaker.Snapshot(now)
+		s := backendStatus{
+			Name: b.Name, Kind: b.Kind.String(), Region: b.Region,
+			State: snap.State.String(), Reason: snap.LastReason,
+			WindowFails: snap.Failures, WindowReqs: snap.Requests, Trips: snap.Trips,
+			InFlight: b.State.InFlight(), LatencyMillis: float64(b.State.Latency().Microseconds()) / 1000,
+			Requests: b.State.Requests(), Errors: b.State.Errors(), HealthCheck: b.HealthCheck != nil,
+		}
+		if !snap.ReopenAt.IsZero() {
+			at := snap.ReopenAt.UTC()
+			s.ReopensAt = &at
+		}
+		out = append(out, s)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"backends": out})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

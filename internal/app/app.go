@@ -148,7 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	source := func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) }
-	g, err := NewGateway(source, log)
+	g, err := NewGateway(source, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return &ExitError{Code: 1}
@@ -222,7 +222,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(*path, os.LookupEnv)
 	if err == nil {
-		_, err = route.Compile(cfg, nil)
+		_, err = route.Compile(cfg, nil, nil)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

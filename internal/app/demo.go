@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -123,6 +124,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listenAddr := fs.String("listen", "127.0.0.1:8080", "gateway address (a free port is taken if it is busy)")
 	adminAddr := fs.String("admin-listen", "127.0.0.1:8081", "admin address (a free port is taken if it is busy)")
 	latency := fs.Bool("latency", true, "simulate realistic model latency")
+	load := fs.Float64("load", 2, "requests per second the demo sends itself, as team-beta, to show the pool at work (0: none)")
 	var lf logFlags
 	lf.bind(fs)
 	lf.format = "text"
@@ -182,17 +184,25 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	source := func() (*config.Config, error) {
 		return demoConfig(env, urls, ln.Addr().String(), adminLn.Addr().String())
 	}
-	g, err := NewGateway(source, log)
+	g, err := NewGateway(source, log, nil)
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
-	printBanner(stdout, env, urls, "http://"+ln.Addr().String(), "http://"+adminLn.Addr().String())
+	printBanner(stdout, env, urls, "http://"+ln.Addr().String(), "http://"+adminLn.Addr().String(),
+		strconv.FormatFloat(*load, 'g', -1, 64))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
+	}()
+	dl := &demoLoad{url: "http://" + ln.Addr().String(), key: env["TEAM_BETA_KEY"], rate: *load,
+		interval: 10 * time.Second, out: stdout, client: &http.Client{Timeout: time.Minute}}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dl.run(ctx)
 	}()
 	select {
 	case <-ctx.Done():
@@ -224,7 +234,7 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return nil
 }
 
-func printBanner(w io.Writer, env demoEnv, backends map[string]string, gw, adm string) {
+func printBanner(w io.Writer, env demoEnv, backends map[string]string, gw, adm, loadRate string) {
 	fmt.Fprintf(w, `
 Sluice demo: three simulated Azure OpenAI backends behind the gateway,
 configured by examples/sluice.yaml.
@@ -263,6 +273,11 @@ Go (github.com/openai/openai-go/v3):
       Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")},
   })
 
+The demo sends itself %s request(s) per second as team-beta (--load), and every 10 s
+prints which backend served them: the PTU backend fills its small token limit, answers 429,
+its circuit breaker opens for the Retry-After, and pay-as-you-go takes over until it reopens.
+Live backend state: curl -s -H "api-key: %s" %s/admin/backends
+
 Press Ctrl-C to stop.
 `,
 		gw, adm, env["SLUICE_ADMIN_KEY"],
@@ -272,5 +287,6 @@ Press Ctrl-C to stop.
 		gw, env["TEAM_ALPHA_KEY"],
 		gw, env["TEAM_ALPHA_KEY"],
 		gw, env["TEAM_ALPHA_KEY"],
+		loadRate, env["SLUICE_ADMIN_KEY"], adm,
 	)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +87,7 @@ type fixture struct {
 	t          *testing.T
 	sims       map[string]*simulator.Simulator
 	simServers []*httptest.Server
+	down       map[string]*atomic.Bool // a backend answers 503 to everything while set
 	simURLs    map[string]string
 	seen       *backendLog
 	gw         *Gateway
@@ -93,6 +95,7 @@ type fixture struct {
 	logs       *lockedBuffer
 	cfgPath    string
 	grace      string
+	template   string
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -145,7 +148,16 @@ type fixtureOption func(*fixtureSettings)
 type fixtureSettings struct {
 	grace   string
 	latency simulator.Latency
+	now     func() time.Time
+	config  string // the config template; default fxConfigYAML
 }
+
+// withClock gives the gateway a clock of the test's.
+func withClock(now func() time.Time) fixtureOption { return func(s *fixtureSettings) { s.now = now } }
+
+// withConfig replaces the config template. It takes the same five %s as
+// fxConfigYAML: shutdown grace, the three backend URLs, extra subscriptions.
+func withConfig(tmpl string) fixtureOption { return func(s *fixtureSettings) { s.config = tmpl } }
 
 func withGrace(d string) fixtureOption { return func(s *fixtureSettings) { s.grace = d } }
 
@@ -155,7 +167,7 @@ func withLatency(l simulator.Latency) fixtureOption {
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
-	s := fixtureSettings{grace: "5s"}
+	s := fixtureSettings{grace: "5s", config: fxConfigYAML}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -165,8 +177,8 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	} {
 		t.Setenv(k, v)
 	}
-	f := &fixture{t: t, sims: map[string]*simulator.Simulator{}, simURLs: map[string]string{},
-		seen: &backendLog{}, logs: &lockedBuffer{}, grace: s.grace}
+	f := &fixture{t: t, sims: map[string]*simulator.Simulator{}, simURLs: map[string]string{}, down: map[string]*atomic.Bool{},
+		seen: &backendLog{}, logs: &lockedBuffer{}, grace: s.grace, template: s.config}
 	for _, b := range []struct {
 		name, key, region string
 		deps              map[string]simulator.Deployment
@@ -184,7 +196,15 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 				f.seen.add(seenRequest{backend: name, path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), body: string(body)})
 			},
 		})
-		srv := httptest.NewServer(sim)
+		down := new(atomic.Bool)
+		f.down[name] = down
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+				return
+			}
+			sim.ServeHTTP(w, r)
+		}))
 		t.Cleanup(srv.Close)
 		f.simServers = append(f.simServers, srv)
 		f.sims[name] = sim
@@ -194,7 +214,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	f.writeConfig("")
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	source := func() (*config.Config, error) { return config.Load(f.cfgPath, os.LookupEnv) }
-	g, err := NewGateway(source, log)
+	g, err := NewGateway(source, log, s.now)
 	if err != nil {
 		t.Fatalf("NewGateway: %v", err)
 	}
@@ -218,7 +238,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 // writeConfig writes the fixture config with extra subscriptions appended.
 func (f *fixture) writeConfig(extraSubscriptions string) {
 	f.t.Helper()
-	body := fmt.Sprintf(fxConfigYAML, f.grace, f.simURLs["ptu-swedencentral"], f.simURLs["payg-westeurope"],
+	body := fmt.Sprintf(f.template, f.grace, f.simURLs["ptu-swedencentral"], f.simURLs["payg-westeurope"],
 		f.simURLs["payg-francecentral"], extraSubscriptions)
 	if err := os.WriteFile(f.cfgPath, []byte(body), 0o600); err != nil {
 		f.t.Fatal(err)

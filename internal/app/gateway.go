@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 )
@@ -24,6 +25,7 @@ type Gateway struct {
 	log    *slog.Logger
 
 	table    atomic.Pointer[route.Table]
+	health   *health.Checker
 	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap
 	ready    atomic.Bool
 
@@ -34,24 +36,30 @@ type Gateway struct {
 }
 
 // NewGateway loads a first config from source and compiles it. Reload calls
-// source again.
-func NewGateway(source func() (*config.Config, error), log *slog.Logger) (*Gateway, error) {
+// source again. now is the clock of breakers and latency (nil: time.Now).
+func NewGateway(source func() (*config.Config, error), log *slog.Logger, now func() time.Time) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
 	}
 	g := &Gateway{source: source, log: log}
 	cfg, err := source()
 	if err != nil {
 		return nil, err
 	}
-	t, err := route.Compile(cfg, nil)
+	t, err := route.Compile(cfg, nil, log)
 	if err != nil {
 		return nil, err
 	}
+	t.Activate()
 	g.table.Store(t)
+	g.health = health.New(log, now)
+	g.health.Sync(t.Backends)
 	g.ready.Store(true)
-	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log})
-	g.Admin = admin.New(admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log})
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now})
+	g.Admin = admin.New(admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log, Now: now})
 	return g, nil
 }
 
@@ -69,15 +77,17 @@ func (g *Gateway) Reload() error {
 		return err
 	}
 	prev := g.table.Load()
-	next, err := route.Compile(cfg, prev)
+	next, err := route.Compile(cfg, prev, g.log)
 	if err != nil {
 		return err
 	}
+	next.Activate()
 	if cfg.Server.Listen != prev.Config.Server.Listen || cfg.Admin.Listen != prev.Config.Admin.Listen {
 		g.log.Warn("listen addresses changed; they take effect on restart",
 			"server.listen", cfg.Server.Listen, "admin.listen", cfg.Admin.Listen)
 	}
 	g.table.Store(next)
+	g.health.Sync(next.Backends)
 	route.Release(prev, next)
 	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
 	return nil
@@ -130,6 +140,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		}()
 	}
 	wg.Wait()
+	g.health.Close()
 	for _, b := range g.Table().Backends {
 		b.State.Close()
 	}

@@ -7,13 +7,12 @@ package backend
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/secret"
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -54,45 +53,6 @@ func ParseKind(s string) (Kind, error) {
 	return 0, fmt.Errorf("unknown backend kind %q", s)
 }
 
-// State is a backend's live state. It survives a config reload for as long
-// as a backend of the same name and URL exists. It is safe for concurrent use.
-type State struct {
-	transport *http.Transport
-
-	inflight atomic.Int64
-	requests atomic.Uint64
-	errors   atomic.Uint64
-}
-
-// NewState returns the state of a new backend with its own connection pool.
-func NewState() *State {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &State{transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         dialer.DialContext,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-		// The gateway passes bodies through as they come; transparent
-		// decompression would hide the encoding and delay stream events.
-		DisableCompression: true,
-	}}
-}
-
-// Close releases the state's idle connections.
-func (s *State) Close() { s.transport.CloseIdleConnections() }
-
-// InFlight returns the number of requests being served now.
-func (s *State) InFlight() int64 { return s.inflight.Load() }
-
-// Requests returns the number of requests sent.
-func (s *State) Requests() uint64 { return s.requests.Load() }
-
-// Errors returns the number of requests that failed in transport or with a
-// 5xx status.
-func (s *State) Errors() uint64 { return s.errors.Load() }
-
 // deployment is a model's address on a backend, prepared once.
 type deployment struct {
 	name   string // the deployment (Azure) or model (OpenAI) name
@@ -112,8 +72,18 @@ type Backend struct {
 	Region string
 	// Timeout bounds a request; for streams, the silence between events.
 	Timeout time.Duration
+	// FirstByteTimeout bounds the wait for the response headers, and for a
+	// stream for its first event.
+	FirstByteTimeout time.Duration
+	// StreamTimeout bounds a whole stream; 0 means no bound.
+	StreamTimeout time.Duration
+	// HealthCheck is the active health check; nil when there is none.
+	HealthCheck *config.HealthCheck
 	// State is the live state.
 	State *State
+
+	rules          []breaker.Rule
+	connectTimeout time.Duration
 
 	url         *url.URL // scheme, host and path prefix
 	apiVersion  string
@@ -134,9 +104,16 @@ func New(c config.Backend, st *State) (*Backend, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
+	rules, err := breakerRules(c)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", c.Name, err)
+	}
 	b := &Backend{
-		Name: c.Name, Kind: kind, Region: c.Region, Timeout: c.Timeout.D(), State: st,
-		url: u, apiVersion: c.APIVersion, key: c.Auth.APIKey,
+		rules: rules, connectTimeout: c.ConnectTimeout.D(),
+		Name: c.Name, Kind: kind, Region: c.Region, State: st,
+		Timeout: c.Timeout.D(), FirstByteTimeout: c.FirstByteTimeout.D(), StreamTimeout: c.StreamTimeout.D(),
+		HealthCheck: c.HealthCheck,
+		url:         u, apiVersion: c.APIVersion, key: c.Auth.APIKey,
 		deployments: make(map[string]deployment, len(c.Deployments)),
 	}
 	for model, name := range c.Deployments {
@@ -147,6 +124,16 @@ func New(c config.Backend, st *State) (*Backend, error) {
 		}
 	}
 	return b, nil
+}
+
+// Activate applies the backend's breaker rules and connect timeout to its
+// live State. The routing table calls it when it goes into service, so that
+// a config refused half-way through compiling changes nothing.
+func (b *Backend) Activate() {
+	b.State.Breaker.SetRules(b.rules)
+	if b.connectTimeout > 0 {
+		b.State.connectTimeout.Store(int64(b.connectTimeout))
+	}
 }
 
 // URL returns the backend's base URL, for comparing configs.
@@ -250,4 +237,63 @@ func (b *Backend) Done(failed bool) {
 	if failed {
 		b.State.errors.Add(1)
 	}
+}
+
+// breakerRules compiles the backend's circuit_breaker and circuit_breakers.
+func breakerRules(c config.Backend) ([]breaker.Rule, error) {
+	var cbs []config.CircuitBreaker
+	if c.CircuitBreaker != nil {
+		cbs = append(cbs, *c.CircuitBreaker)
+	}
+	cbs = append(cbs, c.CircuitBreakers...)
+	rules := make([]breaker.Rule, 0, len(cbs))
+	for _, cb := range cbs {
+		r := breaker.Rule{
+			Failures: cb.Failures, Percentage: cb.Percentage, MinRequests: cb.MinRequests,
+			Interval: cb.Interval.D(), TripDuration: cb.TripDuration.D(),
+			AcceptRetryAfter: cb.AcceptRetryAfter, MaxTripDuration: cb.MaxTripDuration.D(),
+		}
+		for _, s := range cb.StatusCodes {
+			lo, hi, err := config.ParseStatusRange(s)
+			if err != nil {
+				return nil, err
+			}
+			r.Statuses = append(r.Statuses, breaker.StatusRange{Lo: lo, Hi: hi})
+		}
+		for _, e := range cb.Errors {
+			switch e {
+			case "timeout":
+				r.Timeouts = true
+			case "connection":
+				r.Connection = true
+			}
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// NewProbeRequest builds a health-check request: GET of path (which may
+// carry a query) on the backend, with its credential.
+func (b *Backend) NewProbeRequest(ctx context.Context, path string) (*http.Request, error) {
+	u := *b.url
+	p, q, _ := strings.Cut(path, "?")
+	u.Path, u.RawQuery = b.url.Path+p, q
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", b.Name, err)
+	}
+	switch b.Kind {
+	case KindAzureOpenAI:
+		req.Header.Set("Api-Key", b.key.Reveal())
+	case KindOpenAI:
+		req.Header.Set("Authorization", "Bearer "+b.key.Reveal())
+	}
+	return req, nil
+}
+
+// Probe sends a health-check request on the backend's connection pool. It
+// is not counted as traffic.
+func (b *Backend) Probe(req *http.Request) (*http.Response, error) {
+	return b.State.transport.RoundTrip(req)
 }

@@ -1,15 +1,16 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
-	"github.com/sluice-gateway/sluice/internal/sse"
+	"github.com/sluice-gateway/sluice/internal/balance"
+	"github.com/sluice-gateway/sluice/internal/breaker"
+	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -47,12 +48,6 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 			"Your subscription may not use the model "+strconv.Quote(model)+"."))
 		return
 	}
-	b, ok := m.Pool.Pick(nil)
-	if !ok {
-		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "no_backend_available",
-			"No backend can serve the model "+strconv.Quote(model)+" now. Retry later."))
-		return
-	}
 	call := backend.Call{
 		Op:         op,
 		Model:      model,
@@ -62,81 +57,161 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 		Header:     x.r.Header,
 		RequestID:  x.id,
 	}
-	x.attempt(b, &call)
+	x.run(m.Pool, &call)
 }
 
-// attempt sends call to b and relays the answer.
-func (x *exchange) attempt(b *backend.Backend, call *backend.Call) {
-	x.backendName = b.Name
-	ctx, cancel := context.WithCancel(x.r.Context())
-	defer cancel()
-	// One timer serves both timeouts: the whole request, or for a stream the
-	// silence before the first event and between events (it is reset on each).
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(b.Timeout, func() {
-		timedOut.Store(true)
-		cancel()
-	})
-	defer timer.Stop()
-
-	out, err := b.NewRequest(ctx, call)
-	if err != nil {
-		x.h.log.Error("building backend request", "request_id", x.id, "backend", b.Name, "err", err)
-		x.fail(wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error",
-			"Sluice failed to build the backend request. The request id is "+x.id+"."))
+// run tries the pool's members until one answers in a way that is not
+// retried, or the attempts are spent, and relays the last answer.
+func (x *exchange) run(pool *route.Pool, call *backend.Call) {
+	var tried [8]*backend.Backend
+	f := balance.Filter{Tried: tried[:0], Regions: x.subscription.Product.Regions}
+	aff := x.affinity(pool)
+	var last *attempt
+	for n := 0; n < pool.Retry.Attempts; n++ {
+		b, ticket, ok := x.pick(pool, &f, aff, last != nil)
+		if !ok {
+			break
+		}
+		if last != nil {
+			last.discard()
+		}
+		x.attempts++
+		last = x.send(b, ticket, call)
+		f.Tried = append(f.Tried, b)
+		if x.clientGone() {
+			last.abandon(x.h.now())
+			x.outcome = "client_closed"
+			return
+		}
+		if n+1 == pool.Retry.Attempts || !x.retryable(pool, last) {
+			break
+		}
+		// Tell the breaker now, so that the next pick knows.
+		last.report(x.h.now(), last.outcome(x.h.now()))
+	}
+	if last == nil {
+		x.unavailable(pool, &f)
 		return
 	}
-	resp, err := b.RoundTrip(out)
-	if err != nil {
-		gone := x.clientGone()
-		b.Done(!gone)
-		switch {
-		case gone:
-			x.outcome = "client_closed"
-		case timedOut.Load():
+	x.deliver(pool, last)
+}
+
+// pick asks the pool for a member. When every member the request may use
+// was tried, the same one is tried again only when it is the only one,
+// after the pool's backoff.
+func (x *exchange) pick(pool *route.Pool, f *balance.Filter, aff balance.Affinity, retry bool) (*backend.Backend, breaker.Ticket, bool) {
+	b, t, ok := pool.Pick(x.h.now(), f, aff)
+	if ok || !retry || len(f.Tried) == 0 {
+		return b, t, ok
+	}
+	if pool.Eligible(&balance.Filter{Regions: f.Regions}) != 1 {
+		return nil, t, false
+	}
+	timer := time.NewTimer(pool.Retry.Backoff)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-x.r.Context().Done():
+		return nil, t, false
+	}
+	f.Tried = f.Tried[:0]
+	return pool.Pick(x.h.now(), f, aff)
+}
+
+// retryable reports whether the pool's policy retries what a happened.
+func (x *exchange) retryable(pool *route.Pool, a *attempt) bool {
+	if a.err != nil {
+		return (a.kind == breaker.Timeout && pool.Retry.Timeout) ||
+			(a.kind == breaker.Connection && pool.Retry.Connection)
+	}
+	return pool.Retry.RetriesStatus(a.resp.StatusCode)
+}
+
+// unavailable answers 503 when no member can serve, with Retry-After set to
+// when the first one reopens. It names no backend.
+func (x *exchange) unavailable(pool *route.Pool, f *balance.Filter) {
+	e := wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "no_backend_available",
+		"No backend can serve the model "+strconv.Quote(x.model)+" now. Retry later.")
+	if f.Regions != nil && pool.Eligible(&balance.Filter{Regions: f.Regions}) == 0 {
+		e.Message = "No backend in the regions your subscription may use serves the model " + strconv.Quote(x.model) + "."
+	}
+	if at := pool.NextAvailable(&balance.Filter{Regions: f.Regions}); !at.IsZero() {
+		e.RetryAfterMillis = max(at.Sub(x.h.now()).Milliseconds(), 1)
+	}
+	x.fail(e)
+}
+
+// affinity reads the session-affinity cookie and header when the pool has
+// session affinity.
+func (x *exchange) affinity(pool *route.Pool) balance.Affinity {
+	if pool.AffinityCookie == "" {
+		return balance.Affinity{}
+	}
+	var aff balance.Affinity
+	if c, err := x.r.Cookie(pool.AffinityCookie); err == nil {
+		aff.Backend, _ = url.QueryUnescape(c.Value)
+	}
+	aff.Key = x.r.Header.Get("X-Sluice-Affinity")
+	return aff
+}
+
+// deliver relays the attempt's answer to the client: the backend's response,
+// or the gateway's error for a transport failure. The breaker hears the
+// outcome once the relay is over.
+func (x *exchange) deliver(pool *route.Pool, a *attempt) {
+	x.backendName = a.b.Name
+	defer a.close()
+	if a.err != nil {
+		now := x.h.now()
+		a.report(now, a.outcome(now))
+		if a.kind == breaker.Timeout {
 			x.fail(wire.NewError(http.StatusGatewayTimeout, wire.TypeServer, "backend_timeout",
 				"The backend did not answer in time. Retry later."))
-		default:
-			x.h.log.Warn("backend unreachable", "request_id", x.id, "backend", b.Name, "err", err)
-			x.fail(wire.NewError(http.StatusBadGateway, wire.TypeServer, "backend_unreachable",
-				"The backend could not be reached. Retry later."))
+			return
 		}
+		x.fail(wire.NewError(http.StatusBadGateway, wire.TypeServer, "backend_unreachable",
+			"The backend could not be reached. Retry later."))
 		return
 	}
-	defer resp.Body.Close()
-
+	resp := a.resp
 	h := x.w.Header()
 	wire.CopyHeader(h, resp.Header, dropFromBackend)
-	h.Set("X-Sluice-Backend", b.Name)
-	if b.Region != "" && h.Get("X-Ms-Region") == "" {
-		h.Set("X-Ms-Region", b.Region)
+	h.Set("X-Sluice-Backend", a.b.Name)
+	if a.b.Region != "" && h.Get("X-Ms-Region") == "" {
+		h.Set("X-Ms-Region", a.b.Region)
+	}
+	if pool.AffinityCookie != "" {
+		if c, err := x.r.Cookie(pool.AffinityCookie); err != nil || c.Value != url.QueryEscape(a.b.Name) {
+			http.SetCookie(x.w, &http.Cookie{Name: pool.AffinityCookie, Value: url.QueryEscape(a.b.Name),
+				Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
 	}
 	x.status = resp.StatusCode
 	x.started = true
 
 	var relayErr error
-	if isEventStream(resp.Header) {
+	if a.rd != nil {
 		h.Del("Content-Length")
-		relayErr = x.relayStream(resp, timer, b.Timeout)
+		relayErr = x.relayStream(a)
 	} else {
 		x.w.WriteHeader(resp.StatusCode)
 		relayErr = x.relayBody(resp)
 	}
-	failed := resp.StatusCode >= 500
-	if relayErr != nil {
-		gone := x.clientGone()
-		failed = !gone
-		if gone {
-			x.outcome = "client_closed"
-		} else if timedOut.Load() {
+	now := x.h.now()
+	switch {
+	case relayErr == nil:
+		a.report(now, a.outcome(now))
+	case x.clientGone():
+		x.outcome = "client_closed"
+		a.report(now, breaker.Outcome{Ignore: true})
+	default:
+		kind := a.classify(relayErr)
+		x.outcome = "backend_broke_off"
+		if kind == breaker.Timeout {
 			x.outcome = "backend_timeout"
-		} else {
-			x.outcome = "backend_broke_off"
 		}
-	}
-	b.Done(failed)
-	if relayErr != nil && !x.clientGone() {
-		x.h.log.Warn("backend response broke off", "request_id", x.id, "backend", b.Name, "err", relayErr)
+		a.report(now, breaker.Outcome{Status: resp.StatusCode, Err: kind})
+		x.h.log.Warn("backend response broke off", "request_id", x.id, "backend", a.b.Name, "err", relayErr)
 		// The status and part of the body are out: the only honest signal
 		// left is to abort the connection, so the client sees a truncated
 		// response and not a complete one.
@@ -154,19 +229,15 @@ func isEventStream(h http.Header) bool {
 }
 
 // relayStream passes a Server-Sent Events stream through event by event,
-// flushing each as it arrives. On a broken stream it sends an SSE error event
-// before the caller aborts the connection.
-func (x *exchange) relayStream(resp *http.Response, timer *time.Timer, idle time.Duration) error {
+// flushing each as it arrives; the attempt has read the first event already.
+// On a broken stream it sends an SSE error event before the caller aborts
+// the connection.
+func (x *exchange) relayStream(a *attempt) error {
 	rc := http.NewResponseController(x.w)
-	x.w.WriteHeader(resp.StatusCode)
-	if err := rc.Flush(); err != nil {
-		return err
-	}
-	rd := sse.NewReader(resp.Body)
+	x.w.WriteHeader(a.resp.StatusCode)
+	ev, err := a.first, a.firstErr
 	for {
-		ev, err := rd.Next()
 		if len(ev) > 0 {
-			timer.Reset(idle)
 			if _, werr := x.w.Write(ev); werr != nil {
 				return werr
 			}
@@ -184,6 +255,8 @@ func (x *exchange) relayStream(resp *http.Response, timer *time.Timer, idle time
 			}
 			return err
 		}
+		ev, err = a.rd.Next()
+		a.idle()
 	}
 }
 

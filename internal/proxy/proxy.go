@@ -116,6 +116,7 @@ type exchange struct {
 	model        string
 	backendName  string
 	stream       bool
+	attempts     int
 	status       int  // the status sent, or 499 when the client went away first
 	started      bool // the response status was written
 	abort        bool // the response broke off: abort the connection after logging
@@ -226,6 +227,9 @@ func (x *exchange) log() {
 	}
 	if x.stream {
 		attrs = append(attrs, slog.Bool("stream", true))
+	}
+	if x.attempts > 1 {
+		attrs = append(attrs, slog.Int("attempts", x.attempts))
 	}
 	if x.outcome != "" {
 		attrs = append(attrs, slog.String("error", x.outcome))

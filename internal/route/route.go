@@ -5,12 +5,16 @@
 package route
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
 	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/balance"
+	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/config"
 )
 
@@ -24,7 +28,7 @@ type Table struct {
 	keys     *auth.Index[*Subscription]
 	models   map[string]*Model
 	products map[string]*Product
-	pools    map[string]*balance.Pool
+	pools    map[string]*Pool
 }
 
 // Subscription is a caller.
@@ -37,7 +41,10 @@ type Subscription struct {
 type Product struct {
 	Name string
 	// Models the product may use, sorted.
-	Models  []string
+	Models []string
+	// Regions, when not nil, are the only regions its requests may be
+	// served in (data residency).
+	Regions map[string]bool
 	allowed map[string]bool
 }
 
@@ -47,23 +54,73 @@ func (p *Product) Allows(model string) bool { return p.allowed[model] }
 // Model is a model clients may ask for.
 type Model struct {
 	Name string
-	Pool *balance.Pool
+	Pool *Pool
+}
+
+// Pool is a compiled pool with its retry policy and session affinity.
+type Pool struct {
+	*balance.Pool
+	// Retry says when a failed attempt is sent again.
+	Retry Retry
+	// AffinityCookie names the session-affinity cookie; empty when session
+	// affinity is off.
+	AffinityCookie string
+}
+
+// Retry is a pool's retry policy.
+type Retry struct {
+	// Attempts is the number of tries in all.
+	Attempts int
+	// Statuses are the response statuses that are retried.
+	Statuses []breaker.StatusRange
+	// Timeout and Connection retry those transport errors.
+	Timeout, Connection bool
+	// Backoff is the wait before trying the same backend again.
+	Backoff time.Duration
+}
+
+// RetriesStatus reports whether a response with this status is retried.
+func (r *Retry) RetriesStatus(code int) bool {
+	for _, s := range r.Statuses {
+		if code >= s.Lo && code <= s.Hi {
+			return true
+		}
+	}
+	return false
 }
 
 // Compile builds a Table from a validated config. prev, the table in use, may
 // be nil; its backends' states are carried over to backends of the same name
 // and URL.
-func Compile(cfg *config.Config, prev *Table) (*Table, error) {
+//
+// log receives a line for every breaker state change; it may be nil. The
+// table must be activated before it serves.
+func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	t := &Table{
 		Config:   cfg,
 		Backends: make(map[string]*backend.Backend, len(cfg.Backends)),
 		keys:     auth.NewIndex[*Subscription](),
 		models:   make(map[string]*Model, len(cfg.Models)),
 		products: make(map[string]*Product, len(cfg.Products)),
-		pools:    make(map[string]*balance.Pool, len(cfg.Pools)),
+		pools:    make(map[string]*Pool, len(cfg.Pools)),
+	}
+	onChange := func(c breaker.Change) {
+		level := slog.LevelWarn
+		if c.To == breaker.Closed {
+			level = slog.LevelInfo
+		}
+		attrs := []slog.Attr{slog.String("backend", c.Breaker), slog.String("from", c.From.String()),
+			slog.String("to", c.To.String()), slog.String("reason", c.Reason)}
+		if !c.Until.IsZero() {
+			attrs = append(attrs, slog.Time("until", c.Until))
+		}
+		log.LogAttrs(context.Background(), level, "circuit breaker", attrs...)
 	}
 	for _, bc := range cfg.Backends {
-		st := backend.NewState()
+		st := backend.NewState(bc.Name, onChange)
 		if prev != nil {
 			if old, ok := prev.Backends[bc.Name]; ok && old.URL() == bc.URL {
 				st = old.State
@@ -80,6 +137,10 @@ func Compile(cfg *config.Config, prev *Table) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 		}
+		retry, err := compileRetry(pc.Retry)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+		}
 		members := make([]balance.Member, 0, len(pc.Members))
 		for _, mc := range pc.Members {
 			b, ok := t.Backends[mc.Backend]
@@ -88,7 +149,11 @@ func Compile(cfg *config.Config, prev *Table) (*Table, error) {
 			}
 			members = append(members, balance.Member{Backend: b, Priority: mc.Priority, Weight: mc.Weight})
 		}
-		t.pools[pc.Name] = balance.NewPool(pc.Name, strategy, members)
+		p := &Pool{Pool: balance.NewPool(pc.Name, members, balance.Options{Strategy: strategy}), Retry: retry}
+		if pc.SessionAffinity != nil {
+			p.AffinityCookie = pc.SessionAffinity.Cookie
+		}
+		t.pools[pc.Name] = p
 	}
 	for name, pool := range cfg.Models {
 		p, ok := t.pools[pool]
@@ -99,6 +164,12 @@ func Compile(cfg *config.Config, prev *Table) (*Table, error) {
 	}
 	for _, pc := range cfg.Products {
 		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models))}
+		if len(pc.Regions) > 0 {
+			p.Regions = make(map[string]bool, len(pc.Regions))
+			for _, r := range pc.Regions {
+				p.Regions[r] = true
+			}
+		}
 		for _, m := range pc.Models {
 			p.allowed[m] = true
 			p.Models = append(p.Models, m)
@@ -123,6 +194,34 @@ func Compile(cfg *config.Config, prev *Table) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+func compileRetry(rc config.Retry) (Retry, error) {
+	r := Retry{Attempts: max(rc.Attempts, 1), Backoff: rc.Backoff.D()}
+	for _, on := range rc.On {
+		switch on {
+		case "timeout":
+			r.Timeout = true
+		case "connection":
+			r.Connection = true
+		default:
+			lo, hi, err := config.ParseStatusRange(on)
+			if err != nil {
+				return r, err
+			}
+			r.Statuses = append(r.Statuses, breaker.StatusRange{Lo: lo, Hi: hi})
+		}
+	}
+	return r, nil
+}
+
+// Activate puts the table's breaker rules and timeouts into the live
+// backend states. Call it once the table is to serve, right before it is
+// swapped in.
+func (t *Table) Activate() {
+	for _, b := range t.Backends {
+		b.Activate()
+	}
 }
 
 // Release closes the idle connections of prev's backends that next no longer

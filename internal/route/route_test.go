@@ -3,8 +3,10 @@ package route
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/balance"
 	"github.com/sluice-gateway/sluice/internal/config"
 )
 
@@ -24,7 +26,7 @@ subscriptions: [{ name: s, product: prod, keys: [client-key] }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := Compile(cfg, prev)
+	tb, err := Compile(cfg, prev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,16 +46,17 @@ func TestCompile(t *testing.T) {
 	if !ok {
 		t.Fatal("model m not found")
 	}
-	b, ok := m.Pool.Pick(nil)
+	now := time.Now()
+	b, _, ok := m.Pool.Pick(now, nil, balance.Affinity{})
 	if !ok || b.Name != "a" {
 		t.Errorf("Pick = %v; want a, the member of priority 1", b)
 	}
-	b, ok = m.Pool.Pick(func(b *backend.Backend) bool { return b.Name == "a" })
+	b, _, ok = m.Pool.Pick(now, &balance.Filter{Tried: []*backend.Backend{tb.Backends["a"]}}, balance.Affinity{})
 	if !ok || b.Name != "b" {
-		t.Errorf("Pick skipping a = %v; want b", b)
+		t.Errorf("Pick after a was tried = %v; want b", b)
 	}
-	if _, ok := m.Pool.Pick(func(*backend.Backend) bool { return true }); ok {
-		t.Error("Pick with every member skipped found one")
+	if m.Pool.Retry.Attempts != 1 || m.Pool.AffinityCookie != "" {
+		t.Errorf("retry %+v, affinity %q; want the defaults: one attempt, no affinity", m.Pool.Retry, m.Pool.AffinityCookie)
 	}
 }
 

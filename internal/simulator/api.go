@@ -145,6 +145,11 @@ func (s *Simulator) injectFaults(c *call) bool {
 		c.status = 499
 		return false
 	}
+	if f.Disconnect {
+		// net/http closes the connection without writing a response.
+		c.status = 444 // nginx's code for "closed without a response"
+		panic(http.ErrAbortHandler)
+	}
 	if f.RetryAfter > 0 {
 		c.w.Header().Set("x-ratelimit-reset-requests", strconv.Itoa(ceilSeconds(f.RetryAfter)))
 		c.tooMany(f.RetryAfter, true, 0)

@@ -38,6 +38,7 @@ type routed struct {
 //	/openai/deployments/{deployment}/{chat/completions,completions,embeddings}
 //	/openai/v1/{chat/completions,completions,embeddings,responses,models}
 //	/v1/{chat/completions,completions,embeddings,responses,models}
+//	/openai/models
 //	/sim/{config,stats,reset}
 func route(path string) routed {
 	if rest, ok := strings.CutPrefix(path, "/sim/"); ok {
@@ -46,6 +47,10 @@ func route(path string) routed {
 			return routed{op: opSim, sim: rest}
 		}
 		return routed{}
+	}
+	if path == "/openai/models" {
+		// Azure's model list, with an api-version; health checks use it.
+		return routed{op: opModels, azure: true}
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		name, tail, ok := strings.Cut(rest, "/")

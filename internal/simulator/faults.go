@@ -14,7 +14,8 @@ import (
 // Faults are failures the simulator injects into the API requests it would
 // otherwise answer. The zero Faults injects none. They apply after the
 // request's deployment is known, in this order: AddedLatency, Hang,
-// RetryAfter, ErrorRate; DropAfterChunks applies to the stream that results.
+// Disconnect, RetryAfter, ErrorRate; DropAfterChunks applies to the stream
+// that results.
 type Faults struct {
 	// ErrorRate is the fraction of requests, 0 to 1, answered with
 	// ErrorStatus instead of a reply.
@@ -27,6 +28,9 @@ type Faults struct {
 	AddedLatency time.Duration
 	// Hang makes requests never answer: they end when the client gives up.
 	Hang bool
+	// Disconnect closes every request's connection without an answer, as a
+	// backend that crashes or resets connections does.
+	Disconnect bool
 	// DropAfterChunks, if positive, breaks every stream's connection after it
 	// has sent that many SSE events, without the end of the chunked body, so
 	// the client sees an unexpected EOF rather than a clean end.
@@ -55,6 +59,7 @@ type faultsJSON struct {
 	ErrorStatus     int                   `json:"error_status"`
 	AddedLatency    string                `json:"added_latency"`
 	Hang            bool                  `json:"hang"`
+	Disconnect      bool                  `json:"disconnect"`
 	DropAfterChunks int                   `json:"drop_after_chunks"`
 	RetryAfter      json.RawMessage       `json:"retry_after"`
 	Deployments     map[string]faultsJSON `json:"deployments,omitempty"`
@@ -63,7 +68,7 @@ type faultsJSON struct {
 func (f Faults) toJSON() faultsJSON {
 	j := faultsJSON{
 		ErrorRate: f.ErrorRate, ErrorStatus: f.ErrorStatus, AddedLatency: f.AddedLatency.String(),
-		Hang: f.Hang, DropAfterChunks: f.DropAfterChunks, RetryAfter: json.RawMessage(strconv.Quote(f.RetryAfter.String())),
+		Hang: f.Hang, Disconnect: f.Disconnect, DropAfterChunks: f.DropAfterChunks, RetryAfter: json.RawMessage(strconv.Quote(f.RetryAfter.String())),
 	}
 	for name, df := range f.Deployments {
 		if j.Deployments == nil {
@@ -75,7 +80,7 @@ func (f Faults) toJSON() faultsJSON {
 }
 
 func (j faultsJSON) toFaults() (Faults, error) {
-	f := Faults{ErrorRate: j.ErrorRate, ErrorStatus: j.ErrorStatus, Hang: j.Hang, DropAfterChunks: j.DropAfterChunks}
+	f := Faults{ErrorRate: j.ErrorRate, ErrorStatus: j.ErrorStatus, Hang: j.Hang, Disconnect: j.Disconnect, DropAfterChunks: j.DropAfterChunks}
 	var err error
 	if f.AddedLatency, err = parseDuration("added_latency", j.AddedLatency); err != nil {
 		return f, err

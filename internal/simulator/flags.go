@@ -29,6 +29,7 @@ func BindFlags(fs *flag.FlagSet) func() (Options, error) {
 	fs.IntVar(&o.Faults.ErrorStatus, "error-status", 500, "status of injected errors")
 	fs.DurationVar(&o.Faults.AddedLatency, "added-latency", 0, "latency added to every request")
 	fs.BoolVar(&o.Faults.Hang, "hang", false, "never answer; requests end when their clients give up")
+	fs.BoolVar(&o.Faults.Disconnect, "disconnect", false, "close every connection without an answer")
 	fs.IntVar(&o.Faults.DropAfterChunks, "drop-after-chunks", 0, "break every stream's connection after N events (0: never)")
 	fs.Var((*seconds)(&o.Faults.RetryAfter), "retry-after", "answer every request 429 with this Retry-After, in seconds or as a duration such as 1500ms (0: off)")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the generated replies and fault draws")

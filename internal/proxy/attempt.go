@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/breaker"
+	"github.com/sluice-gateway/sluice/internal/sse"
+	"github.com/sluice-gateway/sluice/internal/wire"
+)
+
+// attempt is one try of a request on one backend. Its breaker ticket is
+// reported exactly once: when it is retried, abandoned or delivered.
+type attempt struct {
+	b      *backend.Backend
+	ticket breaker.Ticket
+	start  time.Time
+
+	cancel   context.CancelFunc
+	timer    *time.Timer // the first-byte, whole-request or idle deadline
+	whole    *time.Timer // the stream_timeout deadline, when there is one
+	timedOut atomic.Bool
+
+	resp     *http.Response
+	rd       *sse.Reader // set for an event stream
+	first    []byte      // its first event
+	firstErr error       // what reading the first event ended with (nil or io.EOF)
+
+	err  error // the transport error, when there is no usable response
+	kind breaker.ErrorKind
+
+	sent, reported, closed bool
+}
+
+// send tries call on b. It returns once the response headers have arrived,
+// and for an event stream once its first event has, so that a stream that
+// breaks before its first byte can still be retried.
+func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call) *attempt {
+	a := &attempt{b: b, ticket: t, start: x.h.now()}
+	ctx, cancel := context.WithCancel(x.r.Context())
+	a.cancel = cancel
+	a.timer = time.AfterFunc(min(b.FirstByteTimeout, b.Timeout), a.expire)
+
+	req, err := b.NewRequest(ctx, call)
+	if err != nil {
+		// Only a config the validation let through wrongly gets here.
+		x.h.log.Error("building backend request", "request_id", x.id, "backend", b.Name, "err", err)
+		a.fail(err)
+		a.kind = breaker.Connection
+		return a
+	}
+	a.sent = true
+	resp, err := b.RoundTrip(req)
+	if err != nil {
+		a.fail(err)
+		return a
+	}
+	a.resp = resp
+	ttfb := x.h.now().Sub(a.start)
+	if isEventStream(resp.Header) && resp.StatusCode < 300 {
+		a.rd = sse.NewReader(resp.Body)
+		a.first, a.firstErr = a.rd.Next()
+		if a.firstErr != nil && (a.firstErr != io.EOF || len(a.first) == 0) {
+			err := a.firstErr
+			resp.Body.Close()
+			a.resp, a.rd = nil, nil
+			a.fail(err)
+			return a
+		}
+		if b.StreamTimeout > 0 {
+			a.whole = time.AfterFunc(b.StreamTimeout-x.h.now().Sub(a.start), a.expire)
+		}
+		a.idle()
+	} else {
+		a.timer.Reset(b.Timeout - x.h.now().Sub(a.start))
+	}
+	if resp.StatusCode < 300 {
+		b.State.ObserveLatency(ttfb)
+	}
+	return a
+}
+
+// expire runs when a deadline passes: it cancels the backend request.
+func (a *attempt) expire() {
+	a.timedOut.Store(true)
+	a.cancel()
+}
+
+// idle restarts the silence deadline of a stream after an event.
+func (a *attempt) idle() { a.timer.Reset(a.b.Timeout) }
+
+// fail records a transport error.
+func (a *attempt) fail(err error) {
+	a.err = err
+	a.kind = a.classify(err)
+}
+
+// classify tells a timeout from a connection failure, by type, never by message.
+func (a *attempt) classify(err error) breaker.ErrorKind {
+	if a.timedOut.Load() {
+		return breaker.Timeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return breaker.Timeout // the connect timeout
+	}
+	return breaker.Connection
+}
+
+// outcome is what the breaker hears of the attempt as it stands.
+func (a *attempt) outcome(now time.Time) breaker.Outcome {
+	if a.err != nil {
+		return breaker.Outcome{Err: a.kind}
+	}
+	o := breaker.Outcome{Status: a.resp.StatusCode}
+	if o.Status >= 400 {
+		o.RetryAfter, _ = wire.RetryAfter(a.resp.Header, now)
+	}
+	return o
+}
+
+// report tells the backend's breaker and counters how the attempt went; only
+// the first call counts.
+func (a *attempt) report(now time.Time, o breaker.Outcome) {
+	if a.reported {
+		return
+	}
+	a.reported = true
+	if a.sent {
+		a.b.Done(!o.Ignore && (o.Err != breaker.NoError || o.Status >= 500 || o.Status == http.StatusTooManyRequests))
+	}
+	a.b.State.Breaker.Done(a.ticket, now, o)
+}
+
+// discard drops a retried attempt's response.
+func (a *attempt) discard() {
+	a.close()
+}
+
+// abandon ends an attempt the client walked away from: it counts as neither
+// success nor failure.
+func (a *attempt) abandon(now time.Time) {
+	a.report(now, breaker.Outcome{Ignore: true})
+	a.close()
+}
+
+// close releases the attempt's response and timers.
+func (a *attempt) close() {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	a.timer.Stop()
+	if a.whole != nil {
+		a.whole.Stop()
+	}
+	if a.resp != nil {
+		a.resp.Body.Close()
+	}
+	a.cancel()
+}
