@@ -27,6 +27,7 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 		return
 	}
 	x.stream = req.Stream
+	x.op = op
 	model := deployment
 	if model == "" {
 		model = req.Model
@@ -48,6 +49,18 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 			"Your subscription may not use the model "+strconv.Quote(model)+"."))
 		return
 	}
+	if req.Stream && !req.IncludeUsage && (op == wire.OpChatCompletions || op == wire.OpCompletions) {
+		// Ask the backend for the usage chunk, and take it out of what the
+		// client sees: Sluice needs exact usage, the client gets exactly the
+		// stream it asked for.
+		if withUsage := req.WithIncludeUsage(body); len(withUsage) != len(body) {
+			if r2, err := wire.ParseRequest(withUsage); err == nil {
+				body, req = withUsage, r2
+				x.meter.injected = true
+			}
+		}
+	}
+	x.body = body
 	call := backend.Call{
 		Op:         op,
 		Model:      model,
@@ -194,8 +207,10 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) {
 		h.Del("Content-Length")
 		relayErr = x.relayStream(a)
 	} else {
-		x.w.WriteHeader(resp.StatusCode)
-		relayErr = x.relayBody(resp)
+		relayErr = x.relayBody(resp, func() { x.settle(true) })
+	}
+	if a.rd != nil || relayErr != nil {
+		x.settle(false)
 	}
 	now := x.h.now()
 	switch {
@@ -230,19 +245,22 @@ func isEventStream(h http.Header) bool {
 
 // relayStream passes a Server-Sent Events stream through event by event,
 // flushing each as it arrives; the attempt has read the first event already.
-// On a broken stream it sends an SSE error event before the caller aborts
-// the connection.
+// It reads the usage on the way, and removes the usage Sluice asked for on
+// the client's behalf. On a broken stream it sends an SSE error event before
+// the caller aborts the connection.
 func (x *exchange) relayStream(a *attempt) error {
 	rc := http.NewResponseController(x.w)
 	x.w.WriteHeader(a.resp.StatusCode)
 	ev, err := a.first, a.firstErr
 	for {
 		if len(ev) > 0 {
-			if _, werr := x.w.Write(ev); werr != nil {
-				return werr
-			}
-			if ferr := rc.Flush(); ferr != nil {
-				return ferr
+			if ev = x.meter.event(ev); len(ev) > 0 {
+				if _, werr := x.w.Write(ev); werr != nil {
+					return werr
+				}
+				if ferr := rc.Flush(); ferr != nil {
+					return ferr
+				}
 			}
 		}
 		if err == io.EOF {
@@ -265,10 +283,62 @@ func (x *exchange) relayStream(a *attempt) error {
 var streamErrorEvent = []byte("\ndata: " + string(wire.NewError(http.StatusBadGateway, wire.TypeServer,
 	"backend_broke_off", "The backend stream broke off before its end.").Body()) + "\n")
 
-// relayBody copies a whole response body.
-func (x *exchange) relayBody(resp *http.Response) error {
-	_, err := io.Copy(x.w, resp.Body)
+// maxBufferedBody bounds the non-streaming response bodies Sluice reads
+// whole before answering, to put their usage in the headers. Larger ones
+// (big embedding batches) are passed through as they come, and their usage
+// is read from their tail.
+const maxBufferedBody = 8 << 20
+
+// relayBody relays a non-streaming response: it reads the body (up to
+// maxBufferedBody) to learn its usage, lets settle set the usage headers,
+// then writes status, headers and body.
+func (x *exchange) relayBody(resp *http.Response, settle func()) error {
+	buf := make([]byte, 0, max(min(resp.ContentLength, maxBufferedBody), 4<<10)+1)
+	for len(buf) <= maxBufferedBody {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			x.meter.body(buf)
+			settle()
+			x.w.WriteHeader(resp.StatusCode)
+			_, err = x.w.Write(buf)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// Too large to hold: pass it through, keeping the tail for the usage.
+	x.w.Header().Del("Content-Length")
+	x.w.WriteHeader(resp.StatusCode)
+	if _, err := x.w.Write(buf); err != nil {
+		return err
+	}
+	tail := &tailWriter{keep: 64 << 10}
+	tail.Write(buf)
+	_, err := io.Copy(io.MultiWriter(x.w, tail), resp.Body)
+	if err == nil {
+		x.meter.tail(tail.b)
+		settle()
+	}
 	return err
+}
+
+// tailWriter keeps the last keep bytes written to it.
+type tailWriter struct {
+	keep int
+	b    []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.keep; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
 }
 
 // readBody reads the request body up to the size limit. The body is not

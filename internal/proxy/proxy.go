@@ -96,7 +96,7 @@ func parsePath(p string) (kind pathKind, op wire.Operation, deployment string) {
 
 // ServeHTTP serves one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchange{h: h, w: w, r: r, start: h.now()}
+	x := exchange{h: h, w: w, r: r, start: h.now(), prompt: -1}
 	x.id = requestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", x.id)
 	defer x.finish()
@@ -117,6 +117,12 @@ type exchange struct {
 	backendName  string
 	stream       bool
 	attempts     int
+	op           wire.Operation
+	body         []byte
+	prompt       int64 // the prompt's token count, -1 until counted
+	meter        meter
+	usage        wire.Usage
+	settled      bool
 	status       int  // the status sent, or 499 when the client went away first
 	started      bool // the response status was written
 	abort        bool // the response broke off: abort the connection after logging
@@ -230,6 +236,12 @@ func (x *exchange) log() {
 	}
 	if x.attempts > 1 {
 		attrs = append(attrs, slog.Int("attempts", x.attempts))
+	}
+	if x.settled && x.usage.Total > 0 {
+		attrs = append(attrs, slog.Int64("prompt_tokens", x.usage.Prompt), slog.Int64("completion_tokens", x.usage.Completion))
+		if x.usage.Estimated {
+			attrs = append(attrs, slog.Bool("usage_estimated", true))
+		}
 	}
 	if x.outcome != "" {
 		attrs = append(attrs, slog.String("error", x.outcome))

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // Operation is an API operation Sluice proxies.
@@ -256,4 +257,19 @@ func emptyObject(rest []byte) bool {
 		}
 	}
 	return true
+}
+
+// WithIncludeUsage returns body with stream_options.include_usage set to
+// true, so that the backend ends a stream with a usage chunk. The body is
+// edited in place of the one field (no re-encoding); when the client had
+// already asked for usage it is returned as it is.
+func (r Request) WithIncludeUsage(body []byte) []byte {
+	if r.IncludeUsage {
+		return body
+	}
+	out, err := sjson.SetBytes(body, "stream_options.include_usage", true)
+	if err != nil {
+		return body
+	}
+	return out
 }

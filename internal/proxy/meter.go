@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/sluice-gateway/sluice/internal/sse"
+	"github.com/sluice-gateway/sluice/internal/tokens"
+	"github.com/sluice-gateway/sluice/internal/wire"
+	"github.com/tidwall/gjson"
+)
+
+// maxMeteredText bounds the generated text a stream keeps for an estimate.
+const maxMeteredText = 1 << 20
+
+// meter learns the usage of the response a client gets: from a
+// non-streaming body, from a stream's usage chunk, or, when a stream breaks
+// before that chunk, by counting what arrived.
+type meter struct {
+	injected bool // Sluice asked the backend for include_usage: remove it from the stream
+	usage    wire.Usage
+	have     bool   // usage came from the backend
+	text     []byte // a stream's generated text so far
+}
+
+// event reads one stream event and returns what the client gets of it: the
+// event, the event less the "usage":null Sluice caused, or nothing for the
+// usage chunk the client did not ask for.
+func (m *meter) event(ev []byte) []byte {
+	data := sse.Data(ev)
+	if u, ok, chunk := wire.StreamUsage(data); ok {
+		m.usage, m.have = u, true
+		if chunk && m.injected {
+			return nil
+		}
+	}
+	if t := wire.StreamText(data); len(t) > 0 && len(m.text)+len(t) <= maxMeteredText {
+		m.text = append(m.text, t...)
+	}
+	if m.injected {
+		ev = wire.WithoutNullUsage(ev)
+	}
+	return ev
+}
+
+// body reads the usage of a whole non-streaming body.
+func (m *meter) body(b []byte) {
+	if u, ok := wire.UsageFromBody(b); ok {
+		m.usage, m.have = u, true
+	}
+}
+
+// tail reads the usage from the end of a body too large to hold: OpenAI and
+// Azure put "usage" last.
+func (m *meter) tail(b []byte) {
+	i := bytes.LastIndex(b, []byte(`"usage"`))
+	if i < 0 {
+		return
+	}
+	obj := append([]byte{'{'}, b[i:]...)
+	if u, ok := wire.UsageFromBody(trimToObject(obj)); ok {
+		m.usage, m.have = u, true
+	}
+}
+
+// trimToObject cuts b after the first complete JSON object it starts with.
+func trimToObject(b []byte) []byte {
+	r := gjson.ParseBytes(b)
+	if r.Index == 0 && len(r.Raw) > 0 && len(r.Raw) <= len(b) {
+		return b[:len(r.Raw)]
+	}
+	return b
+}
+
+// final returns the usage to charge: the backend's, or for a response that
+// broke off before its usage, the prompt estimate plus the tokens of the
+// text that arrived, marked estimated.
+func (m *meter) final(model string, prompt func() int64) wire.Usage {
+	if m.have {
+		return m.usage
+	}
+	u := wire.Usage{Prompt: prompt(), Estimated: true}
+	if len(m.text) > 0 {
+		u.Completion = int64(tokens.Count(model, string(m.text)))
+	}
+	u.Total = u.Prompt + u.Completion
+	return u
+}
+
+// promptCount returns the request's prompt tokens, counted once.
+func (x *exchange) promptCount() int64 {
+	if x.prompt < 0 {
+		x.prompt = promptTokens(x.op, x.model, x.body)
+	}
+	return x.prompt
+}
+
+// settle fixes the usage of the request once its response is over (or, for
+// a non-streaming body, read): beforeHeaders says the response headers are
+// not out yet, so they can carry it.
+func (x *exchange) settle(beforeHeaders bool) {
+	if x.settled {
+		return
+	}
+	x.settled = true
+	x.usage = x.meter.final(x.model, x.promptCount)
+	_ = beforeHeaders
+}

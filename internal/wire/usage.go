@@ -1,0 +1,157 @@
+package wire
+
+import (
+	"bytes"
+
+	"github.com/tidwall/gjson"
+)
+
+// Usage is the token usage of one response.
+type Usage struct {
+	// Prompt is the input tokens (prompt_tokens, input_tokens).
+	Prompt int64
+	// Completion is the output tokens (completion_tokens, output_tokens).
+	Completion int64
+	// Total is the sum the backend reported, or Prompt+Completion.
+	Total int64
+	// Cached is the prompt tokens served from the prompt cache.
+	Cached int64
+	// Reasoning is the completion tokens spent on reasoning.
+	Reasoning int64
+	// Estimated is set when the counts were computed by Sluice, not reported
+	// by the backend (a stream that broke before its usage chunk).
+	Estimated bool
+}
+
+// usageOf reads a usage object in either the Chat Completions shape
+// (prompt_tokens, completion_tokens) or the Responses shape (input_tokens,
+// output_tokens).
+func usageOf(u gjson.Result) (Usage, bool) {
+	if !u.IsObject() {
+		return Usage{}, false
+	}
+	var us Usage
+	found := false
+	u.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens", "input_tokens":
+			us.Prompt, found = v.Int(), true
+		case "completion_tokens", "output_tokens":
+			us.Completion, found = v.Int(), true
+		case "total_tokens":
+			us.Total, found = v.Int(), true
+		case "prompt_tokens_details", "input_tokens_details":
+			us.Cached = v.Get("cached_tokens").Int()
+		case "completion_tokens_details", "output_tokens_details":
+			us.Reasoning = v.Get("reasoning_tokens").Int()
+		}
+		return true
+	})
+	if us.Total == 0 {
+		us.Total = us.Prompt + us.Completion
+	}
+	return us, found
+}
+
+// UsageFromBody reads the usage of a non-streaming JSON response body: the
+// top-level "usage" of chat completions, completions, embeddings and
+// responses. It reports false when there is none.
+func UsageFromBody(body []byte) (Usage, bool) {
+	if !ValidJSON(body) {
+		return Usage{}, false
+	}
+	return usageOf(gjson.GetBytes(body, "usage"))
+}
+
+// StreamUsage reads the usage carried by one stream event's data: the usage
+// chunk of chat completions and completions ("choices":[] with "usage"), or
+// the response.completed / response.incomplete event of the Responses API.
+// It reports whether the event is such a usage chunk (chat), separately from
+// whether it carried usage at all, because only the chat usage chunk is one
+// Sluice may have to remove.
+func StreamUsage(data []byte) (u Usage, ok, usageChunk bool) {
+	if len(data) == 0 || data[0] != '{' || !bytes.Contains(data, []byte(`"usage"`)) {
+		return Usage{}, false, false
+	}
+	if !ValidJSON(data) {
+		return Usage{}, false, false
+	}
+	root := gjson.ParseBytes(data)
+	if t := root.Get("type").Str; t == "response.completed" || t == "response.incomplete" {
+		u, ok = usageOf(root.Get("response.usage"))
+		return u, ok, false
+	}
+	u, ok = usageOf(root.Get("usage"))
+	if !ok {
+		return Usage{}, false, false
+	}
+	choices := root.Get("choices")
+	return u, true, !choices.Exists() || (choices.IsArray() && len(choices.Array()) == 0)
+}
+
+// StreamText returns the generated text a chat or completions chunk carries
+// (choices[0].delta.content or choices[0].text), or a Responses
+// response.output_text.delta event's delta; nil when none.
+func StreamText(data []byte) []byte {
+	if len(data) == 0 || data[0] != '{' {
+		return nil
+	}
+	if r := gjson.GetBytes(data, "choices.0.delta.content"); r.Type == gjson.String {
+		return []byte(r.Str)
+	}
+	if r := gjson.GetBytes(data, "choices.0.text"); r.Type == gjson.String {
+		return []byte(r.Str)
+	}
+	if gjson.GetBytes(data, "type").Str == "response.output_text.delta" {
+		return []byte(gjson.GetBytes(data, "delta").Str)
+	}
+	return nil
+}
+
+// WithoutNullUsage returns the event with its top-level "usage":null member
+// removed: OpenAI adds it to every chunk when include_usage is set, and a
+// client that did not ask for usage must see the chunks it would have seen.
+// event is a raw SSE event whose data is one JSON object; it is returned
+// unchanged when there is nothing to remove.
+func WithoutNullUsage(event []byte) []byte {
+	if !bytes.Contains(event, []byte(`"usage"`)) {
+		return event
+	}
+	open := bytes.IndexByte(event, '{')
+	if open < 0 {
+		return event
+	}
+	data := event[open:]
+	start, end := -1, -1
+	gjson.ParseBytes(data).ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "usage" && v.Type == gjson.Null {
+			start, end = open+k.Index, open+v.Index+len(v.Raw)
+			return false
+		}
+		return true
+	})
+	if start < 0 {
+		return event
+	}
+	// Take one neighbouring comma with it: the one before, else the one after.
+	j := start - 1
+	for j >= 0 && isSpace(event[j]) {
+		j--
+	}
+	if j >= 0 && event[j] == ',' {
+		start = j
+	} else {
+		k := end
+		for k < len(event) && isSpace(event[k]) {
+			k++
+		}
+		if k < len(event) && event[k] == ',' {
+			end = k + 1
+		}
+	}
+	out := make([]byte, 0, len(event)-(end-start))
+	out = append(out, event[:start]...)
+	return append(out, event[end:]...)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

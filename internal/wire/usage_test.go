@@ -1,0 +1,129 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func TestUsageFromBody(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want Usage
+		ok   bool
+	}{
+		{"chat", `{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}`,
+			Usage{Prompt: 9, Completion: 12, Total: 21, Cached: 4, Reasoning: 3}, true},
+		{"embeddings", `{"data":[],"usage":{"prompt_tokens":5,"total_tokens":5}}`, Usage{Prompt: 5, Total: 5}, true},
+		{"responses", `{"output":[],"usage":{"input_tokens":7,"output_tokens":2,"total_tokens":9,"input_tokens_details":{"cached_tokens":1},"output_tokens_details":{"reasoning_tokens":1}}}`,
+			Usage{Prompt: 7, Completion: 2, Total: 9, Cached: 1, Reasoning: 1}, true},
+		{"no total", `{"usage":{"prompt_tokens":1,"completion_tokens":2}}`, Usage{Prompt: 1, Completion: 2, Total: 3}, true},
+		{"none", `{"error":{"message":"x"}}`, Usage{}, false},
+		{"not json", `{"usage":`, Usage{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := UsageFromBody([]byte(tt.body))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: UsageFromBody = %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestStreamUsage(t *testing.T) {
+	tests := []struct {
+		name      string
+		data      string
+		want      Usage
+		ok, chunk bool
+	}{
+		{"usage chunk", `{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`, Usage{Prompt: 3, Completion: 4, Total: 7}, true, true},
+		{"null usage", `{"id":"c","choices":[{"delta":{"content":"x"}}],"usage":null}`, Usage{}, false, false},
+		{"content chunk", `{"id":"c","choices":[{"delta":{"content":"usage"}}]}`, Usage{}, false, false},
+		{"responses completed", `{"type":"response.completed","response":{"usage":{"input_tokens":2,"output_tokens":5,"total_tokens":7}}}`, Usage{Prompt: 2, Completion: 5, Total: 7}, true, false},
+		{"done", `[DONE]`, Usage{}, false, false},
+	}
+	for _, tt := range tests {
+		u, ok, chunk := StreamUsage([]byte(tt.data))
+		if u != tt.want || ok != tt.ok || chunk != tt.chunk {
+			t.Errorf("%s: StreamUsage = %+v, %v, %v; want %+v, %v, %v", tt.name, u, ok, chunk, tt.want, tt.ok, tt.chunk)
+		}
+	}
+}
+
+func TestStreamText(t *testing.T) {
+	for data, want := range map[string]string{
+		`{"choices":[{"delta":{"content":" river"}}]}`:              " river",
+		`{"choices":[{"text":"bank"}]}`:                             "bank",
+		`{"type":"response.output_text.delta","delta":"flow"}`:      "flow",
+		`{"choices":[{"delta":{"role":"assistant"}}],"usage":null}`: "",
+		`[DONE]`: "",
+	} {
+		if got := string(StreamText([]byte(data))); got != want {
+			t.Errorf("StreamText(%s) = %q; want %q", data, got, want)
+		}
+	}
+}
+
+func TestWithoutNullUsage(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"data: {\"id\":\"c\",\"choices\":[],\"usage\":null}\n\n", "data: {\"id\":\"c\",\"choices\":[]}\n\n"},
+		{"data: {\"usage\":null,\"id\":\"c\"}\n\n", "data: {\"id\":\"c\"}\n\n"},
+		{"data: {\"usage\":null}\n\n", "data: {}\n\n"},
+		{"data: {\"id\":\"c\", \"usage\" : null }\n\n", "data: {\"id\":\"c\" }\n\n"},
+		{"data: {\"usage\":{\"prompt_tokens\":1}}\n\n", "data: {\"usage\":{\"prompt_tokens\":1}}\n\n"},
+		{"data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":null\"}}]}\n\n", "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":null\"}}]}\n\n"},
+		{"data: [DONE]\n\n", "data: [DONE]\n\n"},
+	}
+	for _, tt := range tests {
+		if got := string(WithoutNullUsage([]byte(tt.in))); got != tt.want {
+			t.Errorf("WithoutNullUsage(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestWithIncludeUsage(t *testing.T) {
+	for _, body := range []string{`{"model":"m","stream":true}`, `{"stream":true,"stream_options":{"include_usage":false}}`, `{"stream_options":{}}`} {
+		r, err := ParseRequest([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := r.WithIncludeUsage([]byte(body))
+		r2, err := ParseRequest(out)
+		if err != nil || !r2.IncludeUsage {
+			t.Errorf("WithIncludeUsage(%s) = %s; want include_usage true (%v)", body, out, err)
+		}
+	}
+}
+
+// FuzzStreamEvent checks that the stream helpers never panic, and that
+// removing a null usage keeps the data valid JSON without a usage member.
+func FuzzStreamEvent(f *testing.F) {
+	for _, s := range []string{
+		"data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n",
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n",
+		"data: {\"usage\":null , \"a\":[1,{\"usage\":null}]}\n\n", "data: [DONE]\n\n", "data: {\"usage\"\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, event []byte) {
+		data := bytes.TrimSuffix(bytes.TrimPrefix(event, []byte("data: ")), []byte("\n\n"))
+		StreamUsage(data)
+		StreamText(data)
+		out := WithoutNullUsage(event)
+		outData := bytes.TrimSuffix(bytes.TrimPrefix(out, []byte("data: ")), []byte("\n\n"))
+		var before, after map[string]json.RawMessage
+		if json.Unmarshal(data, &before) != nil || !bytes.HasPrefix(event, []byte("data: {")) {
+			return
+		}
+		if raw, ok := before["usage"]; !ok || string(raw) != "null" {
+			return
+		}
+		if err := json.Unmarshal(outData, &after); err != nil {
+			t.Fatalf("WithoutNullUsage(%q) = %q: not JSON: %v", event, out, err)
+		}
+		if _, ok := after["usage"]; ok || len(after) != len(before)-1 {
+			t.Fatalf("WithoutNullUsage(%q) = %q; want only usage removed", event, out)
+		}
+	})
+}
