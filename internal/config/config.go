@@ -19,8 +19,7 @@ type Config struct {
 	Server Server `yaml:"server" json:"server"`
 	// Admin configures the operator listener: health, metrics and the admin API.
 	Admin Admin `yaml:"admin" json:"admin"`
-	// State says where counters for token limits and quotas live. Parsed and
-	// validated; takes effect with token limits.
+	// State says where the counters of token limits and quotas live.
 	State State `yaml:"state" json:"state"`
 	// Usage configures the usage ledger and prices. Parsed and validated; takes
 	// effect with usage metering.
@@ -67,14 +66,20 @@ type Admin struct {
 	APIKey secret.Value `yaml:"api_key" json:"api_key"`
 }
 
-// State says where counters live.
+// State says where the counters of token limits and quotas live.
 type State struct {
-	// Store is "memory" (exact for one instance) or "redis://host:port/db"
-	// (exact across instances). Default memory.
+	// Store is "memory", counters in the process, exact for one instance, or
+	// "redis://host:port/db" ("rediss://" for TLS), counters in Redis, exact
+	// across any number of instances. Default memory.
 	Store string `yaml:"store" json:"store"`
-	// OnStoreError is fail_open (admit and count the miss) or fail_closed
-	// (answer 503) when the store cannot be reached. Default fail_open.
+	// OnStoreError is what happens when the store does not answer within
+	// Timeout: fail_open admits the request, and counts the miss in a metric
+	// and a log line; fail_closed answers 503. Default fail_open.
 	OnStoreError string `yaml:"on_store_error" json:"on_store_error"`
+	// Timeout is the longest a request waits for the store before
+	// OnStoreError applies, so that a Redis outage slows no request by more.
+	// Default 50ms; must be greater than 0.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
 // Usage configures the usage ledger.
@@ -262,6 +267,9 @@ type Pool struct {
 	Members []Member `yaml:"members" json:"members"`
 	// Retry says when a failed attempt is sent again to another member.
 	Retry Retry `yaml:"retry" json:"retry"`
+	// Throttle holds low-priority requests back while the pool's backends
+	// are short of capacity. Nil (left out) means off.
+	Throttle *Throttle `yaml:"throttle" json:"throttle,omitempty"`
 	// SessionAffinity pins a client to one backend of the pool while that
 	// backend is available, for state that lives on the backend: stateful
 	// APIs (the Responses API's previous_response_id) and prompt caches. Nil
@@ -279,6 +287,29 @@ type SessionAffinity struct {
 	// backend. It must be a valid cookie name (an RFC 6265 token). Default
 	// sluice-affinity.
 	Cookie string `yaml:"cookie" json:"cookie"`
+}
+
+// Throttle is a pool's low-priority throttling, after the GenAI gateway
+// toolkit's prioritization: Sluice learns what each member has left from the
+// x-ratelimit-remaining-tokens and x-ratelimit-remaining-requests headers of
+// its responses, and from its 429s (nothing left until the announced reset).
+// While what is left across the pool's available members is below a floor,
+// low-priority requests wait for capacity; high-priority requests are never
+// held back.
+type Throttle struct {
+	// MinRemainingTokens is the token floor: while the tokens left across the
+	// pool's available members, as their x-ratelimit-remaining-tokens headers
+	// last said, are fewer, low-priority requests wait. 0: no token floor.
+	// Must not be negative.
+	MinRemainingTokens int64 `yaml:"min_remaining_tokens" json:"min_remaining_tokens"`
+	// MinRemainingRequests is the request floor, the same for
+	// x-ratelimit-remaining-requests. 0: no request floor. Must not be
+	// negative, and at least one of the two floors must be greater than 0.
+	MinRemainingRequests int64 `yaml:"min_remaining_requests" json:"min_remaining_requests"`
+	// MaxWait is how long a low-priority request waits in the queue for
+	// capacity; then it gets 429 with x-sluice-throttle-reason: low-priority.
+	// 0 refuses at once. Default 5s.
+	MaxWait Duration `yaml:"max_wait" json:"max_wait"`
 }
 
 // Member is a backend's place in a pool.
@@ -320,14 +351,47 @@ type Product struct {
 	Regions []string `yaml:"regions" json:"regions"`
 	// Limits are token and request limits; a request must fit all of them.
 	Limits []Limit `yaml:"limits" json:"limits"`
+	// Priority is the priority of the product's requests: high or low. A
+	// request may lower its own with the header x-priority: low, never raise
+	// it. Low-priority requests wait, or are refused, while a pool's Throttle
+	// finds its backends short of capacity. Default high.
+	Priority string `yaml:"priority" json:"priority"`
+	// Headers names the response headers that report the product's limits.
+	Headers LimitHeaders `yaml:"headers" json:"headers"`
 	// Budget caps spend per period per subscription.
 	Budget *Budget `yaml:"budget" json:"budget,omitempty"`
 }
 
+// LimitHeaders names the response headers that report a product's limits and
+// usage. Each must be a valid header name (an RFC 9110 token), and no two may
+// be the same, ignoring case.
+type LimitHeaders struct {
+	// RemainingTokens carries the tokens left in the current minute, the
+	// fewest of any tokens_per_minute limit that applies; when none applies,
+	// the backend's x-ratelimit-remaining-tokens passes through. Default
+	// x-ratelimit-remaining-tokens, the header Azure OpenAI sends.
+	RemainingTokens string `yaml:"remaining_tokens" json:"remaining_tokens"`
+	// RemainingRequests carries the requests left in the current minute, the
+	// fewest of any requests_per_minute limit that applies; when none
+	// applies, the backend's x-ratelimit-remaining-requests passes through.
+	// Default x-ratelimit-remaining-requests.
+	RemainingRequests string `yaml:"remaining_requests" json:"remaining_requests"`
+	// QuotaRemainingTokens carries the tokens left in the current quota
+	// period, the fewest of any token_quota that applies. Default
+	// x-sluice-quota-remaining-tokens.
+	QuotaRemainingTokens string `yaml:"quota_remaining_tokens" json:"quota_remaining_tokens"`
+	// TokensConsumed carries the prompt plus completion tokens the request
+	// was charged, on non-streaming responses only: a stream's headers leave
+	// before its usage is known. Default x-sluice-tokens-consumed.
+	TokensConsumed string `yaml:"tokens_consumed" json:"tokens_consumed"`
+}
+
 // Limit is one token or request limit.
 type Limit struct {
-	// Key selects the counter: subscription, product, subscription_model or
-	// global. Default subscription.
+	// Key selects the counter: subscription (one per subscription), product
+	// (one shared by the product's subscriptions), subscription_model (one
+	// per subscription and model) or global (one for all traffic under this
+	// limit). Default subscription.
 	Key string `yaml:"key" json:"key"`
 	// TokensPerMinute caps prompt plus completion tokens per minute; over it, 429.
 	TokensPerMinute int64 `yaml:"tokens_per_minute" json:"tokens_per_minute"`
@@ -335,12 +399,30 @@ type Limit struct {
 	RequestsPerMinute int64 `yaml:"requests_per_minute" json:"requests_per_minute"`
 	// TokenQuota caps tokens per TokenQuotaPeriod; over it, 403.
 	TokenQuota int64 `yaml:"token_quota" json:"token_quota"`
-	// TokenQuotaPeriod is hourly, daily, weekly, monthly or yearly, in fixed
-	// UTC windows. Required with TokenQuota.
+	// TokenQuotaPeriod is hourly, daily, weekly (from Monday 00:00 UTC),
+	// monthly or yearly, in fixed UTC windows. Required with TokenQuota.
 	TokenQuotaPeriod string `yaml:"token_quota_period" json:"token_quota_period"`
-	// EstimatePromptTokens counts the prompt before sending and refuses early
-	// when it cannot fit. Default false.
+	// EstimatePromptTokens counts the prompt with the model's tokenizer and
+	// reserves it, plus the completion's max_tokens, before sending; a request
+	// that cannot fit is refused before any backend is called, and the
+	// reservation is replaced by the real usage when the response ends.
+	// False charges the usage after the fact, as Azure does: the request that
+	// goes over is served, and the next ones wait for the window. Default
+	// false.
 	EstimatePromptTokens bool `yaml:"estimate_prompt_tokens" json:"estimate_prompt_tokens"`
+	// DefaultMaxTokens is, with EstimatePromptTokens, the completion tokens
+	// reserved for a request that sets none of max_tokens,
+	// max_completion_tokens and max_output_tokens. Without
+	// EstimatePromptTokens it has no effect. Default 1024; at least 1.
+	DefaultMaxTokens int64 `yaml:"default_max_tokens" json:"default_max_tokens"`
+	// AdaptiveShare, from 0 (off) to 1, makes TokensPerMinute a base: the
+	// limit in effect is TokensPerMinute plus AdaptiveShare times what
+	// remains, in the current minute, of the product's key: global
+	// tokens-per-minute limit, rounded down, as the APIM landing zone's
+	// adaptive rate limiting does. It needs TokensPerMinute, must not be set
+	// on a key: global limit, and needs exactly one limit of the same product
+	// with key: global and TokensPerMinute. Default 0.
+	AdaptiveShare float64 `yaml:"adaptive_share" json:"adaptive_share"`
 }
 
 // Budget is a money cap.

@@ -14,6 +14,7 @@ const (
 	defaultShutdownGrace     = 30 * time.Second
 	defaultStateStore        = "memory"
 	defaultOnStoreError      = "fail_open"
+	defaultStoreTimeout      = 50 * time.Millisecond
 	defaultUsageStore        = "sqlite:sluice-usage.db"
 	defaultCurrency          = "USD"
 	defaultKind              = "azure-openai"
@@ -37,7 +38,19 @@ const (
 	defaultBackoff           = 200 * time.Millisecond
 	defaultAffinityCookie    = "sluice-affinity"
 	defaultLimitKey          = "subscription"
+	defaultMaxTokens         = 1024
+	defaultProductPriority   = "high"
+	defaultMaxWait           = 5 * time.Second
 )
+
+// defaultHeaders are the names of the limit headers; x-ratelimit-remaining-*
+// are the names Azure OpenAI itself uses.
+var defaultHeaders = LimitHeaders{
+	RemainingTokens:      "x-ratelimit-remaining-tokens",
+	RemainingRequests:    "x-ratelimit-remaining-requests",
+	QuotaRemainingTokens: "x-sluice-quota-remaining-tokens",
+	TokensConsumed:       "x-sluice-tokens-consumed",
+}
 
 var (
 	defaultDimensions  = []string{"subscription", "product", "model", "deployment", "backend", "region"}
@@ -64,6 +77,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 
 	d.str("state.store", &c.State.Store, defaultStateStore)
 	d.str("state.on_store_error", &c.State.OnStoreError, defaultOnStoreError)
+	d.dur("state.timeout", &c.State.Timeout, defaultStoreTimeout)
 
 	d.str("usage.store", &c.Usage.Store, defaultUsageStore)
 	d.str("usage.prices.currency", &c.Usage.Prices.Currency, defaultCurrency)
@@ -84,10 +98,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		d.pool(index("pools", i), &c.Pools[i])
 	}
 	for i := range c.Products {
-		for j := range c.Products[i].Limits {
-			l := &c.Products[i].Limits[j]
-			d.str(index(field(index("products", i), "limits"), j)+".key", &l.Key, defaultLimitKey)
-		}
+		d.product(index("products", i), &c.Products[i])
 	}
 }
 
@@ -174,6 +185,20 @@ func healthCheckPath(b *Backend) string {
 	return ""
 }
 
+func (d defaulter) product(path string, pr *Product) {
+	for j := range pr.Limits {
+		l, lPath := &pr.Limits[j], index(field(path, "limits"), j)
+		d.str(field(lPath, "key"), &l.Key, defaultLimitKey)
+		d.set(field(lPath, "default_max_tokens"), l.DefaultMaxTokens == 0, func() { l.DefaultMaxTokens = defaultMaxTokens })
+	}
+	d.str(field(path, "priority"), &pr.Priority, defaultProductPriority)
+	h, hPath := &pr.Headers, field(path, "headers")
+	d.str(field(hPath, "remaining_tokens"), &h.RemainingTokens, defaultHeaders.RemainingTokens)
+	d.str(field(hPath, "remaining_requests"), &h.RemainingRequests, defaultHeaders.RemainingRequests)
+	d.str(field(hPath, "quota_remaining_tokens"), &h.QuotaRemainingTokens, defaultHeaders.QuotaRemainingTokens)
+	d.str(field(hPath, "tokens_consumed"), &h.TokensConsumed, defaultHeaders.TokensConsumed)
+}
+
 func (d defaulter) pool(path string, p *Pool) {
 	d.str(field(path, "strategy"), &p.Strategy, defaultStrategy)
 	for j := range p.Members {
@@ -183,6 +208,9 @@ func (d defaulter) pool(path string, p *Pool) {
 	}
 	d.num(field(path, "retry.attempts"), &p.Retry.Attempts, defaultAttempts)
 	d.dur(field(path, "retry.backoff"), &p.Retry.Backoff, defaultBackoff)
+	if t := p.Throttle; t != nil {
+		d.dur(field(path, "throttle.max_wait"), &t.MaxWait, defaultMaxWait)
+	}
 	if sa := p.SessionAffinity; sa != nil {
 		d.str(field(path, "session_affinity.cookie"), &sa.Cookie, defaultAffinityCookie)
 	}

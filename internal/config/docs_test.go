@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"testing"
+	"time"
 )
 
 // docsPath is the user documentation of the configuration file.
@@ -83,5 +84,48 @@ func TestDocsCoverEveryField(t *testing.T) {
 	sort.Strings(missing)
 	for _, p := range missing {
 		t.Errorf("field `%s` is not documented in %s", p, docsPath)
+	}
+}
+
+// limitsPath is the page on limits, quotas and priorities.
+const limitsPath = "../../docs/limits.md"
+
+// TestLimitsExampleParses fails when the worked example of docs/limits.md is
+// not a valid configuration, or no longer sets what its text describes.
+func TestLimitsExampleParses(t *testing.T) {
+	doc, err := os.ReadFile(limitsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## Worked example\n+```yaml\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatalf("no yaml block under ## Worked example in %s", limitsPath)
+	}
+	env := envFrom(map[string]string{"PTU_KEY": "p", "PAYG_KEY": "q", "WEB_APP_KEY": "w", "JOBS_KEY": "j"})
+	cfg, err := Parse("limits.md", m[1], env)
+	if err != nil {
+		t.Fatalf("the worked example does not parse:\n%v", err)
+	}
+	interactive, batch := cfg.Products[0], cfg.Products[1]
+	adaptive := interactive.Limits[1]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"state.store", cfg.State.Store, "redis://redis:6379/0"},
+		{"state.timeout", cfg.State.Timeout.D(), 50 * time.Millisecond},
+		{"throttle floor", cfg.Pools[0].Throttle.MinRemainingTokens, int64(20000)},
+		{"throttle max_wait", cfg.Pools[0].Throttle.MaxWait.D(), 5 * time.Second},
+		{"interactive priority", interactive.Priority, "high"},
+		{"adaptive share", adaptive.AdaptiveShare, 0.1},
+		{"adaptive default_max_tokens", adaptive.DefaultMaxTokens, int64(512)},
+		{"batch priority", batch.Priority, "low"},
+		{"batch remaining tokens header", batch.Headers.RemainingTokens, "x-apim-remaining-tokens"},
+		{"batch remaining requests header", batch.Headers.RemainingRequests, "x-ratelimit-remaining-requests"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v; want %v", c.what, c.got, c.want)
+		}
 	}
 }

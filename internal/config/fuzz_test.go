@@ -36,6 +36,9 @@ func FuzzParse(f *testing.F) {
 		strings.Replace(base, "\n", "\n\t", 3),
 		strings.Replace(base, "percentage: 50", "percentage: 500\n        failures: -1", 1),
 		strings.Replace(base, "cookie: chat-affinity", "cookie: \"a;b\"", 1),
+		strings.Replace(base, "adaptive_share: 0.5", "adaptive_share: 2\n        default_max_tokens: 0", 1),
+		strings.Replace(base, "tokens_consumed: x-tokens-consumed", "tokens_consumed: X-Remaining-Tokens", 1),
+		strings.Replace(base, "min_remaining_tokens: 2000", "min_remaining_tokens: -1\n      min_remaining_requests: 0", 1),
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -79,7 +79,7 @@ func TestParseReference(t *testing.T) {
 	want := &Config{
 		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
 		Admin:  Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
-		State:  State{Store: "memory", OnStoreError: "fail_open"},
+		State:  State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage: Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{
 			"gpt-4o":                 {Input: 2.5, Output: 10, CachedInput: ptr(1.25)},
 			"text-embedding-3-small": {Input: 0.02, CachedInput: ptr(0.02)},
@@ -123,13 +123,18 @@ func TestParseReference(t *testing.T) {
 				Regions: []string{"swedencentral", "westeurope", "francecentral"},
 				Limits: []Limit{{
 					Key: "subscription", TokensPerMinute: 5000, RequestsPerMinute: 60,
-					TokenQuota: 1000000, TokenQuotaPeriod: "monthly", EstimatePromptTokens: true,
+					TokenQuota: 1000000, TokenQuotaPeriod: "monthly", EstimatePromptTokens: true, DefaultMaxTokens: 1024,
 				}},
+				Priority: "high", Headers: defaultHeaders,
 				Budget: &Budget{Amount: 100, Period: "monthly"},
 			},
 			{
 				Name: "premium", Models: []string{"gpt-4o", "text-embedding-3-small"},
-				Limits: []Limit{{Key: "subscription", TokensPerMinute: 50000}, {Key: "product", TokensPerMinute: 200000}},
+				Limits: []Limit{
+					{Key: "subscription", TokensPerMinute: 50000, DefaultMaxTokens: 1024},
+					{Key: "product", TokensPerMinute: 200000, DefaultMaxTokens: 1024},
+				},
+				Priority: "high", Headers: defaultHeaders,
 			},
 		},
 		Subscriptions: []Subscription{
@@ -158,6 +163,7 @@ backends:
 pools:
   - name: p
     members: [{ backend: b }]
+    throttle: { min_remaining_tokens: 100 }
     session_affinity: {}
 models:
   m: p
@@ -169,6 +175,7 @@ products:
   - name: pr
     models: [m]
     limits: [{ tokens_per_minute: 10 }]
+    headers: { remaining_tokens: ~ }
 `
 	got, err := Parse(testFile, []byte(text), noEnv)
 	if err != nil {
@@ -180,7 +187,7 @@ products:
 	}
 	want := &Config{
 		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
-		State:   State{Store: "memory", OnStoreError: "fail_open"},
+		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage:   Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
 		Backends: []Backend{{
@@ -196,10 +203,18 @@ products:
 		}},
 		Pools: []Pool{{
 			Name: "p", Strategy: "round_robin", Members: []Member{{Backend: "b", Priority: 1, Weight: 1}},
-			Retry: Retry{Attempts: 1, Backoff: dur(200 * time.Millisecond)}, SessionAffinity: &SessionAffinity{Cookie: "sluice-affinity"},
+			Retry:    Retry{Attempts: 1, Backoff: dur(200 * time.Millisecond)},
+			Throttle: &Throttle{MinRemainingTokens: 100, MaxWait: dur(5 * time.Second)}, SessionAffinity: &SessionAffinity{Cookie: "sluice-affinity"},
 		}},
-		Models:   map[string]string{"m": "p"},
-		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "subscription", TokensPerMinute: 10}}}},
+		Models: map[string]string{"m": "p"},
+		Products: []Product{{
+			Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "subscription", TokensPerMinute: 10, DefaultMaxTokens: 1024}},
+			Priority: "high",
+			Headers: LimitHeaders{
+				RemainingTokens: "x-ratelimit-remaining-tokens", RemainingRequests: "x-ratelimit-remaining-requests",
+				QuotaRemainingTokens: "x-sluice-quota-remaining-tokens", TokensConsumed: "x-sluice-tokens-consumed",
+			},
+		}},
 	}
 	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
@@ -291,7 +306,7 @@ func TestParseDefaultsKeepExplicitValues(t *testing.T) {
 	const text = `
 server: { listen: "0.0.0.0:9000", max_request_bytes: 100, read_header_timeout: 1s, shutdown_grace: 0s }
 admin: { listen: "127.0.0.1:9001" }
-state: { store: "redis://r:6379/0", on_store_error: fail_closed }
+state: { store: "redis://r:6379/0", on_store_error: fail_closed, timeout: 2s }
 usage: { store: "postgres://u@db/usage", prices: { currency: EUR } }
 metrics: { dimensions: [] }
 backends:
@@ -321,12 +336,17 @@ pools:
     strategy: least_busy
     members: [{ backend: b, priority: 2, weight: 7 }]
     retry: { attempts: 4, on: [connection], backoff: 0s }
+    throttle: { min_remaining_requests: 3, max_wait: 0s }
     session_affinity: { cookie: "__Host-pin" }
 models: { m: p }
 products:
   - name: pr
     models: [m]
-    limits: [{ key: global, requests_per_minute: 1 }]
+    limits:
+      - { key: global, requests_per_minute: 1, tokens_per_minute: 100 }
+      - { tokens_per_minute: 5, estimate_prompt_tokens: true, default_max_tokens: 7, adaptive_share: 0.25 }
+    priority: low
+    headers: { remaining_tokens: a, remaining_requests: b, quota_remaining_tokens: c, tokens_consumed: d }
 `
 	got, err := Parse(testFile, []byte(text), noEnv)
 	if err != nil {
@@ -335,7 +355,7 @@ products:
 	want := &Config{
 		Server:  Server{Listen: "0.0.0.0:9000", MaxRequestBytes: 100, ReadHeaderTimeout: dur(time.Second)},
 		Admin:   Admin{Listen: "127.0.0.1:9001"},
-		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed"},
+		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed", Timeout: dur(2 * time.Second)},
 		Usage:   Usage{Store: "postgres://u@db/usage", Prices: Prices{Currency: "EUR"}},
 		Metrics: Metrics{Dimensions: []string{}},
 		Backends: []Backend{{
@@ -354,10 +374,19 @@ products:
 		}},
 		Pools: []Pool{{
 			Name: "p", Strategy: "least_busy", Members: []Member{{Backend: "b", Priority: 2, Weight: 7}},
-			Retry: Retry{Attempts: 4, On: []string{"connection"}}, SessionAffinity: &SessionAffinity{Cookie: "__Host-pin"},
+			Retry:    Retry{Attempts: 4, On: []string{"connection"}},
+			Throttle: &Throttle{MinRemainingRequests: 3}, SessionAffinity: &SessionAffinity{Cookie: "__Host-pin"},
 		}},
-		Models:   map[string]string{"m": "p"},
-		Products: []Product{{Name: "pr", Models: []string{"m"}, Limits: []Limit{{Key: "global", RequestsPerMinute: 1}}}},
+		Models: map[string]string{"m": "p"},
+		Products: []Product{{
+			Name: "pr", Models: []string{"m"},
+			Limits: []Limit{
+				{Key: "global", RequestsPerMinute: 1, TokensPerMinute: 100, DefaultMaxTokens: 1024},
+				{Key: "subscription", TokensPerMinute: 5, EstimatePromptTokens: true, DefaultMaxTokens: 7, AdaptiveShare: 0.25},
+			},
+			Priority: "low",
+			Headers:  LimitHeaders{RemainingTokens: "a", RemainingRequests: "b", QuotaRemainingTokens: "c", TokensConsumed: "d"},
+		}},
 	}
 	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
 		t.Errorf("explicit values mismatch (-want +got):\n%s", diff)
@@ -445,7 +474,15 @@ func TestParseUnknownField(t *testing.T) {
 		{"health check", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    health_check:\n      pth: /x", 1),
 			"test.yaml:7: backends[0].health_check.pth: unknown field (known: path, interval, timeout, unhealthy_threshold, healthy_threshold)"},
 		{"pool", minimal[:strings.Index(minimal, "models:")] + "    sticky: true\nmodels: { m: p }\n",
-			"test.yaml:10: pools[0].sticky: unknown field (known: name, strategy, members, retry, session_affinity)"},
+			"test.yaml:10: pools[0].sticky: unknown field (known: name, strategy, members, retry, throttle, session_affinity)"},
+		{"throttle", minimal[:strings.Index(minimal, "models:")] + "    throttle: { min_remaining_tokens: 5, min_tokens: 5 }\nmodels: { m: p }\n",
+			"test.yaml:10: pools[0].throttle.min_tokens: unknown field (known: min_remaining_tokens, min_remaining_requests, max_wait)"},
+		{"state", minimal + "state:\n  timout: 1s\n",
+			"test.yaml:12: state.timout: unknown field (known: store, on_store_error, timeout)"},
+		{"limit", minimal + "products:\n  - name: pr\n    models: [m]\n    limits: [{ tokens_per_minute: 5, adaptive: 0.5 }]\n",
+			"test.yaml:14: products[0].limits[0].adaptive: unknown field (known: key, tokens_per_minute, requests_per_minute, token_quota, token_quota_period, estimate_prompt_tokens, default_max_tokens, adaptive_share)"},
+		{"limit headers", minimal + "products:\n  - name: pr\n    models: [m]\n    headers:\n      remaining: x\n",
+			"test.yaml:15: products[0].headers.remaining: unknown field (known: remaining_tokens, remaining_requests, quota_remaining_tokens, tokens_consumed)"},
 		{"retry", minimal[:strings.Index(minimal, "models:")] + "    retry: { back_off: 1s }\nmodels: { m: p }\n",
 			"test.yaml:10: pools[0].retry.back_off: unknown field (known: attempts, on, backoff)"},
 		{"session affinity", minimal[:strings.Index(minimal, "models:")] + "    session_affinity: { cookies: x }\nmodels: { m: p }\n",

@@ -80,6 +80,7 @@ func (c *Config) validateState(p *problems) {
 		}
 	}
 	oneOf(p, "state.on_store_error", s.OnStoreError, "fail_open", "fail_closed")
+	positive(p, "state.timeout", s.Timeout)
 }
 
 var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
@@ -209,6 +210,24 @@ func checkName(p *problems, path, name string) bool {
 	if strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		p.add(path, "%s must not contain white space or control characters", quote(name))
 		return false
+	}
+	return true
+}
+
+// tokenSymbols are the characters besides letters and digits that a token
+// may hold: a header name (RFC 9110, section 5.6.2) or a cookie name
+// (RFC 6265, which takes the token of RFC 2616, the same set).
+const tokenSymbols = "!#$%&'*+-.^_`|~"
+
+// isToken reports whether s is a non-empty token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(tokenSymbols, r)) {
+			return false
+		}
 	}
 	return true
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"math"
+	"strings"
 )
 
 // periods are the fixed UTC windows of quotas and budgets.
@@ -17,9 +18,31 @@ func (c *Config) validateProducts(p *problems) {
 		}
 		c.checkProductModels(p, path, pr)
 		c.checkProductRegions(p, path, pr)
+		// Every key: global limit counts in one gateway-wide counter per
+		// kind; two of a kind in one product would count a request twice.
+		globals := map[string]string{}
 		for k, l := range pr.Limits {
-			checkLimit(p, index(field(path, "limits"), k), l)
+			lp := index(field(path, "limits"), k)
+			checkLimit(p, lp, l)
+			if l.Key != "global" {
+				continue
+			}
+			for kind, set := range map[string]bool{
+				"tokens_per_minute": l.TokensPerMinute > 0, "requests_per_minute": l.RequestsPerMinute > 0,
+				"token_quota (" + l.TokenQuotaPeriod + ")": l.TokenQuota > 0,
+			} {
+				if !set {
+					continue
+				}
+				if other, dup := globals[kind]; dup {
+					p.add(field(lp, "key"), "%s of a key: global limit is set by %s already: the gateway-wide counter would count each request twice", kind, other)
+				}
+				globals[kind] = lp
+			}
 		}
+		checkAdaptive(p, path, pr)
+		oneOf(p, field(path, "priority"), pr.Priority, "high", "low")
+		checkLimitHeaders(p, field(path, "headers"), pr.Headers)
 		if pr.Budget != nil {
 			c.checkBudget(p, field(path, "budget"), pr)
 		}
@@ -112,6 +135,68 @@ func checkLimit(p *problems, path string, l Limit) {
 	}
 	if l.EstimatePromptTokens && l.TokensPerMinute <= 0 && l.TokenQuota <= 0 {
 		p.add(field(path, "estimate_prompt_tokens"), "needs tokens_per_minute or token_quota to count the estimate against")
+	}
+	if l.DefaultMaxTokens < 1 {
+		p.add(field(path, "default_max_tokens"), "must be at least 1")
+	}
+}
+
+// checkAdaptive checks the adaptive limits of a product: each adds a share of
+// what remains of the product's one key: global tokens-per-minute limit to
+// its own tokens_per_minute.
+func checkAdaptive(p *problems, path string, pr Product) {
+	var globals []string // paths of the limits whose remainder can be shared
+	for k, l := range pr.Limits {
+		if l.Key == "global" && l.TokensPerMinute > 0 {
+			globals = append(globals, index(field(path, "limits"), k))
+		}
+	}
+	for k, l := range pr.Limits {
+		sp := field(index(field(path, "limits"), k), "adaptive_share")
+		share := l.AdaptiveShare
+		switch {
+		case !(share >= 0 && share <= 1): // NaN too
+			p.add(sp, "must be from 0 (off) to 1")
+		case share == 0:
+		case l.Key == "global":
+			p.add(sp, "must not be set on a key: global limit: an adaptive limit shares what remains of the global one")
+		case l.TokensPerMinute <= 0:
+			p.add(sp, "needs tokens_per_minute, the base that the share of the global limit is added to")
+		case len(globals) == 0:
+			p.add(sp, "needs a limit with key: global and tokens_per_minute in the same product, whose remainder it shares")
+		case len(globals) > 1:
+			p.add(sp, "needs exactly one limit with key: global and tokens_per_minute in the same product, whose remainder it shares; there are %d: %s",
+				len(globals), strings.Join(globals, ", "))
+		}
+	}
+}
+
+// checkLimitHeaders checks that the limit headers are header names and
+// distinct; header names ignore case.
+func checkLimitHeaders(p *problems, path string, h LimitHeaders) {
+	headers := []struct{ name, value, def string }{
+		{"remaining_tokens", h.RemainingTokens, defaultHeaders.RemainingTokens},
+		{"remaining_requests", h.RemainingRequests, defaultHeaders.RemainingRequests},
+		{"quota_remaining_tokens", h.QuotaRemainingTokens, defaultHeaders.QuotaRemainingTokens},
+		{"tokens_consumed", h.TokensConsumed, defaultHeaders.TokensConsumed},
+	}
+	seen := map[string]string{} // lower-case name -> path of its first use
+	for _, hd := range headers {
+		hp := field(path, hd.name)
+		switch {
+		case hd.value == "":
+			p.add(hp, "required; want a header name such as %s", hd.def)
+			continue
+		case !isToken(hd.value):
+			p.add(hp, "%s is not a header name; use letters, digits and %s (RFC 9110)", quote(hd.value), tokenSymbols)
+			continue
+		}
+		lower := strings.ToLower(hd.value)
+		if first, dup := seen[lower]; dup {
+			p.add(hp, "%s is the same header as %s (header names ignore case)", quote(hd.value), first)
+			continue
+		}
+		seen[lower] = hp
 	}
 }
 

@@ -244,25 +244,38 @@ func (c *Config) validatePools(p *problems) {
 			}
 		}
 		checkRetry(p, field(path, "retry"), pl.Retry)
+		if pl.Throttle != nil {
+			checkThrottle(p, field(path, "throttle"), pl.Throttle)
+		}
 		if pl.SessionAffinity != nil {
 			checkCookieName(p, field(path, "session_affinity.cookie"), pl.SessionAffinity.Cookie)
 		}
 	}
 }
 
-// checkCookieName checks that name is a cookie name: an RFC 6265 token, which
-// is letters, digits and the symbols below.
+// checkCookieName checks that name is a cookie name: an RFC 6265 token.
 func checkCookieName(p *problems, path, name string) {
-	const symbols = "!#$%&'*+-.^_`|~"
-	if name == "" {
+	switch {
+	case name == "":
 		p.add(path, "required; want a cookie name such as sluice-affinity")
-		return
+	case !isToken(name):
+		p.add(path, "%s is not a cookie name; use letters, digits and %s (RFC 6265)", quote(name), tokenSymbols)
 	}
-	for _, r := range name {
-		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(symbols, r)) {
-			p.add(path, "%s is not a cookie name; use letters, digits and %s (RFC 6265)", quote(name), symbols)
-			return
-		}
+}
+
+// checkThrottle checks a pool's low-priority throttling.
+func checkThrottle(p *problems, path string, t *Throttle) {
+	if t.MinRemainingTokens < 0 {
+		p.add(field(path, "min_remaining_tokens"), "must not be negative")
+	}
+	if t.MinRemainingRequests < 0 {
+		p.add(field(path, "min_remaining_requests"), "must not be negative")
+	}
+	if t.MinRemainingTokens == 0 && t.MinRemainingRequests == 0 {
+		p.add(path, "sets neither min_remaining_tokens nor min_remaining_requests, so it would never hold a request back")
+	}
+	if t.MaxWait < 0 {
+		p.add(field(path, "max_wait"), "must not be negative; 0 refuses at once")
 	}
 }
 

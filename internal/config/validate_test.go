@@ -23,6 +23,7 @@ admin:
 state:
   store: memory
   on_store_error: fail_open
+  timeout: 100ms
 usage:
   store: sqlite:usage.db
   prices:
@@ -82,6 +83,10 @@ pools:
       attempts: 2
       on: ["429", timeout]
       backoff: 1s
+    throttle:
+      min_remaining_tokens: 2000
+      min_remaining_requests: 5
+      max_wait: 2s
     session_affinity:
       cookie: chat-affinity
   - name: embeddings
@@ -99,11 +104,25 @@ products:
         tokens_per_minute: 1000
         token_quota: 100000
         token_quota_period: monthly
+    headers:
+      remaining_tokens: x-remaining-tokens
+      remaining_requests: x-remaining-requests
+      quota_remaining_tokens: x-quota-remaining
+      tokens_consumed: x-tokens-consumed
     budget:
       amount: 10
       period: monthly
   - name: premium
     models: [gpt-4o]
+    priority: low
+    limits:
+      - key: global
+        tokens_per_minute: 20000
+        estimate_prompt_tokens: true
+        default_max_tokens: 512
+      - key: product
+        tokens_per_minute: 3000
+        adaptive_share: 0.5
 subscriptions:
   - name: alpha
     product: standard
@@ -199,6 +218,8 @@ func TestValidateRules(t *testing.T) {
 			[]string{"test.yaml:{#!}: state.store: want memory or a redis:// or rediss:// URL with a host"}},
 		{"on_store_error", []string{"on_store_error: fail_open", "on_store_error: ignore #!"},
 			[]string{`test.yaml:{#!}: state.on_store_error: "ignore" is not allowed; want fail_open or fail_closed`}},
+		{"state timeout zero", []string{"timeout: 100ms", "timeout: 0s #!"},
+			[]string{"test.yaml:{#!}: state.timeout: must be greater than 0"}},
 
 		// usage
 		{"usage store unknown", []string{"store: sqlite:usage.db", "store: mysql://db/usage #!"},
@@ -376,6 +397,14 @@ func TestValidateRules(t *testing.T) {
 			[]string{`test.yaml:{#!}: pools[0].session_affinity.cookie: "chat=affinity" is not a cookie name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 6265)`}},
 		{"affinity cookie not ASCII", []string{"cookie: chat-affinity", `cookie: "café" #!`},
 			[]string{`test.yaml:{#!}: pools[0].session_affinity.cookie: "café" is not a cookie name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 6265)`}},
+		{"throttle without floors", []string{"    throttle:\n", "    throttle: #!\n", "min_remaining_tokens: 2000", "min_remaining_tokens: 0", "min_remaining_requests: 5", "min_remaining_requests: 0"},
+			[]string{"test.yaml:{#!}: pools[0].throttle: sets neither min_remaining_tokens nor min_remaining_requests, so it would never hold a request back"}},
+		{"empty throttle", []string{"  - name: embeddings\n", "  - name: embeddings\n    throttle: {} #!\n"},
+			[]string{"test.yaml:{#!}: pools[1].throttle: sets neither min_remaining_tokens nor min_remaining_requests, so it would never hold a request back"}},
+		{"throttle tokens negative", []string{"min_remaining_tokens: 2000", "min_remaining_tokens: -1 #!", "min_remaining_requests: 5", "min_remaining_requests: 0"},
+			[]string{"test.yaml:{#!}: pools[0].throttle.min_remaining_tokens: must not be negative"}},
+		{"throttle requests negative", []string{"min_remaining_requests: 5", "min_remaining_requests: -5 #!"},
+			[]string{"test.yaml:{#!}: pools[0].throttle.min_remaining_requests: must not be negative"}},
 
 		// models
 		{"model to unknown pool", []string{"  embed: embeddings", "  embed: nopool #!"},
@@ -423,6 +452,45 @@ func TestValidateRules(t *testing.T) {
 			[]string{`test.yaml:{#!}: products[0].budget.period: "quarterly" is not allowed; want hourly, daily, weekly, monthly or yearly`}},
 		{"budget without prices", []string{"models: [gpt-4o]", "models: [embed]\n    budget: { amount: 5, period: daily } #!"},
 			[]string{"test.yaml:{#!}: products[1].budget: needs a price in usage.prices.models for at least one of the product's models"}},
+		{"default_max_tokens zero", []string{"default_max_tokens: 512", "default_max_tokens: 0 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[0].default_max_tokens: must be at least 1"}},
+		{"default_max_tokens negative", []string{"default_max_tokens: 512", "default_max_tokens: -1 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[0].default_max_tokens: must be at least 1"}},
+		{"adaptive_share above 1", []string{"adaptive_share: 0.5", "adaptive_share: 1.5 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: must be from 0 (off) to 1"}},
+		{"adaptive_share negative", []string{"adaptive_share: 0.5", "adaptive_share: -0.1 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: must be from 0 (off) to 1"}},
+		{"adaptive_share not a number", []string{"adaptive_share: 0.5", "adaptive_share: .nan #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: must be from 0 (off) to 1"}},
+		{"adaptive without tokens_per_minute", []string{"tokens_per_minute: 3000\n        adaptive_share: 0.5", "requests_per_minute: 10\n        adaptive_share: 0.5 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: needs tokens_per_minute, the base that the share of the global limit is added to"}},
+		{"adaptive on the global limit", []string{"default_max_tokens: 512", "default_max_tokens: 512\n        adaptive_share: 0.2 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[0].adaptive_share: must not be set on a key: global limit: an adaptive limit shares what remains of the global one"}},
+		{"adaptive without a global limit", []string{"      - key: global", "      - key: subscription_model", "adaptive_share: 0.5", "adaptive_share: 0.5 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: needs a limit with key: global and tokens_per_minute in the same product, whose remainder it shares"}},
+		{"adaptive with a global quota only", []string{"tokens_per_minute: 20000", "token_quota: 20000\n        token_quota_period: daily", "adaptive_share: 0.5", "adaptive_share: 0.5 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: needs a limit with key: global and tokens_per_minute in the same product, whose remainder it shares"}},
+		{"adaptive with a global limit in another product", []string{"      - key: global\n        tokens_per_minute: 20000\n        estimate_prompt_tokens: true\n        default_max_tokens: 512\n", "", "      - key: subscription\n", "      - key: global\n", "adaptive_share: 0.5", "adaptive_share: 0.5 #!"},
+			[]string{"test.yaml:{#!}: products[1].limits[0].adaptive_share: needs a limit with key: global and tokens_per_minute in the same product, whose remainder it shares"}},
+		{"adaptive with two global limits", []string{"adaptive_share: 0.5", "adaptive_share: 0.5 #!\n      - key: global\n        tokens_per_minute: 100"},
+			[]string{"test.yaml:{#!}: products[1].limits[1].adaptive_share: needs exactly one limit with key: global and tokens_per_minute in the same product, whose remainder it shares; there are 2: products[1].limits[0], products[1].limits[2]",
+				"test.yaml:109: products[1].limits[2].key: tokens_per_minute of a key: global limit is set by products[1].limits[0] already: the gateway-wide counter would count each request twice"}},
+		{"priority unknown", []string{"priority: low", "priority: urgent #!"},
+			[]string{`test.yaml:{#!}: products[1].priority: "urgent" is not allowed; want high or low`}},
+		{"priority empty", []string{"priority: low", `priority: "" #!`},
+			[]string{"test.yaml:{#!}: products[1].priority: required; want high or low"}},
+		{"header empty", []string{"tokens_consumed: x-tokens-consumed", `tokens_consumed: "" #!`},
+			[]string{"test.yaml:{#!}: products[0].headers.tokens_consumed: required; want a header name such as x-sluice-tokens-consumed"}},
+		{"header with space", []string{"remaining_tokens: x-remaining-tokens", `remaining_tokens: "x remaining" #!`},
+			[]string{`test.yaml:{#!}: products[0].headers.remaining_tokens: "x remaining" is not a header name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 9110)`}},
+		{"header with colon", []string{"remaining_requests: x-remaining-requests", `remaining_requests: "x-remaining:" #!`},
+			[]string{`test.yaml:{#!}: products[0].headers.remaining_requests: "x-remaining:" is not a header name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 9110)`}},
+		{"header not ASCII", []string{"quota_remaining_tokens: x-quota-remaining", `quota_remaining_tokens: "x-quöta" #!`},
+			[]string{`test.yaml:{#!}: products[0].headers.quota_remaining_tokens: "x-quöta" is not a header name; use letters, digits and !#$%&'*+-.^_` + "`" + `|~ (RFC 9110)`}},
+		{"header twice", []string{"tokens_consumed: x-tokens-consumed", "tokens_consumed: X-Remaining-Tokens #!"},
+			[]string{`test.yaml:{#!}: products[0].headers.tokens_consumed: "X-Remaining-Tokens" is the same header as products[0].headers.remaining_tokens (header names ignore case)`}},
+		{"header twice by default", []string{"  - name: premium\n", "  - name: premium\n    headers: { quota_remaining_tokens: X-RateLimit-Remaining-Tokens } #!\n"},
+			[]string{`test.yaml:{#!}: products[1].headers.quota_remaining_tokens: "X-RateLimit-Remaining-Tokens" is the same header as products[1].headers.remaining_tokens (header names ignore case)`}},
 
 		// subscriptions
 		{"subscription name twice", []string{"  - name: beta", "  - name: alpha #!"},
@@ -493,6 +561,16 @@ func TestValidateAccepts(t *testing.T) {
 		{"first_byte_timeout above timeout", []string{"first_byte_timeout: 45s", "first_byte_timeout: 5m"}},
 		{"stream_timeout zero", []string{"stream_timeout: 10m", "stream_timeout: 0s"}},
 		{"backoff zero", []string{"backoff: 1s", "backoff: 0s"}},
+		{"throttle on requests alone", []string{"min_remaining_tokens: 2000", "min_remaining_tokens: 0"}},
+		{"throttle refuses at once", []string{"max_wait: 2s", "max_wait: 0s"}},
+		{"throttle with every default but a floor", []string{"      min_remaining_requests: 5\n      max_wait: 2s\n", ""}},
+		{"adaptive_share whole", []string{"adaptive_share: 0.5", "adaptive_share: 1"}},
+		{"adaptive_share 0 needs no global limit", []string{"      - key: global", "      - key: subscription_model", "adaptive_share: 0.5", "adaptive_share: 0"}},
+		{"adaptive beside a global quota", []string{"adaptive_share: 0.5", "adaptive_share: 0.5\n      - key: global\n        token_quota: 100\n        token_quota_period: daily"}},
+		{"priority high", []string{"priority: low", "priority: high"}},
+		{"headers with symbols and case", []string{"tokens_consumed: x-tokens-consumed", "tokens_consumed: \"X-Tokens_Consumed.!#$%&'*+^`|~\""}},
+		{"headers of Azure and APIM", []string{"remaining_tokens: x-remaining-tokens", "remaining_tokens: x-apim-remaining-tokens", "tokens_consumed: x-tokens-consumed", "tokens_consumed: x-apim-consumed-tokens"}},
+		{"headers with every default", []string{"      remaining_tokens: x-remaining-tokens\n      remaining_requests: x-remaining-requests\n      quota_remaining_tokens: x-quota-remaining\n      tokens_consumed: x-tokens-consumed\n", "", "    headers:\n", "    headers: {}\n"}},
 		{"affinity with every default", []string{"    session_affinity:\n      cookie: chat-affinity\n", "    session_affinity: {}\n"}},
 		{"affinity cookie with symbols", []string{"cookie: chat-affinity", "cookie: \"__Host-Sluice_1.!#$%&'*+^`|~\""}},
 		{"shutdown at once", []string{"listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n  shutdown_grace: 0s"}},
@@ -515,7 +593,7 @@ func TestValidateAccepts(t *testing.T) {
 func TestValidateWithoutParse(t *testing.T) {
 	c := &Config{
 		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
-		State:  State{Store: "memory", OnStoreError: "fail_open"},
+		State:  State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(1)},
 		Usage:  Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "http://b", Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "m"},
@@ -539,10 +617,12 @@ func TestValidateWithoutParse(t *testing.T) {
 	c.Backends[0].StreamTimeout = -1
 	c.Backends[0].HealthCheck = &HealthCheck{Interval: dur(2), Timeout: dur(1), UnhealthyThreshold: 1, HealthyThreshold: 1}
 	c.Pools[0].Retry.Backoff = -1
+	c.Pools[0].Throttle = &Throttle{MinRemainingTokens: 1, MaxWait: -1}
 	want = []string{
 		"backends[0].stream_timeout: must not be negative; 0 means no bound",
 		"backends[0].health_check.path: must start with /, such as /v1/models",
 		"pools[0].retry.backoff: must not be negative; 0 retries at once",
+		"pools[0].throttle.max_wait: must not be negative; 0 refuses at once",
 	}
 	if diff := cmp.Diff(want, errorLines(c.Validate())); diff != "" {
 		t.Errorf("Validate errors mismatch (-want +got):\n%s", diff)
