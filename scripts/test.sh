@@ -9,6 +9,18 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+# Real servers the tests start: Redis (the limit store). Installed here when
+# this runs as root with apt-get; otherwise it says what to install.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing redis-server (Debian package)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "scripts/test.sh: the tests need redis-server; install it (Debian/Ubuntu: sudo apt-get install redis-server)." >&2
+    exit 1
+  fi
+fi
+
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
   echo "scripts/test.sh: these files need gofmt -w:" >&2

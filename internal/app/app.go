@@ -222,7 +222,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(*path, os.LookupEnv)
 	if err == nil {
-		_, err = route.Compile(cfg, nil, nil)
+		_, err = route.Compile(cfg, nil, route.Env{})
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

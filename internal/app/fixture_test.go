@@ -185,7 +185,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	}{
 		{"ptu-swedencentral", fxPTUKey, "swedencentral", map[string]simulator.Deployment{"gpt-4o-ptu": {Model: "gpt-4o"}}},
 		{"payg-westeurope", fxWestKey, "westeurope", map[string]simulator.Deployment{
-			"gpt-4o": {Model: "gpt-4o"}, "text-embedding-3-small": {Model: "text-embedding-3-small"}}},
+			"gpt-4o": {Model: "gpt-4o", TokensPerMinute: 100000}, "text-embedding-3-small": {Model: "text-embedding-3-small"}}},
 		{"payg-francecentral", fxFranceKey, "francecentral", map[string]simulator.Deployment{
 			"gpt-4o": {Model: "gpt-4o"}, "text-embedding-3-small": {Model: "text-embedding-3-small"}}},
 	} {

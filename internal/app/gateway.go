@@ -26,7 +26,8 @@ type Gateway struct {
 
 	table    atomic.Pointer[route.Table]
 	health   *health.Checker
-	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap
+	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap and counters
+	counters counterStore
 	ready    atomic.Bool
 
 	// Handler is the client-facing API.
@@ -49,10 +50,16 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
-	t, err := route.Compile(cfg, nil, log)
+	lim, commit, err := g.limiterFor(cfg)
 	if err != nil {
 		return nil, err
 	}
+	t, err := route.Compile(cfg, nil, route.Env{Log: log, Limiter: lim})
+	if err != nil {
+		closeStore(lim.Store(), log)
+		return nil, err
+	}
+	commit()
 	t.Activate()
 	g.table.Store(t)
 	g.health = health.New(log, now)
@@ -77,8 +84,15 @@ func (g *Gateway) Reload() error {
 		return err
 	}
 	prev := g.table.Load()
-	next, err := route.Compile(cfg, prev, g.log)
+	lim, commit, err := g.limiterFor(cfg)
 	if err != nil {
+		return err
+	}
+	next, err := route.Compile(cfg, prev, route.Env{Log: g.log, Limiter: lim})
+	if err != nil {
+		if lim.Store() != g.counters.store {
+			closeStore(lim.Store(), g.log)
+		}
 		return err
 	}
 	next.Activate()
@@ -87,6 +101,7 @@ func (g *Gateway) Reload() error {
 			"server.listen", cfg.Server.Listen, "admin.listen", cfg.Admin.Listen)
 	}
 	g.table.Store(next)
+	commit()
 	g.health.Sync(next.Backends)
 	route.Release(prev, next)
 	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
@@ -141,6 +156,9 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	wg.Wait()
 	g.health.Close()
+	g.reloadMu.Lock()
+	closeStore(g.counters.store, g.log)
+	g.reloadMu.Unlock()
 	for _, b := range g.Table().Backends {
 		b.State.Close()
 	}

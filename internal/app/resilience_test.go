@@ -36,7 +36,7 @@ backends:
     url: %s
     region: westeurope
     auth: { api_key: "${FX_WEST_KEY}" }
-    deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o }
+    deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o, gpt-4o-throttled: gpt-4o }
     first_byte_timeout: 300ms
     circuit_breaker: { failures: 3, interval: 10s, status_codes: ["429", "500-599"], errors: [timeout, connection], trip_duration: 30s, accept_retry_after: true }
   - name: payg-francecentral
@@ -63,14 +63,18 @@ pools:
   - name: sticky
     members: [{ backend: ptu-swedencentral }, { backend: payg-westeurope }, { backend: payg-francecentral }]
     session_affinity: {}
+  - name: throttled
+    members: [{ backend: payg-westeurope }]
+    throttle: { min_remaining_tokens: 99800, max_wait: 100ms }
 models:
+  gpt-4o-throttled: throttled
   gpt-4o: chat
   gpt-4o-flat: flat
   gpt-4o-fast: fast
   gpt-4o-sticky: sticky
 products:
   - name: standard
-    models: [gpt-4o, gpt-4o-flat, gpt-4o-fast, gpt-4o-sticky]
+    models: [gpt-4o, gpt-4o-flat, gpt-4o-fast, gpt-4o-sticky, gpt-4o-throttled]
   - name: west-only
     models: [gpt-4o]
     regions: [westeurope]
@@ -467,6 +471,52 @@ func TestSessionAffinity(t *testing.T) {
 	for _, r := range f.seen.all() {
 		if r.header.Get("X-Sluice-Affinity") != "" {
 			t.Errorf("the affinity header reached backend %s", r.backend)
+		}
+	}
+}
+
+// TestLowPriorityThrottled: when the pool's backends have less left than the
+// floor, low-priority requests wait and are refused, high-priority requests
+// keep succeeding.
+func TestLowPriorityThrottled(t *testing.T) {
+	f := newFixture(t, withConfig(resilienceYAML))
+	low := func() *http.Response {
+		req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-throttled","max_tokens":60,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Api-Key", fxAlphaKey)
+		req.Header.Set("X-Priority", "low")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	high := func() int {
+		resp, _ := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey,
+			`{"model":"gpt-4o-throttled","max_tokens":60,"messages":[{"role":"user","content":"hi"}]}`)
+		return resp.StatusCode
+	}
+	if resp := low(); resp.StatusCode != 200 {
+		t.Fatalf("low priority with capacity: %d; want 200", resp.StatusCode)
+	}
+	for i := range 4 { // about 70 tokens each: the backend drops below 99,800 left
+		if s := high(); s != 200 {
+			t.Fatalf("high-priority request %d: %d; want 200", i, s)
+		}
+	}
+	start := time.Now()
+	resp := low()
+	if resp.StatusCode != 429 || resp.Header.Get("X-Sluice-Throttle-Reason") != "low-priority" {
+		t.Errorf("low priority short of capacity: %d, reason %q; want 429 low-priority", resp.StatusCode, resp.Header.Get("X-Sluice-Throttle-Reason"))
+	}
+	if d := time.Since(start); d < 90*time.Millisecond || d > 2*time.Second {
+		t.Errorf("the low-priority request was refused after %v; want after waiting max_wait (100ms)", d)
+	}
+	for i := range 3 {
+		if s := high(); s != 200 {
+			t.Errorf("high priority while low is throttled, request %d: %d; want 200", i, s)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +27,10 @@ type State struct {
 	requests atomic.Uint64
 	errors   atomic.Uint64
 	latency  atomic.Uint64 // math.Float64bits of the moving average of time to first byte, in seconds
+
+	// What the backend last said of its capacity (ObserveCapacity).
+	remTokens, remRequests atomic.Int64
+	remUntil               atomic.Int64 // unix nanoseconds until which they hold
 }
 
 // NewState returns the state of a new backend with its own connection pool
@@ -93,3 +99,55 @@ func (s *State) Latency() time.Duration {
 
 // LatencySeconds is Latency as float seconds, for comparisons on the hot path.
 func (s *State) LatencySeconds() float64 { return math.Float64frombits(s.latency.Load()) }
+
+// capacityTTL is how long a backend's x-ratelimit-remaining-* headers are
+// believed: Azure and OpenAI count in one-minute windows, so after a minute
+// the numbers say nothing about now.
+const capacityTTL = time.Minute
+
+// ObserveCapacity records what a response says of the backend's remaining
+// capacity: its x-ratelimit-remaining-tokens and -requests headers, or, for
+// a 429, none left until retryAfter (a minute when it gave none).
+func (s *State) ObserveCapacity(h http.Header, status int, now time.Time, retryAfter time.Duration) {
+	if status == http.StatusTooManyRequests {
+		if retryAfter <= 0 {
+			retryAfter = capacityTTL
+		}
+		s.remTokens.Store(0)
+		s.remRequests.Store(0)
+		s.remUntil.Store(now.Add(min(retryAfter, capacityTTL)).UnixNano())
+		return
+	}
+	t, okT := headerInt(h, "X-Ratelimit-Remaining-Tokens")
+	r, okR := headerInt(h, "X-Ratelimit-Remaining-Requests")
+	if !okT && !okR {
+		return
+	}
+	if !okT {
+		t = -1
+	}
+	if !okR {
+		r = -1
+	}
+	s.remTokens.Store(t)
+	s.remRequests.Store(r)
+	s.remUntil.Store(now.Add(capacityTTL).UnixNano())
+}
+
+// Capacity returns the backend's remaining tokens and requests as it last
+// said; -1 for what it did not say or said too long ago.
+func (s *State) Capacity(now time.Time) (tokens, requests int64) {
+	if now.UnixNano() >= s.remUntil.Load() {
+		return -1, -1
+	}
+	return s.remTokens.Load(), s.remRequests.Load()
+}
+
+func headerInt(h http.Header, name string) (int64, bool) {
+	v := h[name]
+	if len(v) == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v[0]), 10, 64)
+	return n, err == nil && n >= 0
+}

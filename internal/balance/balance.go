@@ -193,3 +193,25 @@ func (p *Pool) NextAvailable(f *Filter) time.Time {
 	}
 	return first
 }
+
+// Capacity returns the tokens and requests the members the filter allows
+// and that are available now have left, as their rate-limit headers last
+// said. known is false when any of them has said nothing lately: the pool
+// then cannot tell that it is short.
+func (p *Pool) Capacity(now time.Time, f *Filter) (tokens, requests int64, known bool) {
+	seen := false
+	for i := range p.members {
+		m := &p.members[i]
+		if !usable(m, now, f) {
+			continue
+		}
+		t, r := m.Backend.State.Capacity(now)
+		if t < 0 && r < 0 {
+			return 0, 0, false
+		}
+		seen = true
+		tokens += max(t, 0)
+		requests += max(r, 0)
+	}
+	return tokens, requests, seen
+}

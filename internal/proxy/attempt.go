@@ -62,7 +62,13 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 		return a
 	}
 	a.resp = resp
-	ttfb := x.h.now().Sub(a.start)
+	now := x.h.now()
+	ttfb := now.Sub(a.start)
+	var retryAfter time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests {
+		retryAfter, _ = wire.RetryAfter(resp.Header, now)
+	}
+	b.State.ObserveCapacity(resp.Header, resp.StatusCode, now, retryAfter)
 	if isEventStream(resp.Header) && resp.StatusCode < 300 {
 		a.rd = sse.NewReader(resp.Body)
 		a.first, a.firstErr = a.rd.Next()

@@ -41,7 +41,7 @@ subscriptions: [{ name: s, product: p, keys: [client-key] }]
 	if err != nil {
 		b.Fatal(err)
 	}
-	table, err := route.Compile(cfg, nil, nil)
+	table, err := route.Compile(cfg, nil, route.Env{})
 	if err != nil {
 		b.Fatal(err)
 	}

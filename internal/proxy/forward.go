@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
@@ -61,6 +62,9 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 		}
 	}
 	x.body = body
+	if !x.admit(req) {
+		return
+	}
 	call := backend.Call{
 		Op:         op,
 		Model:      model,
@@ -79,6 +83,16 @@ func (x *exchange) run(pool *route.Pool, call *backend.Call) {
 	var tried [8]*backend.Backend
 	f := balance.Filter{Tried: tried[:0], Regions: x.subscription.Product.Regions}
 	aff := x.affinity(pool)
+	if pool.Throttle != nil && x.lowPriority() && !x.waitForCapacity(pool, &f) {
+		if !x.clientGone() {
+			x.w.Header().Set("X-Sluice-Throttle-Reason", "low-priority")
+			e := wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "low_priority_throttled",
+				"The backends of the model "+strconv.Quote(x.model)+" are short of capacity and low-priority requests are held back. Retry later.")
+			e.RetryAfterMillis = 1000
+			x.fail(e)
+		}
+		return
+	}
 	var last *attempt
 	for n := 0; n < pool.Retry.Attempts; n++ {
 		b, ticket, ok := x.pick(pool, &f, aff, last != nil)
@@ -107,6 +121,45 @@ func (x *exchange) run(pool *route.Pool, call *backend.Call) {
 		return
 	}
 	x.deliver(pool, last)
+}
+
+// lowPriority reports whether the request is low priority: its product's, or
+// lowered by the client with x-priority: low (never raised).
+func (x *exchange) lowPriority() bool {
+	return x.subscription.Product.LowPriority || strings.EqualFold(x.r.Header.Get("X-Priority"), "low")
+}
+
+// throttlePoll is how often a waiting low-priority request looks again.
+const throttlePoll = 20 * time.Millisecond
+
+// waitForCapacity holds a low-priority request while the pool's available
+// members have less left than the throttle's floors, up to its MaxWait. It
+// reports whether the request may go on.
+func (x *exchange) waitForCapacity(pool *route.Pool, f *balance.Filter) bool {
+	th := pool.Throttle
+	short := func() bool {
+		t, r, known := pool.Capacity(x.h.now(), f)
+		return known && ((th.MinTokens > 0 && t < th.MinTokens) || (th.MinRequests > 0 && r < th.MinRequests))
+	}
+	if !short() {
+		return true
+	}
+	deadline := time.NewTimer(th.MaxWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(throttlePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return false
+		case <-x.r.Context().Done():
+			return false
+		case <-tick.C:
+			if !short() {
+				return true
+			}
+		}
+	}
 }
 
 // pick asks the pool for a member. When every member the request may use

@@ -71,12 +71,16 @@ func trimToObject(b []byte) []byte {
 	return b
 }
 
-// final returns the usage to charge: the backend's, or for a response that
-// broke off before its usage, the prompt estimate plus the tokens of the
-// text that arrived, marked estimated.
-func (m *meter) final(model string, prompt func() int64) wire.Usage {
+// final returns the usage to charge: the backend's, or for a successful
+// response that broke off before its usage, the prompt estimate plus the
+// tokens of the text that arrived, marked estimated. An error without usage
+// costs nothing.
+func (m *meter) final(model string, prompt func() int64, status int) wire.Usage {
 	if m.have {
 		return m.usage
+	}
+	if status >= 300 {
+		return wire.Usage{}
 	}
 	u := wire.Usage{Prompt: prompt(), Estimated: true}
 	if len(m.text) > 0 {
@@ -102,6 +106,6 @@ func (x *exchange) settle(beforeHeaders bool) {
 		return
 	}
 	x.settled = true
-	x.usage = x.meter.final(x.model, x.promptCount)
-	_ = beforeHeaders
+	x.usage = x.meter.final(x.model, x.promptCount, x.status)
+	x.settleLimits(x.usage.Total, beforeHeaders)
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/limit"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -123,9 +124,11 @@ type exchange struct {
 	meter        meter
 	usage        wire.Usage
 	settled      bool
-	status       int  // the status sent, or 499 when the client went away first
-	started      bool // the response status was written
-	abort        bool // the response broke off: abort the connection after logging
+	reservation  limit.Reservation // what admit reserved; settled exactly once
+	limited      bool              // a reservation awaits settling
+	status       int               // the status sent, or 499 when the client went away first
+	started      bool              // the response status was written
+	abort        bool              // the response broke off: abort the connection after logging
 	outcome      string
 }
 
@@ -201,6 +204,9 @@ func (x *exchange) finish() {
 		x.fail(wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error",
 			"Sluice failed to serve the request. The request id is "+x.id+"."))
 	}
+	// A request refused after admission (no backend, a transport
+	// failure) used nothing: give its reservation back.
+	x.settleLimits(0, false)
 	x.log()
 	if x.abort {
 		// The standard library's way to close the connection without

@@ -159,7 +159,7 @@ func newHarness(t *testing.T, timeout string) *harness {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	table, err := route.Compile(cfg, nil, nil)
+	table, err := route.Compile(cfg, nil, route.Env{})
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
@@ -16,6 +18,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/balance"
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/limit"
 )
 
 // Table is a compiled config. It is immutable and safe for concurrent use.
@@ -24,6 +27,8 @@ type Table struct {
 	Config *config.Config
 	// Backends by name.
 	Backends map[string]*backend.Backend
+	// Limiter enforces the products' limits.
+	Limiter *limit.Limiter
 
 	keys     *auth.Index[*Subscription]
 	models   map[string]*Model
@@ -45,11 +50,27 @@ type Product struct {
 	// Regions, when not nil, are the only regions its requests may be
 	// served in (data residency).
 	Regions map[string]bool
+	// LowPriority is set for products of priority low.
+	LowPriority bool
+	// Limits are the product's limits; empty when it has none.
+	Limits []*limit.Rule
+	// Estimate reserves the prompt and max_tokens at admission (a limit
+	// sets estimate_prompt_tokens); otherwise usage is charged afterwards.
+	Estimate bool
+	// DefaultMaxTokens is reserved for a request that sets no max_tokens.
+	DefaultMaxTokens int64
+	// Headers are the names of the limit headers, in canonical form.
+	Headers Headers
 	allowed map[string]bool
 }
 
 // Allows reports whether the product may use model.
 func (p *Product) Allows(model string) bool { return p.allowed[model] }
+
+// Headers are a product's limit header names.
+type Headers struct {
+	RemainingTokens, RemainingRequests, QuotaRemainingTokens, TokensConsumed string
+}
 
 // Model is a model clients may ask for.
 type Model struct {
@@ -65,6 +86,17 @@ type Pool struct {
 	// AffinityCookie names the session-affinity cookie; empty when session
 	// affinity is off.
 	AffinityCookie string
+	// Throttle holds low-priority requests back while the pool is short of
+	// capacity; nil when off.
+	Throttle *Throttle
+}
+
+// Throttle is a pool's low-priority throttling.
+type Throttle struct {
+	// MinTokens and MinRequests are the floors (0: none).
+	MinTokens, MinRequests int64
+	// MaxWait is how long a low-priority request waits for capacity.
+	MaxWait time.Duration
 }
 
 // Retry is a pool's retry policy.
@@ -89,18 +121,28 @@ func (r *Retry) RetriesStatus(code int) bool {
 	return false
 }
 
+// Env is what a Table uses that outlives it.
+type Env struct {
+	// Log receives a line for every breaker state change; nil: discard.
+	Log *slog.Logger
+	// Limiter enforces limits; nil: a limiter on a new memory store.
+	Limiter *limit.Limiter
+}
+
 // Compile builds a Table from a validated config. prev, the table in use, may
 // be nil; its backends' states are carried over to backends of the same name
-// and URL.
-//
-// log receives a line for every breaker state change; it may be nil. The
-// table must be activated before it serves.
-func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) {
+// and URL. The table must be activated before it serves.
+func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
+	log := env.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if env.Limiter == nil {
+		env.Limiter = limit.New(limit.Options{})
+	}
 	t := &Table{
 		Config:   cfg,
+		Limiter:  env.Limiter,
 		Backends: make(map[string]*backend.Backend, len(cfg.Backends)),
 		keys:     auth.NewIndex[*Subscription](),
 		models:   make(map[string]*Model, len(cfg.Models)),
@@ -153,6 +195,9 @@ func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) 
 		if pc.SessionAffinity != nil {
 			p.AffinityCookie = pc.SessionAffinity.Cookie
 		}
+		if th := pc.Throttle; th != nil {
+			p.Throttle = &Throttle{MinTokens: th.MinRemainingTokens, MinRequests: th.MinRemainingRequests, MaxWait: th.MaxWait.D()}
+		}
 		t.pools[pc.Name] = p
 	}
 	for name, pool := range cfg.Models {
@@ -163,7 +208,7 @@ func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) 
 		t.models[name] = &Model{Name: name, Pool: p}
 	}
 	for _, pc := range cfg.Products {
-		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models))}
+		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models)), LowPriority: pc.Priority == "low"}
 		if len(pc.Regions) > 0 {
 			p.Regions = make(map[string]bool, len(pc.Regions))
 			for _, r := range pc.Regions {
@@ -175,6 +220,9 @@ func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) 
 			p.Models = append(p.Models, m)
 		}
 		sort.Strings(p.Models)
+		if err := compileLimits(p, pc); err != nil {
+			return nil, fmt.Errorf("product %s: %w", pc.Name, err)
+		}
 		t.products[pc.Name] = p
 	}
 	for _, sc := range cfg.Subscriptions {
@@ -194,6 +242,51 @@ func Compile(cfg *config.Config, prev *Table, log *slog.Logger) (*Table, error) 
 		}
 	}
 	return t, nil
+}
+
+// compileLimits turns a product's limits into limiter rules. A rule's ID is
+// the product and the limit's place, so that counts survive a reload that
+// keeps them; every key: global limit shares the gateway-wide counters.
+func compileLimits(p *Product, pc config.Product) error {
+	h := pc.Headers
+	p.Headers = Headers{
+		RemainingTokens:      http.CanonicalHeaderKey(h.RemainingTokens),
+		RemainingRequests:    http.CanonicalHeaderKey(h.RemainingRequests),
+		QuotaRemainingTokens: http.CanonicalHeaderKey(h.QuotaRemainingTokens),
+		TokensConsumed:       http.CanonicalHeaderKey(h.TokensConsumed),
+	}
+	for i, lc := range pc.Limits {
+		r := &limit.Rule{ID: pc.Name + "/" + strconv.Itoa(i), TokensPerMinute: lc.TokensPerMinute,
+			RequestsPerMinute: lc.RequestsPerMinute, TokenQuota: lc.TokenQuota}
+		switch lc.Key {
+		case "subscription", "":
+			r.Key = limit.KeySubscription
+		case "product":
+			r.Key = limit.KeyProduct
+		case "subscription_model":
+			r.Key = limit.KeySubscriptionModel
+		case "global":
+			r.Key, r.ID = limit.KeyGlobal, "global"
+		default:
+			return fmt.Errorf("limits[%d]: unknown key %q", i, lc.Key)
+		}
+		if lc.TokenQuota > 0 {
+			period, err := limit.ParsePeriod(lc.TokenQuotaPeriod)
+			if err != nil {
+				return fmt.Errorf("limits[%d]: %w", i, err)
+			}
+			r.QuotaPeriod = period
+		}
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if lc.EstimatePromptTokens {
+			p.Estimate = true
+			p.DefaultMaxTokens = max(p.DefaultMaxTokens, lc.DefaultMaxTokens)
+		}
+		p.Limits = append(p.Limits, r)
+	}
+	return nil
 }
 
 func compileRetry(rc config.Retry) (Retry, error) {

@@ -26,7 +26,7 @@ subscriptions: [{ name: s, product: prod, keys: [client-key] }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := Compile(cfg, prev, nil)
+	tb, err := Compile(cfg, prev, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

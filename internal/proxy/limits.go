@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/limit"
+	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/wire"
+)
+
+// admit applies the product's limits before any backend is called: with
+// estimation it reserves the prompt's tokens plus max_tokens, otherwise it
+// checks that no counter is over and charges after the fact. It answers the
+// client and reports false when the request may not go on.
+func (x *exchange) admit(req wire.Request) bool {
+	p := x.subscription.Product
+	if len(p.Limits) == 0 {
+		return true
+	}
+	var want int64
+	if p.Estimate {
+		want = x.promptCount()
+		if x.op != wire.OpEmbeddings {
+			if req.MaxTokens > 0 {
+				want += req.MaxTokens
+			} else {
+				want += p.DefaultMaxTokens
+			}
+		}
+	}
+	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
+		Rules:   p.Limits,
+		Subject: limit.Subject{Subscription: x.subscription.Name, Product: p.Name, Model: x.model},
+		Tokens:  want,
+		Now:     x.h.now(),
+	})
+	x.reservation, x.limited = d.Reservation, true
+	x.limitHeaders(p.Headers, d.Remaining)
+	if d.Allowed {
+		if d.StoreError != nil {
+			x.outcome = "limits_unavailable_admitted"
+		}
+		return true
+	}
+	if d.StoreError != nil {
+		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
+			"Sluice cannot check your limits right now. Retry later."))
+		return false
+	}
+	x.fail(denialError(d.Denial))
+	return false
+}
+
+// denialError is the client's error for a limit the request does not fit.
+func denialError(dn *limit.Denial) *wire.Error {
+	scope := scopeOf(dn.Rule)
+	wait := dn.RetryAfter.Round(time.Second)
+	if wait < time.Second {
+		wait = time.Second
+	}
+	var e *wire.Error
+	switch {
+	case dn.TooLarge && dn.Kind == limit.Quota:
+		e = wire.NewError(http.StatusForbidden, wire.TypePermission, "quota_exceeded",
+			"This request needs "+itoa(dn.Want)+" tokens, more than the whole token quota of "+itoa(dn.Limit)+
+				" tokens per "+periodName(dn.Rule.QuotaPeriod)+" for "+scope+" allows. Lower max_tokens or shorten the prompt.")
+	case dn.TooLarge:
+		e = wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "rate_limit_exceeded",
+			"This request needs "+itoa(dn.Want)+" tokens, more than the limit of "+itoa(dn.Limit)+
+				" tokens per minute for "+scope+" allows at all: it can never fit. Lower max_tokens or shorten the prompt.")
+	case dn.Kind == limit.Quota:
+		e = wire.NewError(http.StatusForbidden, wire.TypePermission, "quota_exceeded",
+			"The token quota of "+itoa(dn.Limit)+" tokens per "+periodName(dn.Rule.QuotaPeriod)+" for "+scope+
+				" is used up. It renews in "+wait.String()+".")
+	case dn.Kind == limit.RequestsPerMinute:
+		e = wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "rate_limit_exceeded",
+			"The limit of "+itoa(dn.Limit)+" requests per minute for "+scope+" is reached. Retry after "+wait.String()+".")
+	default:
+		e = wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "rate_limit_exceeded",
+			"The limit of "+itoa(dn.Limit)+" tokens per minute for "+scope+" is reached ("+itoa(dn.Used)+
+				" used, this request needs "+itoa(dn.Want)+"). Retry after "+wait.String()+".")
+	}
+	if !dn.TooLarge {
+		e.RetryAfterMillis = max(dn.RetryAfter.Milliseconds(), 1)
+	}
+	return e
+}
+
+func scopeOf(r *limit.Rule) string {
+	switch r.Key {
+	case limit.KeyProduct:
+		return "your product"
+	case limit.KeySubscriptionModel:
+		return "your subscription on this model"
+	case limit.KeyGlobal:
+		return "the gateway"
+	}
+	return "your subscription"
+}
+
+func periodName(p limit.Period) string {
+	switch p {
+	case limit.Hour:
+		return "hour"
+	case limit.Day:
+		return "day"
+	case limit.Week:
+		return "week"
+	case limit.Month:
+		return "month"
+	case limit.Year:
+		return "year"
+	}
+	return "minute"
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// limitHeaders sets the remaining-limit headers; -1 means no such limit.
+func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining) {
+	set := func(name string, v int64) {
+		if v >= 0 {
+			x.w.Header().Set(name, itoa(v))
+		}
+	}
+	set(h.RemainingTokens, r.Tokens)
+	set(h.RemainingRequests, r.Requests)
+	set(h.QuotaRemainingTokens, r.QuotaTokens)
+}
+
+// settleLimits replaces the reservation by the tokens the request used.
+// With the response headers still to be written, they get the remaining
+// limits after it and the tokens consumed.
+func (x *exchange) settleLimits(used int64, beforeHeaders bool) {
+	if !x.limited {
+		return
+	}
+	x.limited = false
+	// The client may be gone; the charge must be made all the same.
+	rem, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.reservation, used, x.h.now())
+	if err != nil {
+		x.h.log.Warn("settling limits", "request_id", x.id, "err", err)
+	}
+	if beforeHeaders {
+		h := x.subscription.Product.Headers
+		if err == nil {
+			x.limitHeaders(h, rem)
+		}
+		x.w.Header().Set(h.TokensConsumed, itoa(used))
+	}
+}
