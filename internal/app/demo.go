@@ -124,7 +124,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listenAddr := fs.String("listen", "127.0.0.1:8080", "gateway address (a free port is taken if it is busy)")
 	adminAddr := fs.String("admin-listen", "127.0.0.1:8081", "admin address (a free port is taken if it is busy)")
 	latency := fs.Bool("latency", true, "simulate realistic model latency")
-	load := fs.Float64("load", 2, "requests per second the demo sends itself, as team-beta, to show the pool at work (0: none)")
+	load := fs.Float64("load", 2, "requests per second the demo sends itself as team-beta, and half as many as team-alpha, to show pools and limits at work (0: none)")
 	var lf logFlags
 	lf.bind(fs)
 	lf.format = "text"
@@ -197,8 +197,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
 	}()
-	dl := &demoLoad{url: "http://" + ln.Addr().String(), key: env["TEAM_BETA_KEY"], rate: *load,
-		interval: 10 * time.Second, out: stdout, client: &http.Client{Timeout: time.Minute}}
+	dl := &demoLoad{url: "http://" + ln.Addr().String(), interval: 10 * time.Second, out: stdout,
+		client: &http.Client{Timeout: time.Minute}, senders: []demoSender{
+			{name: "team-beta", key: env["TEAM_BETA_KEY"], rate: *load, maxTokens: 40},
+			{name: "team-alpha", key: env["TEAM_ALPHA_KEY"], rate: *load / 2, maxTokens: 400},
+		}}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -273,9 +276,11 @@ Go (github.com/openai/openai-go/v3):
       Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")},
   })
 
-The demo sends itself %s request(s) per second as team-beta (--load), and every 10 s
-prints which backend served them: the PTU backend fills its small token limit, answers 429,
-its circuit breaker opens for the Retry-After, and pay-as-you-go takes over until it reopens.
+The demo sends itself %s request(s) per second as team-beta, and half as many as team-alpha
+(--load), and every 10 s prints what happened to them: the PTU backend fills its small token
+limit, answers 429, its circuit breaker opens for the Retry-After, and pay-as-you-go takes over
+until it reopens; team-alpha, with 400-token requests, reaches its product's limit of 5,000
+tokens per minute and is refused with 429 until the minute turns.
 Live backend state: curl -s -H "api-key: %s" %s/admin/backends
 
 Press Ctrl-C to stop.

@@ -113,6 +113,12 @@ type Rule struct {
 	// TokenQuota limits the tokens per QuotaPeriod window; 0: no quota.
 	TokenQuota  int64
 	QuotaPeriod Period
+	// AdaptiveShare, with AdaptiveOf, makes TokensPerMinute a base: the
+	// effective limit is the base plus AdaptiveShare times what AdaptiveOf's
+	// tokens-per-minute counter has left in the current minute, read in the
+	// same atomic step as the check. AdaptiveOf must be in the same Request.
+	AdaptiveShare float64
+	AdaptiveOf    *Rule
 }
 
 // Validate reports a rule that Admit cannot use.
@@ -213,6 +219,7 @@ type reservation struct {
 	// the rest count requests.
 	ops       []Op
 	tokenOps  int
+	adaptive  bool      // some op's limit is a share of another's remainder
 	remaining Remaining // after admission
 	inline    [inlineOps]Op
 }
@@ -335,6 +342,9 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	minuteExpires := time.Unix(minute+minuteSecs, 0).Add(minuteMargin)
 	for _, rule := range r.Rules {
 		if rule.TokensPerMinute > 0 {
+			if rule.AdaptiveOf != nil && rule.AdaptiveShare > 0 {
+				res.adaptive = true
+			}
 			res.ops = append(res.ops, Op{
 				Counter: rule.counter(TokensPerMinute, Minute, &r.Subject, minute),
 				Delta:   res.tokens, Limit: rule.TokensPerMinute, Expires: minuteExpires, rule: rule,
@@ -351,6 +361,9 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 		}
 	}
 	res.tokenOps = len(res.ops)
+	if res.adaptive {
+		linkAdaptive(res.ops)
+	}
 	for _, rule := range r.Rules {
 		if rule.RequestsPerMinute > 0 {
 			res.ops = append(res.ops, Op{
@@ -377,6 +390,22 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	}
 	res.remaining = remaining(res.ops, true)
 	return Decision{Allowed: true, Remaining: res.remaining, Reservation: Reservation{res}}
+}
+
+// linkAdaptive points each adaptive tokens-per-minute op at the op of the
+// rule whose remainder it shares.
+func linkAdaptive(ops []Op) {
+	for i := range ops {
+		r := ops[i].rule
+		if ops[i].Counter.Kind != TokensPerMinute || r.AdaptiveOf == nil || r.AdaptiveShare <= 0 {
+			continue
+		}
+		for j := range ops {
+			if ops[j].rule == r.AdaptiveOf && ops[j].Counter.Kind == TokensPerMinute {
+				ops[i].ShareOf, ops[i].Share = j+1, r.AdaptiveShare
+			}
+		}
+	}
 }
 
 // Settle replaces a reservation by the real usage: it adds actualTokens minus

@@ -64,11 +64,13 @@ func (m *MemoryStore) Reserve(_ context.Context, now time.Time, ops []Op) (bool,
 	nowNs := now.UnixNano()
 	m.lock(set, nowNs)
 	defer m.unlock(set)
+	for i := range ops {
+		ops[i].Used = m.shards[idx[i]].valueLocked(ops[i].Counter, nowNs)
+	}
+	adapt(ops)
 	ok := true
 	for i := range ops {
-		op := &ops[i]
-		op.Used = m.shards[idx[i]].valueLocked(op.Counter, nowNs)
-		ok = ok && op.fits()
+		ok = ok && ops[i].fits()
 	}
 	if !ok {
 		return false, nil

@@ -19,28 +19,41 @@ import (
 // trip; Redis runs a script without interleaving other commands, which makes
 // the check and the charge atomic across every gateway instance.
 //
-// KEYS[i] is counter i; ARGV[3i-2], ARGV[3i-1] and ARGV[3i] are its delta,
-// limit and time to live in milliseconds. A counter passes when
-// used+delta <= limit, or with a delta of 0 (charge after the fact) when
-// used < limit. It returns {1 if charged else 0, used_1, …, used_n}, the
-// values before the call.
+// KEYS[i] is counter i; ARGV[5i-4] to ARGV[5i] are its delta, limit, time
+// to live in milliseconds, and for an adaptive limit the index of the
+// counter whose remainder it shares (0: none) and the share. A counter
+// passes when used+delta <= limit, or with a delta of 0 (charge after the
+// fact) when used < limit. It returns {1 if charged else 0, used_1, …,
+// used_n, limit_1, …, limit_n}: the values before the call and the
+// effective limits.
 var reserveScript = redis.NewScript(`
 local n = #KEYS
 local out = {1}
+local used, limit = {}, {}
 for i = 1, n do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local delta = tonumber(ARGV[3*i-2])
-  local limit = tonumber(ARGV[3*i-1])
-  out[i+1] = used
-  if (delta > 0 and used + delta > limit) or (delta <= 0 and used >= limit) then
+  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  limit[i] = tonumber(ARGV[5*i-3])
+end
+for i = 1, n do
+  local of = tonumber(ARGV[5*i-1])
+  if of > 0 then
+    local left = math.max(limit[of] - used[of], 0)
+    limit[i] = limit[i] + math.floor(tonumber(ARGV[5*i]) * left)
+  end
+end
+for i = 1, n do
+  local delta = tonumber(ARGV[5*i-4])
+  out[i+1] = used[i]
+  out[n+i+1] = limit[i]
+  if (delta > 0 and used[i] + delta > limit[i]) or (delta <= 0 and used[i] >= limit[i]) then
     out[1] = 0
   end
 end
 if out[1] == 1 then
   for i = 1, n do
-    if ARGV[3*i-2] ~= '0' then
-      redis.call('INCRBY', KEYS[i], ARGV[3*i-2])
-      redis.call('PEXPIRE', KEYS[i], ARGV[3*i])
+    if ARGV[5*i-4] ~= '0' then
+      redis.call('INCRBY', KEYS[i], ARGV[5*i-4])
+      redis.call('PEXPIRE', KEYS[i], ARGV[5*i-2])
     end
   end
 end
@@ -130,20 +143,21 @@ func (s *RedisStore) Close() error { return s.client.Close() }
 // does not have it cached, as after a restart).
 func (s *RedisStore) Reserve(ctx context.Context, now time.Time, ops []Op) (bool, error) {
 	keys := make([]string, len(ops))
-	args := make([]any, 0, 3*len(ops))
+	args := make([]any, 0, 5*len(ops))
 	for i := range ops {
 		keys[i] = ops[i].Counter.String()
-		args = append(args, ops[i].Delta, ops[i].Limit, ttlMillis(ops[i].Expires, now))
+		args = append(args, ops[i].Delta, ops[i].Limit, ttlMillis(ops[i].Expires, now),
+			ops[i].ShareOf, strconv.FormatFloat(ops[i].Share, 'f', -1, 64))
 	}
 	v, err := reserveScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
 		return false, err
 	}
-	if len(v) != len(ops)+1 {
+	if len(v) != 2*len(ops)+1 {
 		return false, fmt.Errorf("reserve script returned %d values for %d counters", len(v), len(ops))
 	}
 	for i := range ops {
-		ops[i].Used = v[i+1]
+		ops[i].Used, ops[i].Limit, ops[i].ShareOf = v[i+1], v[len(ops)+i+1], 0
 	}
 	return v[0] == 1, nil
 }

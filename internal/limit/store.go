@@ -6,6 +6,17 @@ import (
 	"time"
 )
 
+// adapt applies the ops' adaptive shares once every Used is read.
+func adapt(ops []Op) {
+	for i := range ops {
+		if j := ops[i].ShareOf - 1; j >= 0 && j < len(ops) {
+			left := max(ops[j].Limit-ops[j].Used, 0)
+			ops[i].Limit += int64(ops[i].Share * float64(left))
+			ops[i].ShareOf = 0
+		}
+	}
+}
+
 // Store keeps the counters. MemoryStore counts for one gateway instance and
 // RedisStore for any number sharing one Redis. Both must be safe for
 // concurrent use, and each call must be atomic: no other call sees a state in
@@ -40,6 +51,12 @@ type Op struct {
 	// Used is set by the store: the counter's value before Reserve, or
 	// after Adjust.
 	Used int64
+	// ShareOf, when positive, makes the limit adaptive: Reserve raises
+	// Limit (the base) by Share times what the counter of op ShareOf-1 has
+	// left of its own limit, rounded down, read in the same atomic step, and
+	// writes the effective limit back into Limit.
+	ShareOf int
+	Share   float64
 
 	rule *Rule // the rule the counter belongs to, for the Denial
 }

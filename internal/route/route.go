@@ -284,7 +284,20 @@ func compileLimits(p *Product, pc config.Product) error {
 			p.Estimate = true
 			p.DefaultMaxTokens = max(p.DefaultMaxTokens, lc.DefaultMaxTokens)
 		}
+		r.AdaptiveShare = lc.AdaptiveShare
 		p.Limits = append(p.Limits, r)
+	}
+	// An adaptive limit shares what the product's global tokens-per-minute
+	// limit has left (validation makes sure there is exactly one).
+	for _, r := range p.Limits {
+		if r.AdaptiveShare <= 0 {
+			continue
+		}
+		for _, g := range p.Limits {
+			if g.Key == limit.KeyGlobal && g.TokensPerMinute > 0 {
+				r.AdaptiveOf = g
+			}
+		}
 	}
 	return nil
 }

@@ -73,3 +73,37 @@ func TestCompileKeepsState(t *testing.T) {
 	}
 	Release(first, second) // closes b's old idle connections; must not touch a's
 }
+
+func TestCompileLimits(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`
+backends: [{ name: a, url: "http://a.example", auth: { api_key: ka }, deployments: { m: m } }]
+pools: [{ name: p, members: [{ backend: a }] }]
+models: { m: p }
+products:
+  - name: prod
+    models: [m]
+    headers: { remaining_tokens: x-left }
+    limits:
+      - { key: global, tokens_per_minute: 1000 }
+      - { key: subscription, tokens_per_minute: 100, adaptive_share: 0.1, estimate_prompt_tokens: true, default_max_tokens: 77 }
+subscriptions: [{ name: s, product: prod, keys: [client-key] }]
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Compile(cfg, nil, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := tb.Subscription("client-key")
+	p := s.Product
+	if len(p.Limits) != 2 || p.Limits[0].ID != "global" || p.Limits[1].ID != "prod/1" {
+		t.Fatalf("rules %+v; want the global one shared as \"global\", the other as prod/1", p.Limits)
+	}
+	if p.Limits[1].AdaptiveOf != p.Limits[0] || p.Limits[1].AdaptiveShare != 0.1 {
+		t.Errorf("adaptive rule shares %v at %v; want the global rule at 0.1", p.Limits[1].AdaptiveOf, p.Limits[1].AdaptiveShare)
+	}
+	if !p.Estimate || p.DefaultMaxTokens != 77 || p.Headers.RemainingTokens != "X-Left" || p.Headers.TokensConsumed != "X-Sluice-Tokens-Consumed" {
+		t.Errorf("product %+v; want estimation with default_max_tokens 77 and canonical header names", p)
+	}
+}
