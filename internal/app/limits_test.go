@@ -23,6 +23,10 @@ server:
 admin:
   listen: 127.0.0.1:0
   api_key: "${FX_ADMIN_KEY}"
+usage:
+  prices:
+    models:
+      gpt-4o: { input: 2.50, output: 10.00 }
 state:
   store: "${FX_STATE_STORE}"
   on_store_error: "${FX_ON_STORE_ERROR}"
@@ -75,7 +79,13 @@ products:
         token_quota_period: daily
         estimate_prompt_tokens: true
         default_max_tokens: 20
+  - name: budgeted
+    models: [gpt-4o]
+    budget: { amount: 0.002, period: daily }
 subscriptions:
+  - name: team-budget
+    product: budgeted
+    keys: ["sk-fixture-budget-0123456789"]
   - name: team-alpha
     product: metered
     keys: ["${FX_ALPHA_KEY}"]
@@ -336,5 +346,35 @@ func TestRedisOutage(t *testing.T) {
 				t.Errorf("no log line about the store failure")
 			}
 		})
+	}
+}
+
+// TestBudget: once a subscription's spend for the day reaches its budget,
+// the next request gets 403 budget_exceeded, until the day turns.
+func TestBudget(t *testing.T) {
+	useStore(t, "memory", "fail_open")
+	clk := newFakeClock()
+	f := newFixture(t, withConfig(limitsYAML), withClock(clk.Now))
+	const key = "sk-fixture-budget-0123456789"
+	ok := 0
+	var resp *http.Response
+	var body string
+	for range 20 {
+		resp, body = do(t, "POST", f.url+"/v1/chat/completions", key, limitedChat)
+		if resp.StatusCode != 200 {
+			break
+		}
+		ok++
+	}
+	if resp.StatusCode != 403 || !strings.Contains(body, `"code":"budget_exceeded"`) || !strings.Contains(body, "0.002 USD per day") {
+		t.Fatalf("after %d requests: %d %s; want 403 budget_exceeded", ok, resp.StatusCode, body)
+	}
+	// Each request costs about (8 x 2.50 + 50 x 10.00) / 1e6 = 0.00052 USD.
+	if ok < 3 || ok > 4 {
+		t.Errorf("%d requests passed; want the 0.002 USD budget spent after 3 or 4", ok)
+	}
+	clk.Advance(12 * time.Hour)
+	if resp, _ = do(t, "POST", f.url+"/v1/chat/completions", key, limitedChat); resp.StatusCode != 200 {
+		t.Errorf("the next day: %d; want 200", resp.StatusCode)
 	}
 }

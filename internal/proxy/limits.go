@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/limit"
+	"github.com/sluice-gateway/sluice/internal/pricing"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -16,6 +17,42 @@ import (
 // checks that no counter is over and charges after the fact. It answers the
 // client and reports false when the request may not go on.
 func (x *exchange) admit(req wire.Request) bool {
+	return x.admitLimits(req) && x.admitBudget()
+}
+
+// admitBudget refuses a subscription whose budget for the period is spent.
+// The cost is known only once the response is over, so the budget is
+// charged after the fact, like Azure's token limits without estimation.
+func (x *exchange) admitBudget() bool {
+	p := x.subscription.Product
+	if p.Budget == nil {
+		return true
+	}
+	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
+		Rules:   []*limit.Rule{p.Budget},
+		Subject: limit.Subject{Subscription: x.subscription.Name, Product: p.Name, Model: x.model},
+		Now:     x.h.now(),
+	})
+	x.budget, x.budgeted = d.Reservation, true
+	if d.Allowed {
+		return true
+	}
+	if d.StoreError != nil {
+		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
+			"Sluice cannot check your budget right now. Retry later."))
+		return false
+	}
+	wait := max(d.Denial.RetryAfter.Round(time.Second), time.Second)
+	e := wire.NewError(http.StatusForbidden, wire.TypePermission, "budget_exceeded",
+		"The budget of "+strconv.FormatFloat(float64(d.Denial.Limit)/1e6, 'f', -1, 64)+" "+x.table.Prices.Currency+
+			" per "+periodName(p.Budget.QuotaPeriod)+" for your subscription is spent. It renews in "+wait.String()+".")
+	e.RetryAfterMillis = max(d.Denial.RetryAfter.Milliseconds(), 1)
+	x.fail(e)
+	return false
+}
+
+// admitLimits applies the product's token and request limits.
+func (x *exchange) admitLimits(req wire.Request) bool {
 	p := x.subscription.Product
 	if len(p.Limits) == 0 {
 		return true
@@ -131,10 +168,16 @@ func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining) {
 	set(h.QuotaRemainingTokens, r.QuotaTokens)
 }
 
-// settleLimits replaces the reservation by the tokens the request used.
-// With the response headers still to be written, they get the remaining
-// limits after it and the tokens consumed.
-func (x *exchange) settleLimits(used int64, beforeHeaders bool) {
+// settleLimits replaces the reservation by the tokens the request used, and
+// charges its cost to the budget. With the response headers still to be
+// written, they get the remaining limits after it and the tokens consumed.
+func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
+	if x.budgeted {
+		x.budgeted = false
+		if _, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
+			x.h.log.Warn("charging the budget", "request_id", x.id, "err", err)
+		}
+	}
 	if !x.limited {
 		return
 	}

@@ -107,5 +107,6 @@ func (x *exchange) settle(beforeHeaders bool) {
 	}
 	x.settled = true
 	x.usage = x.meter.final(x.model, x.promptCount, x.status)
-	x.settleLimits(x.usage.Total, beforeHeaders)
+	x.cost = x.table.Prices.Cost(x.model, x.usage)
+	x.settleLimits(x.usage.Total, x.cost, beforeHeaders)
 }

@@ -126,6 +126,9 @@ type exchange struct {
 	settled      bool
 	reservation  limit.Reservation // what admit reserved; settled exactly once
 	limited      bool              // a reservation awaits settling
+	budget       limit.Reservation // the budget's admission, charged the cost
+	budgeted     bool
+	cost         float64
 	status       int               // the status sent, or 499 when the client went away first
 	started      bool              // the response status was written
 	abort        bool              // the response broke off: abort the connection after logging
@@ -206,7 +209,7 @@ func (x *exchange) finish() {
 	}
 	// A request refused after admission (no backend, a transport
 	// failure) used nothing: give its reservation back.
-	x.settleLimits(0, false)
+	x.settleLimits(0, 0, false)
 	x.log()
 	if x.abort {
 		// The standard library's way to close the connection without
@@ -245,6 +248,9 @@ func (x *exchange) log() {
 	}
 	if x.settled && x.usage.Total > 0 {
 		attrs = append(attrs, slog.Int64("prompt_tokens", x.usage.Prompt), slog.Int64("completion_tokens", x.usage.Completion))
+		if x.cost > 0 {
+			attrs = append(attrs, slog.Float64("cost", x.cost))
+		}
 		if x.usage.Estimated {
 			attrs = append(attrs, slog.Bool("usage_estimated", true))
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/limit"
+	"github.com/sluice-gateway/sluice/internal/pricing"
 )
 
 // Table is a compiled config. It is immutable and safe for concurrent use.
@@ -27,8 +28,10 @@ type Table struct {
 	Config *config.Config
 	// Backends by name.
 	Backends map[string]*backend.Backend
-	// Limiter enforces the products' limits.
+	// Limiter enforces the products' limits and budgets.
 	Limiter *limit.Limiter
+	// Prices prices usage (usage.prices).
+	Prices *pricing.Table
 
 	keys     *auth.Index[*Subscription]
 	models   map[string]*Model
@@ -61,6 +64,9 @@ type Product struct {
 	DefaultMaxTokens int64
 	// Headers are the names of the limit headers, in canonical form.
 	Headers Headers
+	// Budget caps each subscription's spend per period, as a quota counted
+	// in millionths of the currency and charged after the fact; nil: none.
+	Budget *limit.Rule
 	allowed map[string]bool
 }
 
@@ -161,6 +167,15 @@ func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
 		}
 		log.LogAttrs(context.Background(), level, "circuit breaker", attrs...)
 	}
+	prices := make(map[string]pricing.Price, len(cfg.Usage.Prices.Models))
+	for m, pc := range cfg.Usage.Prices.Models {
+		pr := pricing.Price{Input: pc.Input, Output: pc.Output, CachedInput: pc.Input}
+		if pc.CachedInput != nil {
+			pr.CachedInput = *pc.CachedInput
+		}
+		prices[m] = pr
+	}
+	t.Prices = pricing.New(cfg.Usage.Prices.Currency, prices)
 	for _, bc := range cfg.Backends {
 		st := backend.NewState(bc.Name, onChange)
 		if prev != nil {
@@ -286,6 +301,14 @@ func compileLimits(p *Product, pc config.Product) error {
 		}
 		r.AdaptiveShare = lc.AdaptiveShare
 		p.Limits = append(p.Limits, r)
+	}
+	if b := pc.Budget; b != nil {
+		period, err := limit.ParsePeriod(b.Period)
+		if err != nil {
+			return fmt.Errorf("budget: %w", err)
+		}
+		p.Budget = &limit.Rule{ID: pc.Name + "/budget", Key: limit.KeySubscription,
+			TokenQuota: pricing.Micros(b.Amount), QuotaPeriod: period}
 	}
 	// An adaptive limit shares what the product's global tokens-per-minute
 	// limit has left (validation makes sure there is exactly one).
