@@ -129,9 +129,9 @@ type exchange struct {
 	budget       limit.Reservation // the budget's admission, charged the cost
 	budgeted     bool
 	cost         float64
-	status       int               // the status sent, or 499 when the client went away first
-	started      bool              // the response status was written
-	abort        bool              // the response broke off: abort the connection after logging
+	status       int  // the status sent, or 499 when the client went away first
+	started      bool // the response status was written
+	abort        bool // the response broke off: abort the connection after logging
 	outcome      string
 }
 

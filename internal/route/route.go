@@ -66,7 +66,7 @@ type Product struct {
 	Headers Headers
 	// Budget caps each subscription's spend per period, as a quota counted
 	// in millionths of the currency and charged after the fact; nil: none.
-	Budget *limit.Rule
+	Budget  *limit.Rule
 	allowed map[string]bool
 }
 
