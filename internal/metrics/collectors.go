@@ -1,0 +1,102 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// breakerStates are the values of sluice_backend_breaker_state's state label.
+var breakerStates = [...]string{"closed", "open", "half-open"}
+
+// backendCollector exports the live backends at scrape time: the values are
+// read from the source, never copied into gauges, so a scrape sees the
+// routing table in force and a backend removed by a reload disappears.
+type backendCollector struct {
+	source                                     BackendSource
+	breaker, inFlight, latency, requests, errs *prometheus.Desc
+}
+
+func newBackendCollector(source BackendSource) *backendCollector {
+	l := []string{"backend", "region"}
+	return &backendCollector{
+		source: source,
+		breaker: prometheus.NewDesc("sluice_backend_breaker_state",
+			"Circuit breaker state of the backend: 1 for the state it is in, 0 for the others.",
+			[]string{"backend", "region", "state"}, nil),
+		inFlight: prometheus.NewDesc("sluice_backend_in_flight_requests",
+			"Requests the backend is serving now.", l, nil),
+		latency: prometheus.NewDesc("sluice_backend_latency_seconds",
+			"Moving average of the backend's time to first byte, as least_latency balancing sees it; 0 before its first response.", l, nil),
+		requests: prometheus.NewDesc("sluice_backend_requests_total",
+			"Requests sent to the backend, retries included.", l, nil),
+		errs: prometheus.NewDesc("sluice_backend_errors_total",
+			"Requests to the backend that failed: transport errors, broken responses and statuses its breaker counts as failures.", l, nil),
+	}
+}
+
+func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.breaker
+	ch <- c.inFlight
+	ch <- c.latency
+	ch <- c.requests
+	ch <- c.errs
+}
+
+func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
+	backends := c.source()
+	seen := make(map[string]bool, len(backends))
+	for _, b := range backends {
+		// Names are unique in a valid config; a duplicate would fail the
+		// whole scrape, so the first one wins.
+		if seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		for _, st := range breakerStates {
+			v := 0.0
+			if b.Breaker == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.breaker, prometheus.GaugeValue, v, b.Name, b.Region, st)
+		}
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(b.InFlight), b.Name, b.Region)
+		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, b.Latency.Seconds(), b.Name, b.Region)
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(b.Requests), b.Name, b.Region)
+		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(b.Errors), b.Name, b.Region)
+	}
+}
+
+// ledgerCollector exports the usage ledger's state, read once per scrape so
+// the four values belong to the same moment.
+type ledgerCollector struct {
+	source                             func() LedgerStats
+	depth, journal, writeErrs, dropped *prometheus.Desc
+}
+
+func newLedgerCollector(source func() LedgerStats) *ledgerCollector {
+	return &ledgerCollector{
+		source: source,
+		depth: prometheus.NewDesc("sluice_usage_queue_depth",
+			"Usage records waiting to be written to the usage store.", nil, nil),
+		journal: prometheus.NewDesc("sluice_usage_journal_bytes",
+			"Size of the on-disk journal that holds usage records the store has not taken yet.", nil, nil),
+		writeErrs: prometheus.NewDesc("sluice_usage_write_errors_total",
+			"Writes to the usage store that failed.", nil, nil),
+		dropped: prometheus.NewDesc("sluice_usage_dropped_total",
+			"Usage records lost because the queue and the journal were full.", nil, nil),
+	}
+}
+
+func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.journal
+	ch <- c.writeErrs
+	ch <- c.dropped
+}
+
+func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.source()
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.QueueDepth))
+	ch <- prometheus.MustNewConstMetric(c.journal, prometheus.GaugeValue, float64(s.JournalBytes))
+	ch <- prometheus.MustNewConstMetric(c.writeErrs, prometheus.CounterValue, float64(s.WriteErrors))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped))
+}
