@@ -1,0 +1,292 @@
+package usage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// sqliteMigrations are the SQLite schema's versions, in order; version i+1 is
+// sqliteMigrations[i]. Never edit one that shipped: add the next.
+var sqliteMigrations = []string{
+	// 1: the records. time is UTC text, "2006-01-02T15:04:05.000000Z", whose
+	// fixed width makes text order time order and lets the time groups be
+	// prefixes. Durations are microseconds.
+	`CREATE TABLE usage_records (
+		request_id        TEXT PRIMARY KEY,
+		time              TEXT NOT NULL,
+		subscription      TEXT NOT NULL DEFAULT '',
+		product           TEXT NOT NULL DEFAULT '',
+		model             TEXT NOT NULL DEFAULT '',
+		deployment        TEXT NOT NULL DEFAULT '',
+		backend           TEXT NOT NULL DEFAULT '',
+		region            TEXT NOT NULL DEFAULT '',
+		status            INTEGER NOT NULL DEFAULT 0,
+		stream            INTEGER NOT NULL DEFAULT 0,
+		prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+		completion_tokens INTEGER NOT NULL DEFAULT 0,
+		total_tokens      INTEGER NOT NULL DEFAULT 0,
+		cached_tokens     INTEGER NOT NULL DEFAULT 0,
+		reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+		estimated         INTEGER NOT NULL DEFAULT 0,
+		cache             TEXT NOT NULL DEFAULT '',
+		attempts          INTEGER NOT NULL DEFAULT 0,
+		latency_us        INTEGER NOT NULL DEFAULT 0,
+		ttfb_us           INTEGER NOT NULL DEFAULT 0,
+		overhead_us       INTEGER NOT NULL DEFAULT 0,
+		cost              REAL NOT NULL DEFAULT 0,
+		currency          TEXT NOT NULL DEFAULT '',
+		client_ip         TEXT NOT NULL DEFAULT '',
+		user_id           TEXT NOT NULL DEFAULT '',
+		app_id            TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX usage_records_time ON usage_records (time);
+	CREATE INDEX usage_records_subscription_time ON usage_records (subscription, time);
+	CREATE INDEX usage_records_model_time ON usage_records (model, time);`,
+}
+
+// columns are usage_records' columns in the order both stores write them.
+var columns = []string{
+	"request_id", "time", "subscription", "product", "model", "deployment", "backend", "region",
+	"status", "stream", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+	"reasoning_tokens", "estimated", "cache", "attempts", "latency_us", "ttfb_us", "overhead_us",
+	"cost", "currency", "client_ip", "user_id", "app_id",
+}
+
+// sqliteTimeFormat is how the SQLite store writes Record.Time.
+const sqliteTimeFormat = "2006-01-02T15:04:05.000000Z"
+
+// sqliteRowsPerInsert keeps an INSERT's parameters under SQLite's limit of
+// 32766.
+const sqliteRowsPerInsert = 1000
+
+// sqliteStore keeps records in one SQLite file in WAL mode: one connection
+// writes (SQLite allows one writer; BEGIN IMMEDIATE takes the lock up front so
+// two writers wait on busy_timeout rather than fail on an upgrade), and
+// read-only connections report alongside it.
+type sqliteStore struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // read-only connections for Report
+}
+
+func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("usage: sqlite path %q: want a file name without '?'", path)
+	}
+	// synchronous(FULL): a committed batch survives a power loss, as the
+	// journal's fsync does.
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("usage: open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := migrateSQLite(ctx, w, sqliteMigrations); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("usage: sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("usage: open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &sqliteStore{w: w, r: r}, nil
+}
+
+// migrateSQLite applies the migrations db has not recorded in
+// schema_migrations, each in its own IMMEDIATE transaction, which also keeps
+// two processes opening one file from applying one twice.
+func migrateSQLite(ctx context.Context, db *sql.DB, migrations []string) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at TEXT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for i, m := range migrations {
+		if err := applySQLite(ctx, db, i+1, m); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func applySQLite(ctx context.Context, db *sql.DB, version int, migration string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, migration); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UTC().Format(sqliteTimeFormat)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *sqliteStore) Write(ctx context.Context, batch []Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("usage: sqlite write: %w", err)
+	}
+	defer tx.Rollback()
+	for len(batch) > 0 {
+		n := min(len(batch), sqliteRowsPerInsert)
+		if _, err := tx.ExecContext(ctx, insertSQLite(n), sqliteArgs(batch[:n])...); err != nil {
+			return fmt.Errorf("usage: sqlite write: %w", err)
+		}
+		batch = batch[n:]
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("usage: sqlite write: %w", err)
+	}
+	return nil
+}
+
+// insertSQLite returns a multi-row INSERT of n records that skips ids already
+// stored.
+func insertSQLite(n int) string {
+	row := "(" + strings.Repeat("?,", len(columns)-1) + "?)"
+	var b strings.Builder
+	b.Grow(64 + len(columns)*16 + n*(len(row)+1))
+	b.WriteString("INSERT INTO usage_records (")
+	b.WriteString(strings.Join(columns, ", "))
+	b.WriteString(") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(" ON CONFLICT (request_id) DO NOTHING")
+	return b.String()
+}
+
+// sqliteArgs lists the records' values in columns order.
+func sqliteArgs(batch []Record) []any {
+	args := make([]any, 0, len(batch)*len(columns))
+	for i := range batch {
+		r := &batch[i]
+		args = append(args,
+			r.RequestID, r.Time.UTC().Format(sqliteTimeFormat),
+			r.Subscription, r.Product, r.Model, r.Deployment, r.Backend, r.Region,
+			r.Status, r.Stream, r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.CachedTokens,
+			r.ReasoningTokens, r.Estimated, r.Cache, r.Attempts,
+			r.Latency.Microseconds(), r.TimeToFirstByte.Microseconds(), r.Overhead.Microseconds(),
+			r.Cost, r.Currency, r.ClientIP, r.UserID, r.AppID,
+		)
+	}
+	return args
+}
+
+// sqliteGroup returns the SQL expression of a GroupBy key.
+func sqliteGroup(key string) string {
+	switch key {
+	case "month":
+		return "substr(time, 1, 7)"
+	case "day":
+		return "substr(time, 1, 10)"
+	case "hour":
+		return "substr(time, 1, 13) || ':00:00Z'"
+	}
+	return groups[key]
+}
+
+func (s *sqliteStore) Report(ctx context.Context, q Query) ([]Row, error) {
+	if err := checkGroups(q.GroupBy); err != nil {
+		return nil, fmt.Errorf("usage: report: %w", err)
+	}
+	var sel, pos []string
+	for i, k := range q.GroupBy {
+		sel = append(sel, sqliteGroup(k))
+		pos = append(pos, fmt.Sprint(i+1))
+	}
+	sel = append(sel, "count(*)", "coalesce(sum(status >= 400), 0)",
+		"coalesce(sum(prompt_tokens), 0)", "coalesce(sum(completion_tokens), 0)",
+		"coalesce(sum(total_tokens), 0)", "coalesce(sum(cached_tokens), 0)", "coalesce(sum(cost), 0)")
+	query := "SELECT " + strings.Join(sel, ", ") + " FROM usage_records"
+	var where []string
+	var args []any
+	if !q.From.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, q.From.UTC().Format(sqliteTimeFormat))
+	}
+	if !q.To.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, q.To.UTC().Format(sqliteTimeFormat))
+	}
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	if len(pos) > 0 {
+		query += " GROUP BY " + strings.Join(pos, ", ") + " ORDER BY " + strings.Join(pos, ", ")
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage: sqlite report: %w", err)
+	}
+	defer rows.Close()
+	out, err := scanRows(rows, q.GroupBy)
+	if err != nil {
+		return nil, fmt.Errorf("usage: sqlite report: %w", err)
+	}
+	return out, nil
+}
+
+// rowScanner is what scanRows needs of database/sql's and pgx's rows.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanRows reads report rows: the group values, then the sums. A query
+// without groups over no records yields one row of zeros, which is left out
+// so that no records always means no rows.
+func scanRows(rows rowScanner, keys []string) ([]Row, error) {
+	var out []Row
+	vals := make([]string, len(keys))
+	for rows.Next() {
+		var r Row
+		dest := make([]any, 0, len(keys)+7)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		dest = append(dest, &r.Requests, &r.Errors, &r.PromptTokens, &r.CompletionTokens,
+			&r.TotalTokens, &r.CachedTokens, &r.Cost)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if r.Requests == 0 {
+			continue
+		}
+		r.Group = make(map[string]string, len(keys))
+		for i, k := range keys {
+			r.Group[k] = vals[i]
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqliteStore) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}

@@ -1,0 +1,169 @@
+// Package usage is the usage ledger: one record per client request (who, which
+// model and backend, tokens, cost, timings) kept in SQLite or PostgreSQL for
+// chargeback and reports. Azure API Management sends usage to Event Hub only
+// for non-streaming responses and estimates streamed tokens; Sluice records
+// every request, streams included, with the backend's own counts where it
+// reported them.
+//
+// Records are written off the request path: Ledger.Add only enqueues, and one
+// writer goroutine stores batches, each in one transaction. While the store is
+// unavailable batches go to a local journal file, replayed once the store is
+// back. Stores are idempotent by request id, so a batch written twice (a
+// replay after a crash, a commit whose answer was lost) is kept once.
+//
+// The package is a mechanism: it imports no other Sluice package.
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Record is the usage of one client request. Its JSON form (the field tags) is
+// the journal's line format: durations are nanoseconds.
+type Record struct {
+	// RequestID identifies the request; stores keep one record per id. Ledger.Add
+	// assigns a random one when it is empty.
+	RequestID string `json:"request_id"`
+	// Time is when the request arrived. Ledger.Add converts it to UTC; stores
+	// keep microseconds.
+	Time time.Time `json:"time"`
+
+	Subscription string `json:"subscription,omitempty"`
+	Product      string `json:"product,omitempty"`
+	Model        string `json:"model,omitempty"`
+	Deployment   string `json:"deployment,omitempty"`
+	Backend      string `json:"backend,omitempty"`
+	Region       string `json:"region,omitempty"`
+
+	// Status is the HTTP status the client got.
+	Status int  `json:"status"`
+	Stream bool `json:"stream,omitempty"`
+
+	PromptTokens     int64 `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64 `json:"completion_tokens,omitempty"`
+	TotalTokens      int64 `json:"total_tokens,omitempty"`
+	CachedTokens     int64 `json:"cached_tokens,omitempty"`
+	ReasoningTokens  int64 `json:"reasoning_tokens,omitempty"`
+	// Estimated reports that Sluice computed the counts because the backend
+	// did not report them.
+	Estimated bool `json:"estimated,omitempty"`
+
+	// Cache is the response cache's result: "" (not consulted), "hit" or "miss".
+	Cache string `json:"cache,omitempty"`
+	// Attempts counts the backend calls made for the request, retries included.
+	Attempts int `json:"attempts,omitempty"`
+
+	// Latency is the whole request; TimeToFirstByte is until the first byte
+	// went to the client; Overhead is the time spent inside Sluice.
+	Latency         time.Duration `json:"latency_ns,omitempty"`
+	TimeToFirstByte time.Duration `json:"ttfb_ns,omitempty"`
+	Overhead        time.Duration `json:"overhead_ns,omitempty"`
+
+	// Cost is the request's price in Currency.
+	Cost     float64 `json:"cost,omitempty"`
+	Currency string  `json:"currency,omitempty"`
+
+	ClientIP string `json:"client_ip,omitempty"`
+	// UserID and AppID come from the x-user-id and x-app-id request headers.
+	UserID string `json:"user_id,omitempty"`
+	AppID  string `json:"app_id,omitempty"`
+}
+
+// Store keeps records. Open returns the SQLite or the PostgreSQL one. Both are
+// safe for concurrent use.
+type Store interface {
+	// Write stores the batch in one transaction: all of it or, with an
+	// error, none. It is idempotent by RequestID: a record whose id is
+	// already stored, or repeated in the batch, is skipped. The batch is the
+	// caller's again once Write returns.
+	Write(ctx context.Context, batch []Record) error
+	// Report sums the records in the query's time range by its groups.
+	Report(ctx context.Context, q Query) ([]Row, error)
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Query selects and groups records for a report.
+type Query struct {
+	// From and To bound Record.Time: From <= Time < To. A zero From or To
+	// leaves that side open.
+	From, To time.Time
+	// GroupBy lists the groups, in the order rows are sorted by: subscription,
+	// product, model, deployment, backend, region, currency, user, app, and
+	// day, hour or month (of Time in UTC). None sums everything into one row.
+	// Costs are summed as they are: group by currency when prices use more
+	// than one.
+	GroupBy []string
+}
+
+// Row is one group of a report.
+type Row struct {
+	// Group holds the value of each of the query's GroupBy keys. Time groups
+	// read "2006-01" (month), "2006-01-02" (day) and "2006-01-02T15:00:00Z"
+	// (hour).
+	Group map[string]string `json:"group"`
+	// Requests counts the records; Errors those with a status of 400 or more.
+	Requests         int64   `json:"requests"`
+	Errors           int64   `json:"errors"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CachedTokens     int64   `json:"cached_tokens"`
+	Cost             float64 `json:"cost"`
+}
+
+// ErrUnknownGroup is returned by Report for a GroupBy key it does not know.
+var ErrUnknownGroup = errors.New("unknown group")
+
+// groups lists the GroupBy keys with their column or, for time groups, nil.
+var groups = map[string]string{
+	"subscription": "subscription",
+	"product":      "product",
+	"model":        "model",
+	"deployment":   "deployment",
+	"backend":      "backend",
+	"region":       "region",
+	"currency":     "currency",
+	"user":         "user_id",
+	"app":          "app_id",
+	"day":          "",
+	"hour":         "",
+	"month":        "",
+}
+
+// checkGroups rejects unknown and repeated GroupBy keys.
+func checkGroups(keys []string) error {
+	for i, k := range keys {
+		if _, ok := groups[k]; !ok {
+			return fmt.Errorf("%w %q; want subscription, product, model, deployment, backend, region, currency, user, app, day, hour or month", ErrUnknownGroup, k)
+		}
+		if slices.Contains(keys[:i], k) {
+			return fmt.Errorf("group %q given twice", k)
+		}
+	}
+	return nil
+}
+
+// Open opens the store a DSN names, "sqlite:PATH" or a PostgreSQL URL
+// ("postgres://" or "postgresql://"), and brings its schema up to date.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	}
+	return nil, errors.New(`usage: store dsn must start with "sqlite:", "postgres://" or "postgresql://"`)
+}
+
+// Time formats of the time groups, shared by both stores.
+const (
+	monthFormat = "2006-01"
+	dayFormat   = "2006-01-02"
+	hourFormat  = "2006-01-02T15:00:00Z"
+)
