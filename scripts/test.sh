@@ -9,14 +9,18 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# Real servers the tests start: Redis (the limit store). Installed here when
-# this runs as root with apt-get; otherwise it says what to install.
-if ! command -v redis-server >/dev/null 2>&1; then
+# Real servers the tests start: Redis (the limit store) and PostgreSQL (the
+# usage ledger). Installed here when this runs as root with apt-get;
+# otherwise it says what to install.
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "scripts/test.sh: installing redis-server (Debian package)" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    echo "scripts/test.sh: installing$missing (Debian packages)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    echo "scripts/test.sh: the tests need redis-server; install it (Debian/Ubuntu: sudo apt-get install redis-server)." >&2
+    echo "scripts/test.sh: the tests need$missing; install (Debian/Ubuntu: sudo apt-get install$missing)." >&2
     exit 1
   fi
 fi

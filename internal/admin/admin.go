@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/auth"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -31,6 +33,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Metrics serves GET /metrics (no key); nil: not served.
+	Metrics http.Handler
+	// Usage answers GET /admin/usage; nil: not served.
+	Usage func(context.Context, usage.Query) ([]usage.Row, error)
 }
 
 // New returns the admin handler.
@@ -48,6 +54,12 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/config", a.guard(a.config))
 	mux.HandleFunc("POST /admin/reload", a.guard(a.reload))
 	mux.HandleFunc("GET /admin/backends", a.guard(a.backends))
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Usage != nil {
+		mux.HandleFunc("GET /admin/usage", a.guard(a.usage))
+	}
 	mux.HandleFunc("/", a.notFound)
 	return mux
 }
@@ -72,6 +84,7 @@ func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 // methods are the admin paths and the method each takes, for 405 answers.
 var methods = map[string]string{
 	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST", "/admin/backends": "GET",
+	"/metrics": "GET", "/admin/usage": "GET",
 }
 
 // notFound answers what no route matched: 405 for a known path, else 404.
@@ -169,6 +182,25 @@ func (a *handler) backends(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, s)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"backends": out})
+}
+
+// usage answers GET /admin/usage?from=&to=&group_by=: the ledger's report,
+// as sluice usage prints it. from and to are RFC 3339 times or dates; the
+// default is this month so far.
+func (a *handler) usage(w http.ResponseWriter, r *http.Request) {
+	q, err := usage.ParseQuery(r.URL.Query().Get("from"), r.URL.Query().Get("to"), r.URL.Query().Get("group_by"), a.o.Now())
+	if err != nil {
+		wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "invalid_query", err.Error()).Write(w)
+		return
+	}
+	rows, err := a.o.Usage(r.Context(), q)
+	if err != nil {
+		a.o.Logger.Warn("usage report", "err", err)
+		wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "usage_unavailable",
+			"The usage store cannot be read now.").Write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"from": q.From, "to": q.To, "group_by": q.GroupBy, "rows": rows})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -40,13 +40,14 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-const usage = `Sluice is a gateway for the Azure OpenAI and OpenAI APIs.
+const usageText = `Sluice is a gateway for the Azure OpenAI and OpenAI APIs.
 
 Usage:
   sluice                         start the demo (same as "sluice demo")
   sluice serve --config FILE     run the gateway
   sluice check --config FILE     validate a config file and summarise it
   sluice simulate --listen ADDR  run the Azure OpenAI / OpenAI backend simulator
+  sluice usage --config FILE     print tokens, requests, errors and cost from the usage ledger
   sluice demo                    run three simulated backends behind the gateway
   sluice version                 print the version
 
@@ -67,16 +68,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(rest, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, rest, stdout, stderr)
+	case "usage":
+		return usageCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demo(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usageText)
 	return &ExitError{Code: 2}
 }
 

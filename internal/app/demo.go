@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -82,6 +84,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// demoUsageDB is the demo's usage ledger.
+var demoUsageDB = filepath.Join(os.TempDir(), "sluice-demo-usage.db")
+
 // backendKeyVar names the env variable of each demo backend's key.
 var backendKeyVar = map[string]string{
 	"ptu-swedencentral":  "PTU_API_KEY",
@@ -102,6 +107,10 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen s
 		}
 	}
 	cfg.Server.Listen, cfg.Admin.Listen = listen, adminListen
+	// The demo's ledger lives in the temporary directory, not wherever it
+	// was started from.
+	cfg.Usage.Store = "sqlite:" + demoUsageDB
+	cfg.Usage.Journal = demoUsageDB + ".journal"
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -281,7 +290,10 @@ The demo sends itself %s request(s) per second as team-beta, and half as many as
 limit, answers 429, its circuit breaker opens for the Retry-After, and pay-as-you-go takes over
 until it reopens; team-alpha, with 400-token requests, reaches its product's limit of 5,000
 tokens per minute and is refused with 429 until the minute turns.
-Live backend state: curl -s -H "api-key: %s" %s/admin/backends
+Live backend state: curl -s -H "api-key: %[18]s" %[19]s/admin/backends
+Prometheus metrics: curl -s %[19]s/metrics
+Usage report:       go run ./cmd/sluice usage --store sqlite:%[20]s --group-by subscription,backend
+                    curl -s -H "api-key: %[18]s" '%[19]s/admin/usage?group_by=subscription,model'
 
 Press Ctrl-C to stop.
 `,
@@ -292,6 +304,6 @@ Press Ctrl-C to stop.
 		gw, env["TEAM_ALPHA_KEY"],
 		gw, env["TEAM_ALPHA_KEY"],
 		gw, env["TEAM_ALPHA_KEY"],
-		loadRate, env["SLUICE_ADMIN_KEY"], adm,
+		loadRate, env["SLUICE_ADMIN_KEY"], adm, demoUsageDB,
 	)
 }

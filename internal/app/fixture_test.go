@@ -35,6 +35,11 @@ server:
 admin:
   listen: 127.0.0.1:0
   api_key: ${FX_ADMIN_KEY}
+usage:
+  store: "${FX_USAGE_STORE}"
+  journal: "${FX_USAGE_JOURNAL}"
+metrics:
+  prometheus: true
 backends:
   - name: ptu-swedencentral
     kind: azure-openai
@@ -171,9 +176,11 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	for _, o := range opts {
 		o(&s)
 	}
+	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"FX_ADMIN_KEY": fxAdminKey, "FX_PTU_KEY": fxPTUKey, "FX_WEST_KEY": fxWestKey,
 		"FX_FRANCE_KEY": fxFranceKey, "FX_ALPHA_KEY": fxAlphaKey,
+		"FX_USAGE_STORE": "sqlite:" + filepath.Join(dir, "usage.db"), "FX_USAGE_JOURNAL": filepath.Join(dir, "usage.journal"),
 	} {
 		t.Setenv(k, v)
 	}

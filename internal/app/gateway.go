@@ -23,6 +23,8 @@ import (
 type Gateway struct {
 	source func() (*config.Config, error)
 	log    *slog.Logger
+	now    func() time.Time
+	obs    observability
 
 	table    atomic.Pointer[route.Table]
 	health   *health.Checker
@@ -45,9 +47,12 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{source: source, log: log}
+	g := &Gateway{source: source, log: log, now: now}
 	cfg, err := source()
 	if err != nil {
+		return nil, err
+	}
+	if g.obs.metrics, err = newMetrics(cfg, g); err != nil {
 		return nil, err
 	}
 	lim, commit, err := g.limiterFor(cfg)
@@ -59,14 +64,22 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		closeStore(lim.Store(), log)
 		return nil, err
 	}
+	if g.obs.ledger, g.obs.store, err = openLedger(context.Background(), cfg, g); err != nil {
+		closeStore(lim.Store(), log)
+		return nil, err
+	}
 	commit()
 	t.Activate()
 	g.table.Store(t)
 	g.health = health.New(log, now)
 	g.health.Sync(t.Backends)
 	g.ready.Store(true)
-	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now})
-	g.Admin = admin.New(admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log, Now: now})
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger})
+	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log, Now: now, Usage: g.obs.ledger.Report}
+	if g.obs.metrics != nil {
+		ao.Metrics = g.obs.metrics.Handler()
+	}
+	g.Admin = admin.New(ao)
 	return g, nil
 }
 
@@ -100,6 +113,7 @@ func (g *Gateway) Reload() error {
 		g.log.Warn("listen addresses changed; they take effect on restart",
 			"server.listen", cfg.Server.Listen, "admin.listen", cfg.Admin.Listen)
 	}
+	g.obs.limitErrors.Add(prev.Limiter.StoreErrors())
 	g.table.Store(next)
 	commit()
 	g.health.Sync(next.Backends)
@@ -156,6 +170,16 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	wg.Wait()
 	g.health.Close()
+	// Every request has finished: what is queued goes to the store (or the
+	// journal) before the process ends.
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if lerr := g.obs.ledger.Close(lctx); lerr != nil {
+		g.log.Warn("closing the usage ledger", "err", lerr)
+	}
+	lcancel()
+	if serr := g.obs.store.Close(); serr != nil {
+		g.log.Warn("closing the usage store", "err", serr)
+	}
 	g.reloadMu.Lock()
 	closeStore(g.counters.store, g.log)
 	g.reloadMu.Unlock()

@@ -24,6 +24,8 @@ admin:
   listen: 127.0.0.1:0
   api_key: "${FX_ADMIN_KEY}"
 usage:
+  store: "${FX_USAGE_STORE}"
+  journal: "${FX_USAGE_JOURNAL}"
   prices:
     models:
       gpt-4o: { input: 2.50, output: 10.00 }

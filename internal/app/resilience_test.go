@@ -23,6 +23,9 @@ server:
 admin:
   listen: 127.0.0.1:0
   api_key: "${FX_ADMIN_KEY}"
+usage:
+  store: "${FX_USAGE_STORE}"
+  journal: "${FX_USAGE_JOURNAL}"
 backends:
   - name: ptu-swedencentral
     url: %s

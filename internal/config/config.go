@@ -86,6 +86,10 @@ type State struct {
 type Usage struct {
 	// Store is sqlite:PATH or postgres://... . Default sqlite:sluice-usage.db.
 	Store string `yaml:"store" json:"store"`
+	// Journal is the local file usage records go to while the store cannot
+	// take them; they are written to the store when it is back. Default
+	// sluice-usage.journal.
+	Journal string `yaml:"journal" json:"journal"`
 	// Prices are per million tokens; every usage record carries its cost.
 	Prices Prices `yaml:"prices" json:"prices"`
 }

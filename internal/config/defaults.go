@@ -16,6 +16,7 @@ const (
 	defaultOnStoreError      = "fail_open"
 	defaultStoreTimeout      = 50 * time.Millisecond
 	defaultUsageStore        = "sqlite:sluice-usage.db"
+	defaultUsageJournal      = "sluice-usage.journal"
 	defaultCurrency          = "USD"
 	defaultKind              = "azure-openai"
 	defaultAPIVersion        = "2024-10-21"
@@ -80,6 +81,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	d.dur("state.timeout", &c.State.Timeout, defaultStoreTimeout)
 
 	d.str("usage.store", &c.Usage.Store, defaultUsageStore)
+	d.str("usage.journal", &c.Usage.Journal, defaultUsageJournal)
 	d.str("usage.prices.currency", &c.Usage.Prices.Currency, defaultCurrency)
 	for name, p := range c.Usage.Prices.Models {
 		if p.CachedInput == nil {

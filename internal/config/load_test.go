@@ -80,7 +80,7 @@ func TestParseReference(t *testing.T) {
 		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
 		Admin:  Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
 		State:  State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
-		Usage: Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{
+		Usage: Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{
 			"gpt-4o":                 {Input: 2.5, Output: 10, CachedInput: ptr(1.25)},
 			"text-embedding-3-small": {Input: 0.02, CachedInput: ptr(0.02)},
 		}}},
@@ -188,7 +188,7 @@ products:
 	want := &Config{
 		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
 		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
-		Usage:   Usage{Store: "sqlite:sluice-usage.db", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
+		Usage:   Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
 		Backends: []Backend{{
 			Name: "b", Kind: "azure-openai", URL: "https://b.example.com", APIVersion: "2024-10-21",
@@ -356,7 +356,7 @@ products:
 		Server:  Server{Listen: "0.0.0.0:9000", MaxRequestBytes: 100, ReadHeaderTimeout: dur(time.Second)},
 		Admin:   Admin{Listen: "127.0.0.1:9001"},
 		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed", Timeout: dur(2 * time.Second)},
-		Usage:   Usage{Store: "postgres://u@db/usage", Prices: Prices{Currency: "EUR"}},
+		Usage:   Usage{Store: "postgres://u@db/usage", Journal: "sluice-usage.journal", Prices: Prices{Currency: "EUR"}},
 		Metrics: Metrics{Dimensions: []string{}},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "https://b.example.com",

@@ -18,6 +18,7 @@ import (
 // attempt is one try of a request on one backend. Its breaker ticket is
 // reported exactly once: when it is retried, abandoned or delivered.
 type attempt struct {
+	x      *exchange
 	b      *backend.Backend
 	ticket breaker.Ticket
 	start  time.Time
@@ -42,7 +43,7 @@ type attempt struct {
 // and for an event stream once its first event has, so that a stream that
 // breaks before its first byte can still be retried.
 func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call) *attempt {
-	a := &attempt{b: b, ticket: t, start: x.h.now()}
+	a := &attempt{x: x, b: b, ticket: t, start: x.h.now()}
 	ctx, cancel := context.WithCancel(x.r.Context())
 	a.cancel = cancel
 	a.timer = time.AfterFunc(min(b.FirstByteTimeout, b.Timeout), a.expire)
@@ -156,12 +157,14 @@ func (a *attempt) abandon(now time.Time) {
 	a.close()
 }
 
-// close releases the attempt's response and timers.
+// close releases the attempt's response and timers, and adds the time the
+// backend took to the exchange's.
 func (a *attempt) close() {
 	if a.closed {
 		return
 	}
 	a.closed = true
+	a.x.backendTime += a.x.h.now().Sub(a.start)
 	a.timer.Stop()
 	if a.whole != nil {
 		a.whole.Stop()

@@ -45,6 +45,7 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 			"The model or deployment "+strconv.Quote(model)+" does not exist."))
 		return
 	}
+	x.modelKnown = true
 	if !x.subscription.Product.Allows(model) {
 		x.fail(wire.NewError(http.StatusForbidden, wire.TypePermission, "model_not_allowed",
 			"Your subscription may not use the model "+strconv.Quote(model)+"."))
@@ -84,6 +85,7 @@ func (x *exchange) run(pool *route.Pool, call *backend.Call) {
 	f := balance.Filter{Tried: tried[:0], Regions: x.subscription.Product.Regions}
 	aff := x.affinity(pool)
 	if pool.Throttle != nil && x.lowPriority() && !x.waitForCapacity(pool, &f) {
+		x.rejection = "low_priority"
 		if !x.clientGone() {
 			x.w.Header().Set("X-Sluice-Throttle-Reason", "low-priority")
 			e := wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "low_priority_throttled",
@@ -226,6 +228,7 @@ func (x *exchange) affinity(pool *route.Pool) balance.Affinity {
 // outcome once the relay is over.
 func (x *exchange) deliver(pool *route.Pool, a *attempt) {
 	x.backendName = a.b.Name
+	x.deployment, _ = a.b.Deployment(x.model)
 	defer a.close()
 	if a.err != nil {
 		now := x.h.now()
@@ -308,6 +311,9 @@ func (x *exchange) relayStream(a *attempt) error {
 	for {
 		if len(ev) > 0 {
 			if ev = x.meter.event(ev); len(ev) > 0 {
+				if x.firstByte.IsZero() {
+					x.firstByte = x.h.now()
+				}
 				if _, werr := x.w.Write(ev); werr != nil {
 					return werr
 				}
@@ -356,6 +362,7 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 		if err == io.EOF {
 			x.meter.body(buf)
 			settle()
+			x.firstByte = x.h.now()
 			x.w.WriteHeader(resp.StatusCode)
 			_, err = x.w.Write(buf)
 			return err
@@ -365,6 +372,7 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 		}
 	}
 	// Too large to hold: pass it through, keeping the tail for the usage.
+	x.firstByte = x.h.now()
 	x.w.Header().Del("Content-Length")
 	x.w.WriteHeader(resp.StatusCode)
 	if _, err := x.w.Write(buf); err != nil {

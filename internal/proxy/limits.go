@@ -38,10 +38,12 @@ func (x *exchange) admitBudget() bool {
 		return true
 	}
 	if d.StoreError != nil {
+		x.rejection = "store_unavailable"
 		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
 			"Sluice cannot check your budget right now. Retry later."))
 		return false
 	}
+	x.rejection = "budget"
 	wait := max(d.Denial.RetryAfter.Round(time.Second), time.Second)
 	e := wire.NewError(http.StatusForbidden, wire.TypePermission, "budget_exceeded",
 		"The budget of "+strconv.FormatFloat(float64(d.Denial.Limit)/1e6, 'f', -1, 64)+" "+x.table.Prices.Currency+
@@ -76,6 +78,9 @@ func (x *exchange) admitLimits(req wire.Request) bool {
 	})
 	x.reservation, x.limited = d.Reservation, true
 	x.limitHeaders(p.Headers, d.Remaining)
+	if d.Remaining.QuotaTokens >= 0 {
+		x.h.metrics.QuotaRemaining(x.subscription.Name, d.Remaining.QuotaTokens)
+	}
 	if d.Allowed {
 		if d.StoreError != nil {
 			x.outcome = "limits_unavailable_admitted"
@@ -83,9 +88,18 @@ func (x *exchange) admitLimits(req wire.Request) bool {
 		return true
 	}
 	if d.StoreError != nil {
+		x.rejection = "store_unavailable"
 		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
 			"Sluice cannot check your limits right now. Retry later."))
 		return false
+	}
+	switch d.Denial.Kind {
+	case limit.Quota:
+		x.rejection = "quota"
+	case limit.RequestsPerMinute:
+		x.rejection = "requests_per_minute"
+	default:
+		x.rejection = "tokens_per_minute"
 	}
 	x.fail(denialError(d.Denial))
 	return false

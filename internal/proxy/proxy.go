@@ -12,13 +12,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/limit"
+	"github.com/sluice-gateway/sluice/internal/metrics"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -31,18 +34,24 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Metrics observes every request; nil: none.
+	Metrics *metrics.Metrics
+	// Ledger gets a usage record for every API request; nil: none.
+	Ledger *usage.Ledger
 }
 
 // Handler serves the client-facing API. It is safe for concurrent use.
 type Handler struct {
-	table func() *route.Table
-	log   *slog.Logger
-	now   func() time.Time
+	table   func() *route.Table
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics.Metrics
+	ledger  *usage.Ledger
 }
 
 // New returns a Handler.
 func New(opts Options) *Handler {
-	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now}
+	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, ledger: opts.Ledger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,9 +138,14 @@ type exchange struct {
 	budget       limit.Reservation // the budget's admission, charged the cost
 	budgeted     bool
 	cost         float64
-	status       int  // the status sent, or 499 when the client went away first
-	started      bool // the response status was written
-	abort        bool // the response broke off: abort the connection after logging
+	backendTime  time.Duration // spent waiting for and reading backends
+	firstByte    time.Time     // when the first byte of the answer went to the client
+	deployment   string        // the deployment that served
+	modelKnown   bool          // x.model is a configured model (bounded, fit for a label)
+	rejection    string        // why a limit refused the request, for metrics
+	status       int           // the status sent, or 499 when the client went away first
+	started      bool          // the response status was written
+	abort        bool          // the response broke off: abort the connection after logging
 	outcome      string
 }
 
@@ -210,7 +224,10 @@ func (x *exchange) finish() {
 	// A request refused after admission (no backend, a transport
 	// failure) used nothing: give its reservation back.
 	x.settleLimits(0, 0, false)
-	x.log()
+	end := x.h.now()
+	x.log(end)
+	x.observe(end)
+	x.record(end)
 	if x.abort {
 		// The standard library's way to close the connection without
 		// finishing the response; it logs nothing.
@@ -218,7 +235,7 @@ func (x *exchange) finish() {
 	}
 }
 
-func (x *exchange) log() {
+func (x *exchange) log(end time.Time) {
 	status := x.status
 	if status == 0 {
 		status = 499
@@ -229,7 +246,7 @@ func (x *exchange) log() {
 		slog.String("method", x.r.Method),
 		slog.String("path", x.r.URL.Path),
 		slog.Int("status", status),
-		slog.Duration("duration", x.h.now().Sub(x.start)),
+		slog.Duration("duration", end.Sub(x.start)),
 	)
 	if x.subscription != nil {
 		attrs = append(attrs, slog.String("subscription", x.subscription.Name))
@@ -264,4 +281,74 @@ func (x *exchange) log() {
 // clientGone reports whether the client cancelled or disconnected.
 func (x *exchange) clientGone() bool {
 	return errors.Is(x.r.Context().Err(), context.Canceled)
+}
+
+// observe reports the request to the metrics.
+func (x *exchange) observe(end time.Time) {
+	if x.h.metrics == nil {
+		return
+	}
+	m := metrics.Request{
+		Operation: x.op.String(), Backend: x.backendName, Deployment: x.deployment,
+		Status: x.status, Stream: x.stream, Attempts: x.attempts, LimitRejection: x.rejection,
+		InputTokens: x.usage.Prompt, OutputTokens: x.usage.Completion, CachedTokens: x.usage.Cached,
+		Duration: end.Sub(x.start), ClientIP: clientIP(x.r),
+	}
+	if m.Status == 0 {
+		m.Status = 499
+	}
+	if x.modelKnown {
+		m.Model = x.model
+	}
+	if x.subscription != nil {
+		m.Subscription, m.Product = x.subscription.Name, x.subscription.Product.Name
+	}
+	if b, ok := x.table.Backends[x.backendName]; ok {
+		m.Region = b.Region
+	}
+	if !x.firstByte.IsZero() {
+		m.TimeToFirstToken = x.firstByte.Sub(x.start)
+	}
+	if x.op != wire.OpUnknown {
+		m.Overhead = max(m.Duration-x.backendTime, 0)
+	}
+	x.h.metrics.Observe(&m)
+}
+
+// clientIP is the address the request came from (no proxy header is trusted).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// record writes the request's usage record: one per API request that got as
+// far as a subscription and a model, whatever its outcome.
+func (x *exchange) record(end time.Time) {
+	if x.h.ledger == nil || x.subscription == nil || x.op == wire.OpUnknown || x.model == "" {
+		return
+	}
+	r := usage.Record{
+		RequestID: x.id, Time: x.start.UTC(),
+		Subscription: x.subscription.Name, Product: x.subscription.Product.Name,
+		Model: x.model, Deployment: x.deployment, Backend: x.backendName,
+		Status: x.status, Stream: x.stream,
+		PromptTokens: x.usage.Prompt, CompletionTokens: x.usage.Completion, TotalTokens: x.usage.Total,
+		CachedTokens: x.usage.Cached, ReasoningTokens: x.usage.Reasoning, Estimated: x.usage.Estimated,
+		Attempts: x.attempts, Latency: end.Sub(x.start), Overhead: max(end.Sub(x.start)-x.backendTime, 0),
+		Cost: x.cost, Currency: x.table.Prices.Currency,
+		ClientIP: clientIP(x.r), UserID: x.r.Header.Get("X-User-Id"), AppID: x.r.Header.Get("X-App-Id"),
+	}
+	if r.Status == 0 {
+		r.Status = 499
+	}
+	if b, ok := x.table.Backends[x.backendName]; ok {
+		r.Region = b.Region
+	}
+	if !x.firstByte.IsZero() {
+		r.TimeToFirstByte = x.firstByte.Sub(x.start)
+	}
+	x.h.ledger.Add(r)
 }

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/metrics"
+	"github.com/sluice-gateway/sluice/internal/usage"
+)
+
+// observability is what the gateway keeps for metering and metrics: the
+// usage ledger and the Prometheus metrics. Both are set up from the first
+// config; changes to usage.store, usage.journal and metrics.* take effect on
+// restart.
+type observability struct {
+	ledger  *usage.Ledger
+	store   usage.Store // the ledger's; closed after it
+	metrics *metrics.Metrics
+	// limitErrors counts the store errors of the limiters that reloads
+	// replaced, so that the metric never goes down.
+	limitErrors atomic.Uint64
+}
+
+// openLedger opens the usage store and starts the ledger. A store that
+// cannot be opened is an error: the ledger must have somewhere to write.
+func openLedger(ctx context.Context, cfg *config.Config, g *Gateway) (*usage.Ledger, usage.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	store, err := usage.Open(ctx, cfg.Usage.Store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("usage.store: %w", err)
+	}
+	l, err := usage.NewLedger(usage.Options{Store: store, Journal: cfg.Usage.Journal, Logger: g.log})
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("usage.journal: %w", err)
+	}
+	return l, store, nil
+}
+
+// newMetrics builds the metrics when metrics.prometheus is on; nil otherwise.
+func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
+	if !cfg.Metrics.Prometheus {
+		return nil, nil
+	}
+	dims, err := metrics.ParseDimensions(cfg.Metrics.Dimensions)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.dimensions: %w", err)
+	}
+	return metrics.New(metrics.Options{
+		Dimensions:       dims,
+		Backends:         g.backendStates,
+		LimitStoreErrors: func() uint64 { return g.obs.limitErrors.Load() + g.Table().Limiter.StoreErrors() },
+		Ledger: func() metrics.LedgerStats {
+			s := g.obs.ledger.Stats()
+			return metrics.LedgerStats{QueueDepth: s.QueueDepth, JournalBytes: s.JournalBytes,
+				WriteErrors: uint64(s.WriteErrors), Dropped: uint64(s.Dropped)}
+		},
+	}), nil
+}
+
+// backendStates reads the live backends of the table in force, for a scrape.
+func (g *Gateway) backendStates() []metrics.BackendState {
+	t := g.Table()
+	now := g.now()
+	out := make([]metrics.BackendState, 0, len(t.Config.Backends))
+	for _, c := range t.Config.Backends {
+		b := t.Backends[c.Name]
+		out = append(out, metrics.BackendState{
+			Name: b.Name, Region: b.Region, Breaker: b.State.Breaker.Snapshot(now).State.String(),
+			InFlight: b.State.InFlight(), Latency: b.State.Latency(),
+			Requests: b.State.Requests(), Errors: b.State.Errors(),
+		})
+	}
+	return out
+}
