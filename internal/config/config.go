@@ -27,6 +27,11 @@ type Config struct {
 	// Metrics configures Prometheus metrics. Parsed and validated; takes effect
 	// with metrics.
 	Metrics Metrics `yaml:"metrics" json:"metrics"`
+	// Tracing configures OpenTelemetry trace export. Off unless an
+	// endpoint is set.
+	Tracing Tracing `yaml:"tracing" json:"tracing"`
+	// Logging configures the access log.
+	Logging Logging `yaml:"logging" json:"logging"`
 	// Backends are the model servers Sluice forwards to.
 	Backends []Backend `yaml:"backends" json:"backends"`
 	// Pools group backends; a model is served by one pool.
@@ -120,6 +125,44 @@ type Metrics struct {
 	// Dimensions are the labels metrics carry: any of subscription, product,
 	// model, deployment, backend, region, client_ip. Default all but client_ip.
 	Dimensions []string `yaml:"dimensions" json:"dimensions"`
+}
+
+// Tracing configures OpenTelemetry trace export over OTLP: a server span per
+// request with the GenAI attributes and a child span per backend attempt,
+// with W3C traceparent propagated to the backend. See docs/tracing.md.
+type Tracing struct {
+	// Endpoint is the OTLP collector: http://host:4318 for protocol http,
+	// host:4317 for grpc. Empty (the default): tracing is off and costs
+	// nothing.
+	Endpoint string `yaml:"endpoint" json:"endpoint"`
+	// Protocol is http (OTLP/HTTP protobuf) or grpc. Default http.
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Insecure sends in plain text, without TLS; an http:// endpoint
+	// implies it. Default false.
+	Insecure bool `yaml:"insecure" json:"insecure"`
+	// Headers are sent with every export, such as an authorization header
+	// of a hosted collector. Their values are secrets: never logged.
+	Headers map[string]secret.Value `yaml:"headers" json:"headers,omitempty"`
+	// SampleRatio is the share of new traces recorded, 0 to 1; a trace the
+	// client started and sampled is always followed. Default 1.
+	SampleRatio *float64 `yaml:"sample_ratio" json:"sample_ratio,omitempty"`
+	// ServiceName is the service.name of the spans. Default sluice.
+	ServiceName string `yaml:"service_name" json:"service_name"`
+}
+
+// Logging configures the access log: one structured line per request.
+type Logging struct {
+	// Prompts adds the prompt and completion text to the access log line,
+	// each cut at PromptMaxBytes and passed through Redact. Default false:
+	// no prompt or completion text is ever logged.
+	Prompts bool `yaml:"prompts" json:"prompts"`
+	// PromptMaxBytes is the most prompt or completion text a line carries.
+	// Default 1024.
+	PromptMaxBytes int `yaml:"prompt_max_bytes" json:"prompt_max_bytes"`
+	// Redact are regular expressions (Go syntax) whose matches in logged
+	// text are replaced by [REDACTED], in addition to the built-in ones for
+	// API keys, bearer tokens and e-mail addresses.
+	Redact []string `yaml:"redact" json:"redact,omitempty"`
 }
 
 // Backend is one model server.

@@ -93,6 +93,14 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 
 	d.list("metrics.dimensions", &c.Metrics.Dimensions, defaultDimensions)
 
+	d.str("tracing.protocol", &c.Tracing.Protocol, "http")
+	d.str("tracing.service_name", &c.Tracing.ServiceName, "sluice")
+	if c.Tracing.SampleRatio == nil {
+		one := 1.0
+		c.Tracing.SampleRatio = &one
+	}
+	d.set("logging.prompt_max_bytes", c.Logging.PromptMaxBytes == 0, func() { c.Logging.PromptMaxBytes = 1024 })
+
 	for i := range c.Backends {
 		d.backend(index("backends", i), &c.Backends[i])
 	}

@@ -17,6 +17,7 @@ var mapKeys = map[string]string{
 	"usage.prices.models":    "<model>",
 	"backends[].deployments": "<model>",
 	"models":                 "<model>",
+	"tracing.headers":        "<header>",
 }
 
 // fieldPaths lists the documentation path of every field under t: a.b for

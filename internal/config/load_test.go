@@ -85,6 +85,8 @@ func TestParseReference(t *testing.T) {
 			"text-embedding-3-small": {Input: 0.02, CachedInput: ptr(0.02)},
 		}}},
 		Metrics: Metrics{Prometheus: true, Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region", "client_ip"}},
+		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{
 			timeouts(Backend{
 				Name: "ptu-swedencentral", Kind: "azure-openai", URL: "http://127.0.0.1:9101", Region: "swedencentral",
@@ -190,6 +192,8 @@ products:
 		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage:   Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
+		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{{
 			Name: "b", Kind: "azure-openai", URL: "https://b.example.com", APIVersion: "2024-10-21",
 			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"},
@@ -358,6 +362,8 @@ products:
 		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed", Timeout: dur(2 * time.Second)},
 		Usage:   Usage{Store: "postgres://u@db/usage", Journal: "sluice-usage.journal", Prices: Prices{Currency: "EUR"}},
 		Metrics: Metrics{Dimensions: []string{}},
+		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "https://b.example.com",
 			Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "d"},
@@ -460,7 +466,7 @@ func TestParseUnknownField(t *testing.T) {
 		want string
 	}{
 		{"top level", minimal + "serverr: {}\n",
-			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, backends, pools, models, products, subscriptions)"},
+			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, logging, backends, pools, models, products, subscriptions)"},
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
 			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),

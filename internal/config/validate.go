@@ -36,12 +36,45 @@ func (c *Config) validate() Errors {
 	c.validateState(&p)
 	c.validateUsage(&p)
 	c.validateMetrics(&p)
+	c.validateTracing(&p)
+	c.validateLogging(&p)
 	c.validateBackends(&p)
 	c.validatePools(&p)
 	c.validateModels(&p)
 	c.validateProducts(&p)
 	c.validateSubscriptions(&p)
 	return p.errs
+}
+
+func (c *Config) validateTracing(p *problems) {
+	t := c.Tracing
+	oneOf(p, "tracing.protocol", t.Protocol, "http", "grpc")
+	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		p.add("tracing.sample_ratio", "must be from 0 to 1")
+	}
+	if t.Endpoint != "" && strings.ContainsAny(t.Endpoint, " \t\n") {
+		p.add("tracing.endpoint", "must not contain white space")
+	}
+	for name := range t.Headers {
+		if !isToken(name) {
+			p.add(key("tracing.headers", name), "%q is not a header name", name)
+		}
+	}
+	if t.ServiceName == "" {
+		p.add("tracing.service_name", "required; want a name such as sluice")
+	}
+}
+
+func (c *Config) validateLogging(p *problems) {
+	l := c.Logging
+	if l.PromptMaxBytes < 1 {
+		p.add("logging.prompt_max_bytes", "must be at least 1")
+	}
+	for i, re := range l.Redact {
+		if _, err := regexp.Compile(re); err != nil {
+			p.add(index("logging.redact", i), "not a regular expression: %v", err)
+		}
+	}
 }
 
 func (c *Config) validateServer(p *problems) {

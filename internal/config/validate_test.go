@@ -592,9 +592,11 @@ func TestValidateAccepts(t *testing.T) {
 
 func TestValidateWithoutParse(t *testing.T) {
 	c := &Config{
-		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
-		State:  State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(1)},
-		Usage:  Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
+		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
+		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(1)},
+		Usage:   Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
+		Tracing: Tracing{Protocol: "http", ServiceName: "sluice"},
+		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "http://b", Auth: BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "m"},
 			Timeout: dur(1), ConnectTimeout: dur(1), FirstByteTimeout: dur(1),

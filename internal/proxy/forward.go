@@ -361,6 +361,9 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			x.meter.body(buf)
+			if x.table.Redactor != nil {
+				x.completion = completionText(buf)
+			}
 			settle()
 			x.firstByte = x.h.now()
 			x.w.WriteHeader(resp.StatusCode)

@@ -143,6 +143,7 @@ type exchange struct {
 	deployment   string        // the deployment that served
 	modelKnown   bool          // x.model is a configured model (bounded, fit for a label)
 	rejection    string        // why a limit refused the request, for metrics
+	completion   string        // a non-streaming response's text, kept only for prompt logging
 	status       int           // the status sent, or 499 when the client went away first
 	started      bool          // the response status was written
 	abort        bool          // the response broke off: abort the connection after logging
@@ -224,10 +225,7 @@ func (x *exchange) finish() {
 	// A request refused after admission (no backend, a transport
 	// failure) used nothing: give its reservation back.
 	x.settleLimits(0, 0, false)
-	end := x.h.now()
-	x.log(end)
-	x.observe(end)
-	x.record(end)
+	x.account(x.h.now())
 	if x.abort {
 		// The standard library's way to close the connection without
 		// finishing the response; it logs nothing.
@@ -275,12 +273,26 @@ func (x *exchange) log(end time.Time) {
 	if x.outcome != "" {
 		attrs = append(attrs, slog.String("error", x.outcome))
 	}
+	attrs = x.promptAttrs(attrs)
 	x.h.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 // clientGone reports whether the client cancelled or disconnected.
 func (x *exchange) clientGone() bool {
 	return errors.Is(x.r.Context().Err(), context.Canceled)
+}
+
+// account writes the access-log line, the metrics and the usage record. A
+// bug in them must never take the connection down: the response is out.
+func (x *exchange) account(end time.Time) {
+	defer func() {
+		if v := recover(); v != nil {
+			x.h.log.Error("panic accounting for a request", "request_id", x.id, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	x.log(end)
+	x.observe(end)
+	x.record(end)
 }
 
 // observe reports the request to the metrics.
@@ -303,8 +315,10 @@ func (x *exchange) observe(end time.Time) {
 	if x.subscription != nil {
 		m.Subscription, m.Product = x.subscription.Name, x.subscription.Product.Name
 	}
-	if b, ok := x.table.Backends[x.backendName]; ok {
-		m.Region = b.Region
+	if x.table != nil {
+		if b, ok := x.table.Backends[x.backendName]; ok {
+			m.Region = b.Region
+		}
 	}
 	if !x.firstByte.IsZero() {
 		m.TimeToFirstToken = x.firstByte.Sub(x.start)

@@ -144,7 +144,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T, timeout string) *harness {
+func newHarness(t *testing.T, timeout string, extraYAML ...string) *harness {
 	t.Helper()
 	h := &harness{azure: &recorder{}, openai: &recorder{}, logs: &syncBuffer{}}
 	h.azureSrv = httptest.NewServer(h.azure)
@@ -154,7 +154,7 @@ func newHarness(t *testing.T, timeout string) *harness {
 	if timeout == "" {
 		timeout = "10s"
 	}
-	yaml := fmt.Sprintf(configYAML, h.azureSrv.URL, timeout, h.oSrv.URL, timeout, sha256Hex(betaKey))
+	yaml := fmt.Sprintf(configYAML, h.azureSrv.URL, timeout, h.oSrv.URL, timeout, sha256Hex(betaKey)) + strings.Join(extraYAML, "\n")
 	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -592,3 +592,30 @@ func sha256Hex(s string) []byte {
 }
 
 var sha256Sum = sha256.Sum256
+
+// TestPromptLogging: prompt and completion text reach the access log only
+// when logging.prompts is on, cut and with secrets redacted.
+func TestPromptLogging(t *testing.T) {
+	const prompt = `{"messages":[{"role":"user","content":"my key is sk-live-0123456789abcdef and mail me at a.b@example.com please"}]}`
+	off := newHarness(t, "")
+	off.post(t, "/openai/deployments/gpt-4o/chat/completions", alphaKey, prompt)
+	if logs := off.logs.String(); strings.Contains(logs, "my key is") || strings.Contains(logs, `"prompt"`) {
+		t.Errorf("prompt text logged with logging.prompts off:\n%s", logs)
+	}
+
+	on := newHarness(t, "", "logging:\n  prompts: true\n  prompt_max_bytes: 40\n")
+	on.azure.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[{"message":{"role":"assistant","content":"Rivers flow to the sea."}}],"usage":{"prompt_tokens":20,"completion_tokens":6,"total_tokens":26}}`)
+	})
+	on.post(t, "/openai/deployments/gpt-4o/chat/completions", alphaKey, prompt)
+	logs := on.logs.String()
+	for _, want := range []string{`"prompt":"user: my key is [REDACTED] and mail me`, "…[truncated]", `"completion":"Rivers flow to the sea."`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "sk-live-0123456789abcdef") {
+		t.Error("the key in the prompt reached the log")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/limit"
 	"github.com/sluice-gateway/sluice/internal/pricing"
+	"github.com/sluice-gateway/sluice/internal/redact"
 )
 
 // Table is a compiled config. It is immutable and safe for concurrent use.
@@ -32,6 +33,9 @@ type Table struct {
 	Limiter *limit.Limiter
 	// Prices prices usage (usage.prices).
 	Prices *pricing.Table
+	// Redactor cleans prompt and completion text for the access log; nil
+	// when logging.prompts is off.
+	Redactor *redact.Redactor
 
 	keys     *auth.Index[*Subscription]
 	models   map[string]*Model
@@ -176,6 +180,13 @@ func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
 		prices[m] = pr
 	}
 	t.Prices = pricing.New(cfg.Usage.Prices.Currency, prices)
+	if cfg.Logging.Prompts {
+		r, err := redact.New(cfg.Logging.Redact, cfg.Logging.PromptMaxBytes)
+		if err != nil {
+			return nil, fmt.Errorf("logging.redact: %w", err)
+		}
+		t.Redactor = r
+	}
 	for _, bc := range cfg.Backends {
 		st := backend.NewState(bc.Name, onChange)
 		if prev != nil {
