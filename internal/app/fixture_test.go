@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/simulator"
+	"github.com/sluice-gateway/sluice/internal/tokens"
 )
 
 // The keys of the test fixture. The backend keys must never reach a client
@@ -172,6 +173,10 @@ func withLatency(l simulator.Latency) fixtureOption {
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
+	// Build the tokenizers' tables now (tens of milliseconds, more under
+	// -race), not in the first request, which has timeouts to keep.
+	tokens.Count("gpt-4o", "warm up")
+	tokens.Count("gpt-4", "warm up")
 	s := fixtureSettings{grace: "5s", config: fxConfigYAML}
 	for _, o := range opts {
 		o(&s)

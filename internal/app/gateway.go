@@ -55,6 +55,9 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if g.obs.metrics, err = newMetrics(cfg, g); err != nil {
 		return nil, err
 	}
+	if g.obs.tracer, err = newTracer(context.Background(), cfg); err != nil {
+		return nil, err
+	}
 	lim, commit, err := g.limiterFor(cfg)
 	if err != nil {
 		return nil, err
@@ -74,7 +77,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.health = health.New(log, now)
 	g.health.Sync(t.Backends)
 	g.ready.Store(true)
-	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger})
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger, Tracer: g.obs.tracer})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log, Now: now, Usage: g.obs.ledger.Report}
 	if g.obs.metrics != nil {
 		ao.Metrics = g.obs.metrics.Handler()
@@ -180,6 +183,11 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	if serr := g.obs.store.Close(); serr != nil {
 		g.log.Warn("closing the usage store", "err", serr)
 	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if terr := g.obs.tracer.Shutdown(tctx); terr != nil {
+		g.log.Warn("flushing traces", "err", terr)
+	}
+	tcancel()
 	g.reloadMu.Lock()
 	closeStore(g.counters.store, g.log)
 	g.reloadMu.Unlock()

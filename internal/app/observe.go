@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/metrics"
+	"github.com/sluice-gateway/sluice/internal/trace"
 	"github.com/sluice-gateway/sluice/internal/usage"
 )
 
@@ -18,6 +19,7 @@ import (
 type observability struct {
 	ledger  *usage.Ledger
 	store   usage.Store // the ledger's; closed after it
+	tracer  *trace.Tracer
 	metrics *metrics.Metrics
 	// limitErrors counts the store errors of the limiters that reloads
 	// replaced, so that the metric never goes down.
@@ -76,4 +78,27 @@ func (g *Gateway) backendStates() []metrics.BackendState {
 		})
 	}
 	return out
+}
+
+// newTracer starts OTLP trace export when tracing.endpoint is set; nil
+// (tracing off, no cost) otherwise.
+func newTracer(ctx context.Context, cfg *config.Config) (*trace.Tracer, error) {
+	tc := cfg.Tracing
+	if tc.Endpoint == "" {
+		return nil, nil
+	}
+	headers := make(map[string]string, len(tc.Headers))
+	for k, v := range tc.Headers {
+		headers[k] = v.Reveal()
+	}
+	ratio := 1.0
+	if tc.SampleRatio != nil {
+		ratio = *tc.SampleRatio
+	}
+	t, err := trace.New(ctx, trace.Options{Endpoint: tc.Endpoint, Protocol: tc.Protocol, Insecure: tc.Insecure,
+		Headers: headers, SampleRatio: ratio, ServiceName: tc.ServiceName, Version: versionString()})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return t, nil
 }

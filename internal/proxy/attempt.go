@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/sse"
+	"github.com/sluice-gateway/sluice/internal/trace"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -37,6 +38,7 @@ type attempt struct {
 	kind breaker.ErrorKind
 
 	sent, reported, closed bool
+	span                   *trace.Span // the attempt's client span; nil when not tracing
 }
 
 // send tries call on b. It returns once the response headers have arrived,
@@ -44,7 +46,7 @@ type attempt struct {
 // breaks before its first byte can still be retried.
 func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call) *attempt {
 	a := &attempt{x: x, b: b, ticket: t, start: x.h.now()}
-	ctx, cancel := context.WithCancel(x.r.Context())
+	ctx, cancel := context.WithCancel(x.ctx)
 	a.cancel = cancel
 	a.timer = time.AfterFunc(min(b.FirstByteTimeout, b.Timeout), a.expire)
 
@@ -57,6 +59,9 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 		return a
 	}
 	a.sent = true
+	if x.span != nil {
+		a.span = x.h.tracer.StartAttempt(x.ctx, req.Header, x.op.String(), x.model, b.Name, b.Kind.String(), b.URL(), x.attempts)
+	}
 	resp, err := b.RoundTrip(req)
 	if err != nil {
 		a.fail(err)
@@ -165,6 +170,14 @@ func (a *attempt) close() {
 	}
 	a.closed = true
 	a.x.backendTime += a.x.h.now().Sub(a.start)
+	if a.span != nil {
+		if a.resp != nil {
+			a.span.SetStatusCode(a.resp.StatusCode)
+		} else if a.err != nil {
+			a.span.SetError(a.kind.String())
+		}
+		a.span.End()
+	}
 	a.timer.Stop()
 	if a.whole != nil {
 		a.whole.Stop()

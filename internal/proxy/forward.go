@@ -39,6 +39,9 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 		return
 	}
 	x.model = model
+	if x.h.tracer != nil {
+		x.ctx, x.span = x.h.tracer.StartRequest(x.r.Context(), x.r, op.String(), model)
+	}
 	m, ok := x.table.Model(model)
 	if !ok {
 		x.fail(wire.NewError(http.StatusNotFound, wire.TypeInvalidRequest, "model_not_found",
@@ -363,6 +366,9 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 			x.meter.body(buf)
 			if x.table.Redactor != nil {
 				x.completion = completionText(buf)
+			}
+			if x.span != nil {
+				x.respModel = responseModel(buf)
 			}
 			settle()
 			x.firstByte = x.h.now()

@@ -83,3 +83,8 @@ func (x *exchange) promptAttrs(attrs []slog.Attr) []slog.Attr {
 	}
 	return attrs
 }
+
+// responseModel is the model a non-streaming response names.
+func responseModel(body []byte) string {
+	return gjson.GetBytes(body, "model").Str
+}

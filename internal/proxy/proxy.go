@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/limit"
 	"github.com/sluice-gateway/sluice/internal/metrics"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/trace"
 	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Ledger gets a usage record for every API request; nil: none.
 	Ledger *usage.Ledger
+	// Tracer exports a span per request and per backend attempt; nil: off,
+	// at no cost.
+	Tracer *trace.Tracer
 }
 
 // Handler serves the client-facing API. It is safe for concurrent use.
@@ -47,11 +51,12 @@ type Handler struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	ledger  *usage.Ledger
+	tracer  *trace.Tracer
 }
 
 // New returns a Handler.
 func New(opts Options) *Handler {
-	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, ledger: opts.Ledger}
+	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, ledger: opts.Ledger, tracer: opts.Tracer}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +111,7 @@ func parsePath(p string) (kind pathKind, op wire.Operation, deployment string) {
 
 // ServeHTTP serves one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchange{h: h, w: w, r: r, start: h.now(), prompt: -1}
+	x := exchange{h: h, w: w, r: r, ctx: r.Context(), start: h.now(), prompt: -1}
 	x.id = requestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", x.id)
 	defer x.finish()
@@ -144,6 +149,9 @@ type exchange struct {
 	modelKnown   bool          // x.model is a configured model (bounded, fit for a label)
 	rejection    string        // why a limit refused the request, for metrics
 	completion   string        // a non-streaming response's text, kept only for prompt logging
+	ctx          context.Context // the request's context, with its trace span when tracing
+	span         *trace.Span     // the request's server span; nil when not tracing
+	respModel    string          // the model the backend said it used, for the span
 	status       int           // the status sent, or 499 when the client went away first
 	started      bool          // the response status was written
 	abort        bool          // the response broke off: abort the connection after logging
@@ -293,6 +301,29 @@ func (x *exchange) account(end time.Time) {
 	x.log(end)
 	x.observe(end)
 	x.record(end)
+	x.endSpan()
+}
+
+// endSpan finishes the request's span with what became of the request.
+func (x *exchange) endSpan() {
+	if x.span == nil {
+		return
+	}
+	x.span.SetStatusCode(x.status)
+	x.span.SetUsage(x.usage.Prompt, x.usage.Completion)
+	if x.respModel != "" {
+		x.span.SetResponseModel(x.respModel)
+	}
+	if x.subscription != nil {
+		x.span.SetAttr("sluice.subscription", x.subscription.Name)
+	}
+	if x.backendName != "" {
+		x.span.SetAttr("sluice.backend", x.backendName)
+	}
+	if x.outcome != "" {
+		x.span.SetError(x.outcome)
+	}
+	x.span.End()
 }
 
 // observe reports the request to the metrics.
