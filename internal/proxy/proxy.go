@@ -143,18 +143,18 @@ type exchange struct {
 	budget       limit.Reservation // the budget's admission, charged the cost
 	budgeted     bool
 	cost         float64
-	backendTime  time.Duration // spent waiting for and reading backends
-	firstByte    time.Time     // when the first byte of the answer went to the client
-	deployment   string        // the deployment that served
-	modelKnown   bool          // x.model is a configured model (bounded, fit for a label)
-	rejection    string        // why a limit refused the request, for metrics
-	completion   string        // a non-streaming response's text, kept only for prompt logging
+	backendTime  time.Duration   // spent waiting for and reading backends
+	firstByte    time.Time       // when the first byte of the answer went to the client
+	deployment   string          // the deployment that served
+	modelKnown   bool            // x.model is a configured model (bounded, fit for a label)
+	rejection    string          // why a limit refused the request, for metrics
+	completion   string          // a non-streaming response's text, kept only for prompt logging
 	ctx          context.Context // the request's context, with its trace span when tracing
 	span         *trace.Span     // the request's server span; nil when not tracing
 	respModel    string          // the model the backend said it used, for the span
-	status       int           // the status sent, or 499 when the client went away first
-	started      bool          // the response status was written
-	abort        bool          // the response broke off: abort the connection after logging
+	status       int             // the status sent, or 499 when the client went away first
+	started      bool            // the response status was written
+	abort        bool            // the response broke off: abort the connection after logging
 	outcome      string
 }
 
