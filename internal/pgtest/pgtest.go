@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-gateway/sluice/internal/testproc"
 )
 
 // Database is the database Start creates, which URL names.
@@ -77,7 +79,7 @@ func Start(t testing.TB) *Server {
 	// A free port can be taken by another process between the probe and
 	// postgres's bind; try a few.
 	for attempt := 0; ; attempt++ {
-		s.port = freePort(t)
+		s.port = testproc.FreePort(t)
 		err := s.start()
 		if err == nil {
 			break
@@ -174,7 +176,7 @@ func (s *Server) Restart() {
 
 // start runs postgres on s.port and waits until it accepts connections.
 func (s *Server) start() error {
-	out := &lockedBuffer{}
+	out := &testproc.Output{}
 	cmd := s.command(s.postgres,
 		"-D", s.data(),
 		"-p", strconv.Itoa(s.port),
@@ -293,34 +295,4 @@ func parentPID(pid int) int {
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
-}
-
-// freePort returns a port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pgtest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer holds the server's output, for the error when it fails to
-// start.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }

@@ -10,16 +10,16 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gateway/sluice/internal/testproc"
 )
 
 // startTimeout bounds how long Start and Restart wait for the server to
@@ -53,7 +53,7 @@ func Start(t testing.TB) *Server {
 	// A free port can be taken by another process between the probe and
 	// redis-server's bind; try a few.
 	for attempt := 0; ; attempt++ {
-		s.port = freePort(t)
+		s.port = testproc.FreePort(t)
 		err = s.start()
 		if err == nil {
 			break
@@ -124,7 +124,7 @@ func (s *Server) signal(sig syscall.Signal, paused bool) {
 
 // start runs redis-server on s.port and waits for PING to answer.
 func (s *Server) start() error {
-	out := &lockedBuffer{}
+	out := &testproc.Output{}
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -205,34 +205,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-// freePort returns a port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer holds the server's output, for the error when it fails to
-// start.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }
