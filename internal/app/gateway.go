@@ -157,7 +157,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.ready.Store(false)
 	grace := g.Table().Config.Server.ShutdownGrace.D()
-	g.log.Info("shutting down", "grace", grace)
+	g.log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
