@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs every scenario of the harness for about a second, so that it
+// cannot rot. It asserts that the report is complete and that no request
+// failed, never a timing: CI machines are too noisy for that.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the gateway and simulators and sends load for about a minute")
+	}
+	o, err := parseOptions([]string{"-smoke", "-out", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, o, io.Discard)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	md := rep.markdown()
+	for _, section := range []string{"## Machine", "## Summary", "## Targets", "## Scenario 1:", "## Scenario 2:",
+		"## Scenario 3:", "## Scenario 4:", "## Scenario 5:", "## Scenario 6:", "## Errors"} {
+		if !strings.Contains(md, section) {
+			t.Errorf("report has no %q section:\n%s", section, md)
+		}
+	}
+	if n := rep.errors(); n > 0 {
+		t.Errorf("got %d failed requests; want 0:\n%s", n, md)
+	}
+	for _, s := range rep.scenarios {
+		for _, m := range s.byTarget {
+			if m.all.requests == 0 {
+				t.Errorf("scenario %s, %s: got no successful requests", s.id, m.target.name)
+			}
+		}
+	}
+	if len(rep.memory) == 0 || rep.memory[0].opened == 0 {
+		t.Errorf("scenario 5: no stream was opened")
+	}
+}
+
+func TestHistQuantiles(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {0.999, 999 * time.Microsecond}} {
+		got := h.quantile(tc.q)
+		if diff := got - tc.want; diff < -tc.want/50 || diff > tc.want/50 {
+			t.Errorf("quantile(%g) = %v; want %v within 2%%", tc.q, got, tc.want)
+		}
+	}
+}

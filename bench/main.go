@@ -1,0 +1,256 @@
+// Command bench measures what the Sluice gateway costs: it sends the same
+// load straight to a simulator and through a gateway in front of it, in
+// alternating rounds of one run, and writes a Markdown report of both sides
+// and their ratios under bench/results/.
+//
+// The simulator and the gateway are the real sluice binary, built fresh and
+// run as separate processes on 127.0.0.1, so that their CPU time and memory
+// can be read from /proc. The load generator is this process. Nothing here is
+// imported by the gateway.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	duration    time.Duration // of each measured round of each target
+	rounds      int
+	concurrency int     // closed loop
+	rate        float64 // open loop, requests per second
+	streamRate  float64 // scenario 4, streams per second
+	streams     []int   // scenario 5, open streams
+	out         string  // directory of the report; empty: none written
+	smoke       bool
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round of each target")
+	fs.IntVar(&o.rounds, "rounds", 2, "rounds per target; targets alternate within a scenario")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight in the closed-loop scenarios")
+	fs.Float64Var(&o.rate, "rate", 1000, "requests per second in the open-loop scenario")
+	fs.Float64Var(&o.streamRate, "stream-rate", 100, "streams started per second in the streaming scenario")
+	streams := fs.String("streams", "1000,5000", "open streams held at once in the memory scenario, comma-separated")
+	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
+	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for about a second with small counts (for CI)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for s := range strings.SplitSeq(*streams, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-streams: %q is not a positive number", s)
+		}
+		o.streams = append(o.streams, n)
+	}
+	if o.smoke {
+		o.duration, o.rounds, o.rate, o.streamRate, o.streams = time.Second, 2, 200, 50, []int{100}
+		o.concurrency = min(o.concurrency, 8)
+	}
+	if o.duration <= 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 {
+		return o, fmt.Errorf("-duration, -rounds, -concurrency, -rate and -stream-rate must be positive")
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	o, err := parseOptions(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	rep, err := run(ctx, o, os.Stderr)
+	if rep != nil {
+		fmt.Print(rep.markdown())
+		if o.out != "" {
+			path, werr := rep.write(o.out)
+			if werr != nil {
+				fmt.Fprintln(os.Stderr, "bench:", werr)
+				os.Exit(1)
+			}
+			fmt.Fprintln(os.Stderr, "report written to", path)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if rep.errors() > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d requests failed\n", rep.errors())
+		os.Exit(1)
+	}
+}
+
+// run starts the processes, runs every scenario and returns the report.
+func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	logf := func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) }
+	logf("building sluice in %s", dir)
+	bin, err := buildSluice(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	sim, simURL, err := startSim(ctx, bin, dir, "simulator")
+	if err != nil {
+		return nil, err
+	}
+	defer sim.stop()
+	full, fullURL, err := startGateway(ctx, bin, dir, "gateway-full", simURL, true)
+	if err != nil {
+		return nil, err
+	}
+	defer full.stop()
+	minimal, minURL, err := startGateway(ctx, bin, dir, "gateway-minimal", simURL, false)
+	if err != nil {
+		return nil, err
+	}
+	defer minimal.stop()
+
+	const path = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+	direct := target{name: "direct", url: simURL + path, key: simKey, pid: sim.pid()}
+	viaFull := target{name: "sluice (full)", url: fullURL + path, key: subKey, pid: full.pid()}
+	viaMin := target{name: "sluice (minimal)", url: minURL + path, key: subKey, pid: minimal.pid()}
+
+	rep := newReport(o)
+	c := newClient()
+	small := chatBody("Say hello to the benchmark.", 16, false)
+	closed := func(body []byte, stream bool) loadFunc {
+		return func(ctx context.Context, t target, d time.Duration) *result {
+			return closedLoop(ctx, c, t, body, stream, o.concurrency, d)
+		}
+	}
+	open := func(body []byte, stream bool, rate float64) loadFunc {
+		return func(ctx context.Context, t target, d time.Duration) *result {
+			return openLoop(ctx, c, t, body, stream, rate, d)
+		}
+	}
+	scenarios := []scenario{
+		{id: "1", title: fmt.Sprintf("Small chat, closed loop at %d concurrent", o.concurrency),
+			targets: []target{direct, viaFull}, load: closed(small, false)},
+		{id: "2", title: fmt.Sprintf("Small chat, open loop at %g req/s", o.rate),
+			targets: []target{direct, viaFull}, load: open(small, false, o.rate)},
+		{id: "3", title: fmt.Sprintf("32 KB prompt, closed loop at %d concurrent", o.concurrency),
+			targets: []target{direct, viaFull}, load: closed(chatBody(prompt32K(), 16, false), false)},
+		{id: "4", title: fmt.Sprintf("Streaming, 100 chunks, open loop at %g streams/s", o.streamRate),
+			targets: []target{direct, viaFull}, load: open(chatBody("Tell a story.", 100, true), true, o.streamRate), stream: true},
+		{id: "6", title: fmt.Sprintf("Minimal against full config: small chat, closed loop at %d concurrent", o.concurrency),
+			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
+	}
+	for _, sc := range scenarios {
+		logf("scenario %s: %s", sc.id, sc.title)
+		res, err := runScenario(ctx, o, sc, sim.pid())
+		if err != nil {
+			return rep, err
+		}
+		rep.scenarios = append(rep.scenarios, res)
+	}
+	// Scenario 5 needs backends that hold streams open, so it has its own
+	// processes; it runs last and its figures go to their own section.
+	for _, n := range o.streams {
+		logf("scenario 5: %d open streams", n)
+		m, err := openStreams(ctx, bin, dir, n)
+		if err != nil {
+			return rep, err
+		}
+		rep.memory = append(rep.memory, m)
+	}
+	return rep, ctx.Err()
+}
+
+// chatBody is an Azure OpenAI chat request.
+func chatBody(content string, maxTokens int, stream bool) []byte {
+	s := fmt.Sprintf(`{"messages":[{"role":"user","content":%q}],"max_tokens":%d`, content, maxTokens)
+	if stream {
+		s += `,"stream":true`
+	}
+	return []byte(s + "}")
+}
+
+// prompt32K is 32 KB of prose-like text.
+func prompt32K() string {
+	words := []string{"the", "gateway", "measures", "latency", "of", "every", "request", "through", "pools", "and", "backends", "quickly"}
+	var b strings.Builder
+	for i := 0; b.Len() < 32<<10; i++ {
+		b.WriteString(words[(i*7)%len(words)])
+		b.WriteByte(' ')
+	}
+	return b.String()[:32<<10]
+}
+
+type loadFunc func(ctx context.Context, t target, d time.Duration) *result
+
+// scenario is one kind of load sent to each of its targets in turn.
+type scenario struct {
+	id, title string
+	targets   []target // the first is the direct one, the baseline
+	load      loadFunc
+	stream    bool
+}
+
+// measured is one target's rounds of a scenario.
+type measured struct {
+	target  target
+	rounds  []*result
+	all     result
+	cpu     time.Duration // of the target's process over all rounds
+	simCPU  time.Duration // of the simulator over all rounds
+	sidecar bool          // cpu is the simulator's own (direct target)
+}
+
+type scenarioResult struct {
+	scenario
+	byTarget []*measured
+}
+
+// runScenario warms every target up, then runs rounds in which the targets
+// take turns, so that drift of the machine hits them alike.
+func runScenario(ctx context.Context, o options, sc scenario, simPID int) (*scenarioResult, error) {
+	warm := min(o.duration/2, time.Second)
+	for _, t := range sc.targets {
+		sc.load(ctx, t, warm)
+	}
+	out := &scenarioResult{scenario: sc}
+	for _, t := range sc.targets {
+		out.byTarget = append(out.byTarget, &measured{target: t, sidecar: t.pid == simPID})
+	}
+	for range o.rounds {
+		for _, m := range out.byTarget {
+			cpu0, err := cpuTime(m.target.pid)
+			if err != nil {
+				return nil, err
+			}
+			sim0, _ := cpuTime(simPID)
+			r := sc.load(ctx, m.target, o.duration)
+			cpu1, err := cpuTime(m.target.pid)
+			if err != nil {
+				return nil, err
+			}
+			sim1, _ := cpuTime(simPID)
+			m.rounds = append(m.rounds, r)
+			m.all.merge(r)
+			m.cpu += cpu1 - cpu0
+			m.simCPU += sim1 - sim0
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a sluice process the harness started and stops.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // file holding its stderr, for when it fails
+}
+
+const (
+	simKey = "sim-backend-key"
+	subKey = "sk-bench-subscription-key"
+)
+
+// buildSluice builds the gateway binary into dir and returns its path.
+func buildSluice(ctx context.Context, dir string) (string, error) {
+	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	bin := filepath.Join(dir, "sluice")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sluice")
+	cmd.Dir = strings.TrimSpace(string(root))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// start runs bin with args; its stderr goes to a file in dir, or to
+// /dev/null when quiet (the gateway's access log at info).
+func start(bin, dir, name string, quiet bool, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	// If the harness dies without stopping its children, they die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &proc{name: name, cmd: cmd}
+	if !quiet {
+		p.log = filepath.Join(dir, name+".log")
+		f, err := os.Create(p.log)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		cmd.Stderr, cmd.Stdout = f, f
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop asks the process to end, and kills it after 5 s.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// waitReady polls url until it answers 200, for up to 10 s.
+func waitReady(ctx context.Context, p *proc, url string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if p.cmd.ProcessState != nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	msg := ""
+	if p.log != "" {
+		b, _ := os.ReadFile(p.log)
+		msg = string(b)
+	}
+	return fmt.Errorf("%s not ready at %s: %s", p.name, url, msg)
+}
+
+// startSim starts a simulator with one deployment gpt-4o without limits,
+// plus extra flags (latency), and returns it with its chat URL.
+func startSim(ctx context.Context, bin, dir, name string, extra ...string) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	args := append([]string{"simulate", "--listen", addr, "--key", simKey,
+		"--deployment", "gpt-4o=gpt-4o", "--log-level", "warn"}, extra...)
+	p, err := start(bin, dir, name, false, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	// The simulator has no health path: a listening port is ready enough.
+	if err := waitTCP(addr); err != nil {
+		p.stop()
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	return p, "http://" + addr, nil
+}
+
+func waitTCP(addr string) error {
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("no listener at " + addr)
+}
+
+// gatewayConfig is a config for one gateway in front of the simulator at
+// simURL. full adds what the issue calls the full config: a token limit with
+// prompt estimation on the memory store, metrics and the access log at info
+// (the ledger is on in both: it cannot be turned off).
+func gatewayConfig(dir, name, simURL string, full bool) (yaml, listen, admin string, err error) {
+	if listen, err = freeAddr(); err != nil {
+		return
+	}
+	if admin, err = freeAddr(); err != nil {
+		return
+	}
+	limits := ""
+	if full {
+		limits = `
+    limits:
+      - key: subscription
+        tokens_per_minute: 1000000000000
+        requests_per_minute: 1000000000
+        estimate_prompt_tokens: true`
+	}
+	yaml = fmt.Sprintf(`server: {listen: "%s", shutdown_grace: 2s}
+admin: {listen: "%s"}
+state: {store: memory}
+usage:
+  store: "sqlite:%s"
+  journal: "%s"
+  prices: {currency: USD, models: {gpt-4o: {input: 2.50, output: 10.00}}}
+metrics: {prometheus: %t}
+backends:
+  - name: sim
+    kind: azure-openai
+    url: %s
+    auth: {api_key: %s}
+    deployments: {gpt-4o: gpt-4o}
+pools:
+  - name: chat
+    members: [{backend: sim}]
+models: {gpt-4o: chat}
+products:
+  - name: bench
+    models: [gpt-4o]%s
+subscriptions:
+  - name: bench
+    product: bench
+    keys: ["%s"]
+`, listen, admin, filepath.Join(dir, name+"-usage.db"), filepath.Join(dir, name+"-usage.journal"),
+		full, simURL, simKey, limits, subKey)
+	return
+}
+
+// startGateway writes the config and serves it; the full config logs at info
+// to /dev/null, the minimal one at warn.
+func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool) (*proc, string, error) {
+	yaml, listen, admin, err := gatewayConfig(dir, name, simURL, full)
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return nil, "", err
+	}
+	level := "warn"
+	if full {
+		level = "info"
+	}
+	p, err := start(bin, dir, name, full, "serve", "--config", path, "--log-level", level)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitReady(ctx, p, "http://"+admin+"/readyz"); err != nil {
+		p.stop()
+		return nil, "", err
+	}
+	return p, "http://" + listen, nil
+}
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat.
+var clockTick = func() time.Duration {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if n, err2 := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && err2 == nil && n > 0 {
+		return time.Second / time.Duration(n)
+	}
+	return 10 * time.Millisecond
+}()
+
+// cpuTime is the user plus system CPU time of process pid so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields are counted after it.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+	st, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// rss is the resident set size of process pid, in bytes.
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
