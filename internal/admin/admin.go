@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
+	rpprof "runtime/pprof"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
@@ -57,6 +59,7 @@ func New(o Options) http.Handler {
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
+	mux.HandleFunc("GET /admin/debug/pprof/{profile}", a.guard(profile))
 	if o.Usage != nil {
 		mux.HandleFunc("GET /admin/usage", a.guard(a.usage))
 	}
@@ -139,6 +142,24 @@ func (a *handler) reload(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+// profile serves the runtime's profiles for performance work:
+// /admin/debug/pprof/profile?seconds=N (CPU), trace, heap, allocs,
+// goroutine, block, mutex, threadcreate.
+func profile(w http.ResponseWriter, r *http.Request) {
+	switch name := r.PathValue("profile"); name {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		if rpprof.Lookup(name) == nil {
+			wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found", "No profile "+name+".").Write(w)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
 }
 
 // backendStatus is one backend in GET /admin/backends.

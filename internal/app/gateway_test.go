@@ -251,3 +251,17 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestAdminProfiles(t *testing.T) {
+	f := newFixture(t)
+	if resp, _ := do(t, "GET", f.admin+"/admin/debug/pprof/heap", "", ""); resp.StatusCode != 401 {
+		t.Errorf("heap profile without the key: %d; want 401", resp.StatusCode)
+	}
+	resp, body := do(t, "GET", f.admin+"/admin/debug/pprof/goroutine?debug=1", fxAdminKey, "")
+	if resp.StatusCode != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile: %d %.80s; want 200 and the profile", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", f.admin+"/admin/debug/pprof/nothing", fxAdminKey, ""); resp.StatusCode != 404 {
+		t.Errorf("unknown profile: %d; want 404", resp.StatusCode)
+	}
+}

@@ -70,7 +70,9 @@ func UsageFromBody(body []byte) (Usage, bool) {
 // whether it carried usage at all, because only the chat usage chunk is one
 // Sluice may have to remove.
 func StreamUsage(data []byte) (u Usage, ok, usageChunk bool) {
-	if len(data) == 0 || data[0] != '{' || !bytes.Contains(data, []byte(`"usage"`)) {
+	// Most chunks carry no usage, or "usage":null once include_usage is on:
+	// only an object after "usage" is worth parsing the chunk for.
+	if len(data) == 0 || data[0] != '{' || !hasUsageObject(data) {
 		return Usage{}, false, false
 	}
 	if !ValidJSON(data) {
@@ -87,6 +89,24 @@ func StreamUsage(data []byte) (u Usage, ok, usageChunk bool) {
 	}
 	choices := root.Get("choices")
 	return u, true, !choices.Exists() || (choices.IsArray() && len(choices.Array()) == 0)
+}
+
+// hasUsageObject reports whether data has "usage" followed by an object.
+func hasUsageObject(data []byte) bool {
+	for {
+		i := bytes.Index(data, []byte(`"usage"`))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(`"usage"`):]
+		j := 0
+		for j < len(data) && (isSpace(data[j]) || data[j] == ':') {
+			j++
+		}
+		if j < len(data) && data[j] == '{' {
+			return true
+		}
+	}
 }
 
 // StreamText returns the generated text a chat or completions chunk carries

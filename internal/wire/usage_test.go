@@ -127,3 +127,14 @@ func FuzzStreamEvent(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkStreamChunk(b *testing.B) {
+	ev := []byte(`data: {"choices":[{"content_filter_results":{},"delta":{"content":" river"},"finish_reason":null,"index":0,"logprobs":null}],"created":1795312138,"id":"chatcmpl-aHz1C0gn7On7jf0WdsiMoUtvRJZBl","model":"gpt-4o","object":"chat.completion.chunk","system_fingerprint":"fp_67c201b1ec","usage":null}` + "\n\n")
+	data := ev[6 : len(ev)-2]
+	b.ReportAllocs()
+	for b.Loop() {
+		StreamUsage(data)
+		StreamText(data)
+		WithoutNullUsage(ev)
+	}
+}
