@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,13 +55,37 @@ type Server struct {
 	exited chan error // receives cmd.Wait's result
 }
 
+// findBinary looks for a PostgreSQL server program on the PATH, then where
+// Debian's packages put it (/usr/lib/postgresql/VERSION/bin, which is not on
+// the PATH), the newest version first.
+func findBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) > pgVersion(dirs[j]) })
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+// pgVersion is the major version in /usr/lib/postgresql/VERSION/bin.
+func pgVersion(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
 // Start initializes a cluster, starts PostgreSQL on a free 127.0.0.1 port,
 // waits until it accepts connections, creates the database Database, and
 // stops the server and removes its files when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	initdb, err1 := exec.LookPath("initdb")
-	postgres, err2 := exec.LookPath("postgres")
+	initdb, err1 := findBinary("initdb")
+	postgres, err2 := findBinary("postgres")
 	if err1 != nil || err2 != nil {
 		t.Fatal("install postgresql (Debian: apt-get install postgresql)")
 	}
