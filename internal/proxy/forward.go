@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
@@ -72,13 +73,22 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 	call := backend.Call{
 		Op:         op,
 		Model:      model,
-		APIVersion: x.r.URL.Query().Get("api-version"),
+		APIVersion: apiVersion(x.r),
 		Request:    req,
 		Body:       body,
 		Header:     x.r.Header,
 		RequestID:  x.id,
 	}
 	x.run(m.Pool, &call)
+}
+
+// apiVersion is the client's api-version query parameter; most requests
+// have no query to parse.
+func apiVersion(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get("api-version")
 }
 
 // run tries the pool's members until one answers in a way that is not
@@ -355,7 +365,19 @@ const maxBufferedBody = 8 << 20
 // maxBufferedBody) to learn its usage, lets settle set the usage headers,
 // then writes status, headers and body.
 func (x *exchange) relayBody(resp *http.Response, settle func()) error {
-	buf := make([]byte, 0, max(min(resp.ContentLength, maxBufferedBody), 4<<10)+1)
+	bp := respBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		// The buffer is ours alone once written: keep it for the next
+		// response, unless it grew large.
+		if cap(buf) <= 1<<20 {
+			*bp = buf[:0]
+			respBufs.Put(bp)
+		}
+	}()
+	if want := min(resp.ContentLength, maxBufferedBody) + 1; want > int64(cap(buf)) {
+		buf = make([]byte, 0, want)
+	}
 	for len(buf) <= maxBufferedBody {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -365,10 +387,10 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 		if err == io.EOF {
 			x.meter.body(buf)
 			if x.table.Redactor != nil {
-				x.completion = completionText(buf)
+				x.completion = strings.Clone(completionText(buf))
 			}
 			if x.span != nil {
-				x.respModel = responseModel(buf)
+				x.respModel = strings.Clone(responseModel(buf))
 			}
 			settle()
 			x.firstByte = x.h.now()
@@ -396,6 +418,9 @@ func (x *exchange) relayBody(resp *http.Response, settle func()) error {
 	}
 	return err
 }
+
+// respBufs are the buffers non-streaming response bodies are read into.
+var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // tailWriter keeps the last keep bytes written to it.
 type tailWriter struct {
