@@ -162,16 +162,6 @@ func sameRule(a, b Rule) bool {
 		a.AcceptRetryAfter == b.AcceptRetryAfter && a.MaxTripDuration == b.MaxTripDuration
 }
 
-// fails reports whether o is a failure by any rule.
-func (rs *ruleSet) fails(o Outcome) bool {
-	for i := range rs.rules {
-		if rs.rules[i].fails(o) {
-			return true
-		}
-	}
-	return false
-}
-
 // prefix names rule i in a reason when there is more than one.
 func (rs *ruleSet) prefix(i int) string {
 	if len(rs.rules) < 2 {

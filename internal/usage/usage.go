@@ -160,10 +160,3 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	}
 	return nil, errors.New(`usage: store dsn must start with "sqlite:", "postgres://" or "postgresql://"`)
 }
-
-// Time formats of the time groups, shared by both stores.
-const (
-	monthFormat = "2006-01"
-	dayFormat   = "2006-01-02"
-	hourFormat  = "2006-01-02T15:00:00Z"
-)
