@@ -112,7 +112,8 @@ func (r *result) rps() float64 {
 // itself or the gateway in front of it.
 type target struct {
 	name, url, key string
-	pid            int // process whose CPU time is charged to this target's requests
+	pid            int    // process whose CPU time is charged to this target's requests
+	admin          string // the gateway's admin URL, for profiles; empty for the simulator
 }
 
 func newClient() *http.Client {

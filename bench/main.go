@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type options struct {
 	streamRate  float64 // scenario 4, streams per second
 	streams     []int   // scenario 5, open streams
 	out         string  // directory of the report; empty: none written
+	profile     string  // directory of gateway profiles; empty: none taken
 	smoke       bool
 }
 
@@ -44,6 +46,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.streamRate, "stream-rate", 100, "streams started per second in the streaming scenario")
 	streams := fs.String("streams", "1000,5000", "open streams held at once in the memory scenario, comma-separated")
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
+	fs.StringVar(&o.profile, "profile", "", "directory to write CPU and allocation profiles of the full-config gateway in scenarios 1 and 4 (empty: none)")
 	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for about a second with small counts (for CI)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -112,12 +115,12 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer sim.stop()
-	full, fullURL, err := startGateway(ctx, bin, dir, "gateway-full", simURL, true)
+	full, fullURL, fullAdmin, err := startGateway(ctx, bin, dir, "gateway-full", simURL, true)
 	if err != nil {
 		return nil, err
 	}
 	defer full.stop()
-	minimal, minURL, err := startGateway(ctx, bin, dir, "gateway-minimal", simURL, false)
+	minimal, minURL, _, err := startGateway(ctx, bin, dir, "gateway-minimal", simURL, false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +128,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 
 	const path = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	direct := target{name: "direct", url: simURL + path, key: simKey, pid: sim.pid()}
-	viaFull := target{name: "sluice (full)", url: fullURL + path, key: subKey, pid: full.pid()}
+	viaFull := target{name: "sluice (full)", url: fullURL + path, key: subKey, pid: full.pid(), admin: fullAdmin}
 	viaMin := target{name: "sluice (minimal)", url: minURL + path, key: subKey, pid: minimal.pid()}
 
 	rep := newReport(o)
@@ -143,13 +146,13 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	scenarios := []scenario{
 		{id: "1", title: fmt.Sprintf("Small chat, closed loop at %d concurrent", o.concurrency),
-			targets: []target{direct, viaFull}, load: closed(small, false)},
+			targets: []target{direct, viaFull}, load: closed(small, false), profile: true},
 		{id: "2", title: fmt.Sprintf("Small chat, open loop at %g req/s", o.rate),
 			targets: []target{direct, viaFull}, load: open(small, false, o.rate)},
 		{id: "3", title: fmt.Sprintf("32 KB prompt, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaFull}, load: closed(chatBody(prompt32K(), 16, false), false)},
 		{id: "4", title: fmt.Sprintf("Streaming, 100 chunks, open loop at %g streams/s", o.streamRate),
-			targets: []target{direct, viaFull}, load: open(chatBody("Tell a story.", 100, true), true, o.streamRate), stream: true},
+			targets: []target{direct, viaFull}, load: open(chatBody("Tell a story.", 100, true), true, o.streamRate), stream: true, profile: true},
 		{id: "6", title: fmt.Sprintf("Minimal against full config: small chat, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
 	}
@@ -202,6 +205,7 @@ type scenario struct {
 	targets   []target // the first is the direct one, the baseline
 	load      loadFunc
 	stream    bool
+	profile   bool // with -profile, the gateway is profiled in its first round
 }
 
 // measured is one target's rounds of a scenario.
@@ -230,14 +234,23 @@ func runScenario(ctx context.Context, o options, sc scenario, simPID int) (*scen
 	for _, t := range sc.targets {
 		out.byTarget = append(out.byTarget, &measured{target: t, sidecar: t.pid == simPID})
 	}
-	for range o.rounds {
+	for round := range o.rounds {
 		for _, m := range out.byTarget {
 			cpu0, err := cpuTime(m.target.pid)
 			if err != nil {
 				return nil, err
 			}
 			sim0, _ := cpuTime(simPID)
+			var prof chan error
+			if o.profile != "" && sc.profile && round == 0 && m.target.admin != "" {
+				prof = profileRound(ctx, o, sc.id, m.target.admin)
+			}
 			r := sc.load(ctx, m.target, o.duration)
+			if prof != nil {
+				if err := <-prof; err != nil {
+					return nil, err
+				}
+			}
 			cpu1, err := cpuTime(m.target.pid)
 			if err != nil {
 				return nil, err
@@ -253,4 +266,25 @@ func runScenario(ctx context.Context, o options, sc scenario, simPID int) (*scen
 		}
 	}
 	return out, nil
+}
+
+// profileRound takes a CPU profile of the gateway at admin over most of a
+// round, then its allocation profile, into o.profile as scenarioID-cpu.pprof
+// and scenarioID-allocs.pprof.
+func profileRound(ctx context.Context, o options, scenarioID, admin string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			done <- err
+			return
+		}
+		secs := max(1, int(o.duration/time.Second)-1)
+		base := filepath.Join(o.profile, "scenario"+scenarioID)
+		if err := fetchProfile(ctx, admin, fmt.Sprintf("profile?seconds=%d", secs), base+"-cpu.pprof"); err != nil {
+			done <- err
+			return
+		}
+		done <- fetchProfile(ctx, admin, "allocs", base+"-allocs.pprof")
+	}()
+	return done
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,8 +25,9 @@ type proc struct {
 }
 
 const (
-	simKey = "sim-backend-key"
-	subKey = "sk-bench-subscription-key"
+	simKey   = "sim-backend-key"
+	subKey   = "sk-bench-subscription-key"
+	adminKey = "bench-admin-key"
 )
 
 // buildSluice builds the gateway binary into dir and returns its path.
@@ -167,7 +169,7 @@ func gatewayConfig(dir, name, simURL string, full bool) (yaml, listen, admin str
         estimate_prompt_tokens: true`
 	}
 	yaml = fmt.Sprintf(`server: {listen: "%s", shutdown_grace: 2s}
-admin: {listen: "%s"}
+admin: {listen: "%s", api_key: "%s"}
 state: {store: memory}
 usage:
   store: "sqlite:%s"
@@ -191,35 +193,62 @@ subscriptions:
   - name: bench
     product: bench
     keys: ["%s"]
-`, listen, admin, filepath.Join(dir, name+"-usage.db"), filepath.Join(dir, name+"-usage.journal"),
+`, listen, admin, adminKey, filepath.Join(dir, name+"-usage.db"), filepath.Join(dir, name+"-usage.journal"),
 		full, simURL, simKey, limits, subKey)
 	return
 }
 
 // startGateway writes the config and serves it; the full config logs at info
 // to /dev/null, the minimal one at warn.
-func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool) (*proc, string, error) {
+func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool) (p *proc, url, adminURL string, err error) {
 	yaml, listen, admin, err := gatewayConfig(dir, name, simURL, full)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	level := "warn"
 	if full {
 		level = "info"
 	}
-	p, err := start(bin, dir, name, full, "serve", "--config", path, "--log-level", level)
+	p, err = start(bin, dir, name, full, "serve", "--config", path, "--log-level", level)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if err := waitReady(ctx, p, "http://"+admin+"/readyz"); err != nil {
 		p.stop()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return p, "http://" + listen, nil
+	return p, "http://" + listen, "http://" + admin, nil
+}
+
+// fetchProfile saves the gateway's profile name (with query, such as
+// "profile?seconds=4") from its admin listener to path.
+func fetchProfile(ctx context.Context, admin, name, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/admin/debug/pprof/"+name, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat.

@@ -35,7 +35,7 @@ func openStreams(ctx context.Context, bin, dir string, n int) (*memResult, error
 		return nil, err
 	}
 	defer sim.stop()
-	gw, gwURL, err := startGateway(ctx, bin, dir, fmt.Sprintf("gateway-streams-%d", n), simURL, true)
+	gw, gwURL, _, err := startGateway(ctx, bin, dir, fmt.Sprintf("gateway-streams-%d", n), simURL, true)
 	if err != nil {
 		return nil, err
 	}
