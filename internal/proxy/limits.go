@@ -189,7 +189,7 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 	if x.budgeted {
 		x.budgeted = false
 		if _, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
-			x.h.log.Warn("charging the budget", "request_id", x.id, "err", err)
+			x.h.log.Warn("charging the budget", "request_id", x.recordID, "err", err)
 		}
 	}
 	if !x.limited {
@@ -199,7 +199,7 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 	// The client may be gone; the charge must be made all the same.
 	rem, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.reservation, used, x.h.now())
 	if err != nil {
-		x.h.log.Warn("settling limits", "request_id", x.id, "err", err)
+		x.h.log.Warn("settling limits", "request_id", x.recordID, "err", err)
 	}
 	if beforeHeaders {
 		h := x.subscription.Product.Headers

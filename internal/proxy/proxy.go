@@ -112,7 +112,14 @@ func parsePath(p string) (kind pathKind, op wire.Operation, deployment string) {
 // ServeHTTP serves one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := exchange{h: h, w: w, r: r, ctx: r.Context(), start: h.now(), prompt: -1}
-	x.id = requestID(r.Header.Get("X-Request-Id"))
+	// The record's id is always Sluice's own: a client may send one
+	// x-request-id twice, and the ledger keeps one record per id. The client
+	// and the backend see the client's id when it sent a sane one.
+	x.recordID = usage.NewID()
+	x.id = x.recordID
+	if c := clientRequestID(r.Header.Get("X-Request-Id")); c != "" {
+		x.id, x.clientID = c, c
+	}
 	w.Header().Set("X-Request-Id", x.id)
 	defer x.finish()
 	x.serve()
@@ -124,7 +131,10 @@ type exchange struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	start time.Time
-	id    string
+	// id is the request id the client and the backends see: the client's
+	// x-request-id when it sent a sane one (then also clientID), else
+	// recordID, the ledger's and the logs' id for the request.
+	id, recordID, clientID string
 
 	table        *route.Table
 	subscription *route.Subscription
@@ -223,7 +233,7 @@ func (x *exchange) fail(e *wire.Error) {
 // the connection when the response broke off half-way.
 func (x *exchange) finish() {
 	if v := recover(); v != nil {
-		x.h.log.Error("panic serving request", "request_id", x.id, "panic", v, "stack", string(debug.Stack()))
+		x.h.log.Error("panic serving request", "request_id", x.recordID, "panic", v, "stack", string(debug.Stack()))
 		if x.started {
 			x.abort = true
 		}
@@ -248,12 +258,15 @@ func (x *exchange) log(end time.Time) {
 	}
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
-		slog.String("request_id", x.id),
+		slog.String("request_id", x.recordID),
 		slog.String("method", x.r.Method),
 		slog.String("path", x.r.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("duration", end.Sub(x.start)),
 	)
+	if x.clientID != "" {
+		attrs = append(attrs, slog.String("client_request_id", x.clientID))
+	}
 	if x.subscription != nil {
 		attrs = append(attrs, slog.String("subscription", x.subscription.Name))
 	}
@@ -295,7 +308,7 @@ func (x *exchange) clientGone() bool {
 func (x *exchange) account(end time.Time) {
 	defer func() {
 		if v := recover(); v != nil {
-			x.h.log.Error("panic accounting for a request", "request_id", x.id, "panic", v, "stack", string(debug.Stack()))
+			x.h.log.Error("panic accounting for a request", "request_id", x.recordID, "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
 	x.log(end)
@@ -376,7 +389,7 @@ func (x *exchange) record(end time.Time) {
 		return
 	}
 	r := usage.Record{
-		RequestID: x.id, Time: x.start.UTC(),
+		RequestID: x.recordID, ClientRequestID: x.clientID, Time: x.start.UTC(),
 		Subscription: x.subscription.Name, Product: x.subscription.Product.Name,
 		Model: x.model, Deployment: x.deployment, Backend: x.backendName,
 		Status: x.status, Stream: x.stream,

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 
@@ -11,36 +9,19 @@ import (
 
 var keyFromRequest = auth.KeyFromRequest
 
-// requestID returns the client's x-request-id when it is a sane token
-// (1 to 128 visible ASCII characters), else a new random UUID.
-func requestID(client string) string {
-	if n := len(client); n > 0 && n <= 128 {
-		ok := true
-		for i := 0; i < n; i++ {
-			if c := client[i]; c <= ' ' || c > '~' {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return client
+// clientRequestID returns the client's x-request-id when it is a sane token
+// (1 to 128 visible ASCII characters), else "".
+func clientRequestID(client string) string {
+	n := len(client)
+	if n == 0 || n > 128 {
+		return ""
+	}
+	for i := 0; i < n; i++ {
+		if c := client[i]; c <= ' ' || c > '~' {
+			return ""
 		}
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
+	return client
 }
 
 type modelList struct {

@@ -3,7 +3,6 @@ package usage
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,7 +163,7 @@ func NewLedger(opts Options) (*Ledger, error) {
 // fails it counts the record as Dropped and logs it.
 func (l *Ledger) Add(r Record) {
 	if r.RequestID == "" {
-		r.RequestID = "sluice-" + rand.Text()
+		r.RequestID = NewID()
 	}
 	r.Time = r.Time.UTC()
 	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {

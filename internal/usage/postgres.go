@@ -47,6 +47,8 @@ var postgresMigrations = []string{
 	CREATE INDEX usage_records_time ON usage_records (time);
 	CREATE INDEX usage_records_subscription_time ON usage_records (subscription, time);
 	CREATE INDEX usage_records_model_time ON usage_records (model, time);`,
+	// 2: the client's own x-request-id, apart from the record's identity.
+	`ALTER TABLE usage_records ADD COLUMN client_request_id text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the advisory lock key that serializes migrations of
@@ -137,7 +139,7 @@ var insertPostgres = `INSERT INTO usage_records (` + strings.Join(columns, ", ")
 		$6::text[], $7::text[], $8::text[], $9::integer[], $10::boolean[], $11::bigint[],
 		$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[],
 		$18::integer[], $19::bigint[], $20::bigint[], $21::bigint[], $22::double precision[],
-		$23::text[], $24::text[], $25::text[], $26::text[])
+		$23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
 	ON CONFLICT (request_id) DO NOTHING`
 
 func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
@@ -147,7 +149,7 @@ func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
 	n := len(batch)
 	var (
 		ids, subs, products, models, deployments, backends, regions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		caches, currencies, ips, users, apps                        = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		caches, currencies, ips, users, apps, clientIDs             = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		times                                                       = make([]time.Time, n)
 		statuses, attempts                                          = make([]int32, n), make([]int32, n)
 		streams, estimated                                          = make([]bool, n), make([]bool, n)
@@ -167,10 +169,11 @@ func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
 		latency[i], ttfb[i], overhead[i] = r.Latency.Microseconds(), r.TimeToFirstByte.Microseconds(), r.Overhead.Microseconds()
 		costs[i], currencies[i] = r.Cost, text(r.Currency)
 		ips[i], users[i], apps[i] = text(r.ClientIP), text(r.UserID), text(r.AppID)
+		clientIDs[i] = text(r.ClientRequestID)
 	}
 	_, err := s.pool.Exec(ctx, insertPostgres, ids, times, subs, products, models, deployments,
 		backends, regions, statuses, streams, prompt, completion, total, cached, reasoning,
-		estimated, caches, attempts, latency, ttfb, overhead, costs, currencies, ips, users, apps)
+		estimated, caches, attempts, latency, ttfb, overhead, costs, currencies, ips, users, apps, clientIDs)
 	if err != nil {
 		return fmt.Errorf("usage: postgres write: %w", err)
 	}

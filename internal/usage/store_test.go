@@ -97,7 +97,7 @@ func readRecord(t *testing.T, s Store, id string) Record {
 	dest := []any{&r.RequestID, &tm, &r.Subscription, &r.Product, &r.Model, &r.Deployment,
 		&r.Backend, &r.Region, &r.Status, &r.Stream, &r.PromptTokens, &r.CompletionTokens,
 		&r.TotalTokens, &r.CachedTokens, &r.ReasoningTokens, &r.Estimated, &r.Cache, &r.Attempts,
-		&lat, &ttfb, &ovh, &r.Cost, &r.Currency, &r.ClientIP, &r.UserID, &r.AppID}
+		&lat, &ttfb, &ovh, &r.Cost, &r.Currency, &r.ClientIP, &r.UserID, &r.AppID, &r.ClientRequestID}
 	q := "SELECT " + strings.Join(columns, ", ") + " FROM usage_records WHERE request_id = "
 	switch s := s.(type) {
 	case *sqliteStore:
@@ -272,7 +272,7 @@ func testWriteReadBack(t *testing.T, dsn string) {
 		Status: 200, Stream: true, PromptTokens: 11, CompletionTokens: 22, TotalTokens: 33, CachedTokens: 4, ReasoningTokens: 5,
 		Estimated: true, Cache: "miss", Attempts: 2,
 		Latency: 1500 * time.Millisecond, TimeToFirstByte: 250*time.Millisecond + 7*time.Microsecond, Overhead: 3 * time.Millisecond,
-		Cost: 0.000123, Currency: "USD", ClientIP: "203.0.113.9", UserID: "alice", AppID: "app-7",
+		Cost: 0.000123, Currency: "USD", ClientIP: "203.0.113.9", UserID: "alice", AppID: "app-7", ClientRequestID: "client-id-42",
 	}
 	write(t, s, full, Record{RequestID: "req-2", Time: t0})
 	if err := s.Write(context.Background(), nil); err != nil {
@@ -396,7 +396,7 @@ func testReopen(t *testing.T, dsn string) {
 
 func testLargeBatch(t *testing.T, dsn string) {
 	s := open(t, dsn)
-	n := 2*sqliteRowsPerInsert + 17
+	n := 2*sqliteChunks[0] + 17 // every prepared chunk size
 	batch := make([]Record, n)
 	for i := range batch {
 		batch[i] = Record{RequestID: fmt.Sprint("id-", i), Time: t0.Add(time.Duration(i) * time.Second), TotalTokens: 1}

@@ -26,9 +26,13 @@ import (
 // Record is the usage of one client request. Its JSON form (the field tags) is
 // the journal's line format: durations are nanoseconds.
 type Record struct {
-	// RequestID identifies the request; stores keep one record per id. Ledger.Add
-	// assigns a random one when it is empty.
+	// RequestID identifies the request; stores keep one record per id. It
+	// should come from NewID (time-ordered, which keeps the stores' index
+	// cheap to grow); Ledger.Add assigns one when it is empty.
 	RequestID string `json:"request_id"`
+	// ClientRequestID is the x-request-id the client sent, if any. It is not
+	// an identity: clients may send one id twice.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 	// Time is when the request arrived. Ledger.Add converts it to UTC; stores
 	// keep microseconds.
 	Time time.Time `json:"time"`
