@@ -252,6 +252,9 @@ func (x *exchange) finish() {
 }
 
 func (x *exchange) log(end time.Time) {
+	if !x.h.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // at warn, the line would be built for nothing
+	}
 	status := x.status
 	if status == 0 {
 		status = 499

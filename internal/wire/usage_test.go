@@ -138,3 +138,56 @@ func BenchmarkStreamChunk(b *testing.B) {
 		WithoutNullUsage(ev)
 	}
 }
+
+// azureChatBody is what the simulator's Azure path answers a small chat
+// request with: the usage comes last, after the content filter results.
+const azureChatBody = `{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":false},"protected_material_text":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}},"finish_reason":"length","index":0,"logprobs":null,"message":{"annotations":[],"content":"System common is recent social client. Be more is time sure our night this.","refusal":null,"role":"assistant"}}],"created":1795318983,"id":"chatcmpl-AudsnJt35ED3Srr0hatKD6WVgUqXn","model":"gpt-4o","object":"chat.completion","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}],"system_fingerprint":"fp_67c201b1ec","usage":{"completion_tokens":16,"completion_tokens_details":{"accepted_prediction_tokens":0,"audio_tokens":0,"reasoning_tokens":0,"rejected_prediction_tokens":0},"prompt_tokens":13,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":0},"total_tokens":29}}`
+
+func BenchmarkUsageFromBody(b *testing.B) {
+	body := []byte(azureChatBody)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if u, ok := UsageFromBody(body); !ok || u.Total != 29 {
+			b.Fatal(u, ok)
+		}
+	}
+}
+
+// FuzzUsageFromBody: any body, however broken or deep, is read without a
+// panic, and a valid body's usage is read as encoding/json reads it.
+func FuzzUsageFromBody(f *testing.F) {
+	f.Add([]byte(azureChatBody))
+	f.Add([]byte(`{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`))
+	f.Add([]byte(`{"usage":{"input_tokens":5,"output_tokens":7,"input_tokens_details":{"cached_tokens":2}}}`))
+	f.Add([]byte(`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Add(append([]byte(`{"usage":`), bytes.Repeat([]byte("{"), 1<<20)...))
+	f.Add([]byte(`{"usage":{"prompt_tokens":1,"total_tokens"`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		u, ok := UsageFromBody(body)
+		var v struct {
+			Usage *struct {
+				Prompt     *int64 `json:"prompt_tokens"`
+				Completion *int64 `json:"completion_tokens"`
+				Total      *int64 `json:"total_tokens"`
+			} `json:"usage"`
+		}
+		if json.Unmarshal(body, &v) != nil || v.Usage == nil || v.Usage.Prompt == nil || v.Usage.Completion == nil || v.Usage.Total == nil {
+			return
+		}
+		// Keys given twice, escaped or in another case may be read differently
+		// (encoding/json takes the last, and matches any case).
+		lower := bytes.ToLower(body)
+		for _, k := range []string{`"usage"`, `"prompt_tokens"`, `"completion_tokens"`, `"total_tokens"`} {
+			if bytes.Count(body, []byte(k)) != 1 || bytes.Count(lower, []byte(k)) != 1 {
+				return
+			}
+		}
+		if bytes.IndexByte(body, '\\') >= 0 {
+			return
+		}
+		if !ok || u.Prompt != *v.Usage.Prompt || u.Completion != *v.Usage.Completion || u.Total != *v.Usage.Total {
+			t.Fatalf("UsageFromBody(%q) = %+v, %v; encoding/json reads %d/%d/%d", body, u, ok, *v.Usage.Prompt, *v.Usage.Completion, *v.Usage.Total)
+		}
+	})
+}
