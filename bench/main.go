@@ -26,12 +26,13 @@ import (
 type options struct {
 	duration    time.Duration // of each measured round of each target
 	rounds      int
-	concurrency int     // closed loop
-	rate        float64 // open loop, requests per second
-	streamRate  float64 // scenario 4, streams per second
-	streams     []int   // scenario 5, open streams
-	out         string  // directory of the report; empty: none written
-	profile     string  // directory of gateway profiles; empty: none taken
+	concurrency int             // closed loop
+	rate        float64         // open loop, requests per second
+	streamRate  float64         // scenario 4, streams per second
+	streams     []int           // scenario 5, open streams
+	out         string          // directory of the report; empty: none written
+	profile     string          // directory of gateway profiles; empty: none taken
+	only        map[string]bool // scenario ids to run; empty: all
 	smoke       bool
 }
 
@@ -44,6 +45,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight in the closed-loop scenarios")
 	fs.Float64Var(&o.rate, "rate", 1000, "requests per second in the open-loop scenario")
 	fs.Float64Var(&o.streamRate, "stream-rate", 100, "streams started per second in the streaming scenario")
+	only := fs.String("only", "", "comma-separated scenario ids to run (empty: all)")
 	streams := fs.String("streams", "1000,5000", "open streams held at once in the memory scenario, comma-separated")
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
 	fs.StringVar(&o.profile, "profile", "", "directory to write CPU and allocation profiles of the full-config gateway in scenarios 1 and 4 (empty: none)")
@@ -58,6 +60,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.streams = append(o.streams, n)
 	}
+	for s := range strings.SplitSeq(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			if o.only == nil {
+				o.only = map[string]bool{}
+			}
+			o.only[s] = true
+		}
+	}
 	if o.smoke {
 		o.duration, o.rounds, o.rate, o.streamRate, o.streams = time.Second, 2, 200, 50, []int{100}
 		o.concurrency = min(o.concurrency, 8)
@@ -67,6 +77,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	return o, nil
 }
+
+// wants reports whether scenario id is to run.
+func (o options) wants(id string) bool { return len(o.only) == 0 || o.only[id] }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -157,6 +170,9 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
 	}
 	for _, sc := range scenarios {
+		if !o.wants(sc.id) {
+			continue
+		}
 		logf("scenario %s: %s", sc.id, sc.title)
 		res, err := runScenario(ctx, o, sc, sim.pid())
 		if err != nil {
@@ -167,6 +183,9 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	// Scenario 5 needs backends that hold streams open, so it has its own
 	// processes; it runs last and its figures go to their own section.
 	for _, n := range o.streams {
+		if !o.wants("5") {
+			break
+		}
 		logf("scenario 5: %d open streams", n)
 		m, err := openStreams(ctx, bin, dir, n)
 		if err != nil {
