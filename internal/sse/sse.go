@@ -6,11 +6,11 @@
 package sse
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // DefaultMaxEventBytes bounds one event. An OpenAI chunk is a few hundred
@@ -21,15 +21,26 @@ const DefaultMaxEventBytes = 4 << 20
 var ErrEventTooLarge = errors.New("sse: event too large")
 
 // Reader splits a stream into events. It is not safe for concurrent use.
+//
+// It reads straight into one buffer that holds the event being read (and
+// whatever followed it in the same read), so an open stream costs a buffer
+// the size of its largest event, about a kilobyte, and each event is copied
+// once at most: a gateway holds thousands of streams open.
 type Reader struct {
-	br  *bufio.Reader
+	src io.Reader
 	max int
-	buf []byte // the current event's raw bytes
+	buf []byte // buf[:next] is the event returned last; buf[next:] is unread
+	// next is where the unread bytes start.
+	next int
+	err  error // the source's error, returned once buf holds no whole event
 }
+
+// initialBytes is a new Reader's buffer: most OpenAI and Azure chunks fit.
+const initialBytes = 1024
 
 // NewReader returns a Reader of r with the default event size limit.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4096), max: DefaultMaxEventBytes}
+	return &Reader{src: r, max: DefaultMaxEventBytes}
 }
 
 // SetMaxEventBytes sets the largest event Next accepts.
@@ -42,28 +53,54 @@ func (r *Reader) SetMaxEventBytes(n int) { r.max = n }
 // what is left, possibly an unterminated event, with io.EOF; a stream that
 // breaks returns what arrived with the read error.
 func (r *Reader) Next() ([]byte, error) {
-	r.buf = r.buf[:0]
-	lineStart := 0
+	if r.next > 0 { // drop the event returned last
+		r.buf = r.buf[:copy(r.buf, r.buf[r.next:])]
+		r.next = 0
+	}
+	scan, lineStart, empty := 0, 0, 0
 	for {
-		chunk, err := r.br.ReadSlice('\n')
-		r.buf = append(r.buf, chunk...)
+		for scan < len(r.buf) {
+			i := bytes.IndexByte(r.buf[scan:], '\n')
+			if i < 0 {
+				scan = len(r.buf)
+				break
+			}
+			end := scan + i + 1
+			line := r.buf[lineStart:end]
+			lineStart, scan = end, end
+			if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+				if end > r.max {
+					r.next = len(r.buf)
+					return r.buf[:end], fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
+				}
+				r.next = end
+				return r.buf[:end], nil
+			}
+		}
+		// No whole event is buffered: all of buf belongs to the next one.
 		if len(r.buf) > r.max {
+			r.next = len(r.buf)
 			return r.buf, fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
 		}
-		switch {
-		case err == nil:
-			line := r.buf[lineStart:]
-			lineStart = len(r.buf)
-			if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-				return r.buf, nil
-			}
-		case errors.Is(err, bufio.ErrBufferFull):
-			// A long line: keep reading it.
-		default:
-			if err == io.EOF && len(r.buf) == 0 {
+		if r.err != nil {
+			r.next = len(r.buf)
+			if r.err == io.EOF && len(r.buf) == 0 {
 				return nil, io.EOF
 			}
-			return r.buf, err
+			return r.buf, r.err
+		}
+		if len(r.buf) == cap(r.buf) {
+			r.buf = slices.Grow(r.buf, max(initialBytes, cap(r.buf)))
+		}
+		n, err := r.src.Read(r.buf[len(r.buf):cap(r.buf)])
+		r.buf = r.buf[:len(r.buf)+n]
+		switch {
+		case err != nil:
+			r.err = err
+		case n == 0:
+			if empty++; empty >= 100 {
+				r.err = io.ErrNoProgress
+			}
 		}
 	}
 }

@@ -117,6 +117,26 @@ func FuzzReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// Byte by byte, the events must be the same as read at once.
+		events := func(src io.Reader) (evs [][]byte) {
+			rd := NewReader(src)
+			for {
+				ev, err := rd.Next()
+				evs = append(evs, bytes.Clone(ev))
+				if err != nil {
+					return evs
+				}
+			}
+		}
+		once, split := events(bytes.NewReader(in)), events(iotest.OneByteReader(bytes.NewReader(in)))
+		if len(once) != len(split) {
+			t.Fatalf("%d events read at once, %d byte by byte", len(once), len(split))
+		}
+		for i := range once {
+			if !bytes.Equal(once[i], split[i]) {
+				t.Fatalf("event %d: %q at once, %q byte by byte", i, once[i], split[i])
+			}
+		}
 		rd := NewReader(bytes.NewReader(in))
 		var all []byte
 		for {
@@ -138,6 +158,25 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("events joined = %q; want the input %q", all, in)
 		}
 	})
+}
+
+// TestReaderHoldsLittle: an open stream keeps a buffer the size of its
+// largest event, not a fixed read buffer on top of it.
+func TestReaderHoldsLittle(t *testing.T) {
+	ev := "data: " + strings.Repeat("x", 700) + "\n\n"
+	rd := NewReader(strings.NewReader(strings.Repeat(ev, 50)))
+	for {
+		got, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || string(got) != ev {
+			t.Fatalf("Next = %q, %v", got, err)
+		}
+	}
+	if c := cap(rd.buf); c > 2*initialBytes {
+		t.Errorf("buffer of %d bytes for 708-byte events; want at most %d", c, 2*initialBytes)
+	}
 }
 
 func BenchmarkReader(b *testing.B) {
