@@ -48,7 +48,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	only := fs.String("only", "", "comma-separated scenario ids to run (empty: all)")
 	streams := fs.String("streams", "1000,5000", "open streams held at once in the memory scenario, comma-separated")
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
-	fs.StringVar(&o.profile, "profile", "", "directory to write CPU and allocation profiles of the full-config gateway in scenarios 1 and 4 (empty: none)")
+	fs.StringVar(&o.profile, "profile", "", "directory to write profiles of the full-config gateway: CPU and allocations in scenarios 1 and 4, heap and goroutines with the streams of scenario 5 open (empty: none)")
 	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for about a second with small counts (for CI)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -187,7 +187,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			break
 		}
 		logf("scenario 5: %d open streams", n)
-		m, err := openStreams(ctx, bin, dir, n)
+		m, err := openStreams(ctx, bin, dir, o.profile, n)
 		if err != nil {
 			return rep, err
 		}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,13 +31,13 @@ func (m *memResult) perStream() int64 {
 // openStreams starts a simulator that sends one token a second and a fresh
 // full-config gateway in front of it, opens n streams through the gateway,
 // and reads the gateway's VmRSS before and once they are all open.
-func openStreams(ctx context.Context, bin, dir string, n int) (*memResult, error) {
+func openStreams(ctx context.Context, bin, dir, profile string, n int) (*memResult, error) {
 	sim, simURL, err := startSim(ctx, bin, dir, fmt.Sprintf("slow-simulator-%d", n), "--latency-per-token", "1s")
 	if err != nil {
 		return nil, err
 	}
 	defer sim.stop()
-	gw, gwURL, _, err := startGateway(ctx, bin, dir, fmt.Sprintf("gateway-streams-%d", n), simURL, true)
+	gw, gwURL, gwAdmin, err := startGateway(ctx, bin, dir, fmt.Sprintf("gateway-streams-%d", n), simURL, true)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +58,15 @@ func openStreams(ctx context.Context, bin, dir string, n int) (*memResult, error
 	time.Sleep(time.Second) // let the first tokens flow through every stream
 	m.opened = int(h.opened.Load())
 	m.rssAfter, err = rss(gw.pid())
+	if profile != "" && err == nil {
+		base := filepath.Join(profile, fmt.Sprintf("streams%d", n))
+		if err = os.MkdirAll(profile, 0o755); err == nil {
+			err = fetchProfile(ctx, gwAdmin, "heap", base+"-heap.pprof")
+		}
+		if err == nil {
+			err = fetchProfile(ctx, gwAdmin, "goroutine", base+"-goroutine.pprof")
+		}
+	}
 	h.stop()
 	m.errors, m.firstErr = h.errors, h.firstErr
 	if warm.errors > 0 && m.firstErr == "" {
