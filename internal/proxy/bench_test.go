@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/metrics"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 )
@@ -21,9 +22,25 @@ const benchReply = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"m
 // benchGateway returns a gateway handler in front of backend, with the access
 // log on (to io.Discard) as in production.
 func benchGateway(b *testing.B, backend http.Handler, kind string) http.Handler {
+	return benchGatewayWith(b, backend, kind, false)
+}
+
+// benchGatewayWith is benchGateway; full adds what a production gateway
+// usually has on: a token and request limit with prompt estimation, and
+// metrics.
+func benchGatewayWith(b *testing.B, backend http.Handler, kind string, full bool) http.Handler {
 	b.Helper()
 	srv := httptest.NewServer(backend)
 	b.Cleanup(srv.Close)
+	limits := ""
+	if full {
+		limits = `
+    limits:
+      - key: subscription
+        tokens_per_minute: 1000000000000
+        requests_per_minute: 1000000000
+        estimate_prompt_tokens: true`
+	}
 	yaml := fmt.Sprintf(`
 backends:
   - name: b
@@ -34,9 +51,11 @@ backends:
     deployments: { gpt-4o: gpt-4o-dep }
 pools: [{ name: p, members: [{ backend: b }] }]
 models: { gpt-4o: p }
-products: [{ name: p, models: [gpt-4o] }]
+products:
+  - name: p
+    models: [gpt-4o]%s
 subscriptions: [{ name: s, product: p, keys: [client-key] }]
-`, kind, srv.URL)
+`, kind, srv.URL, limits)
 	cfg, err := config.Parse("bench.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +64,11 @@ subscriptions: [{ name: s, product: p, keys: [client-key] }]
 	if err != nil {
 		b.Fatal(err)
 	}
-	return proxy.New(proxy.Options{Table: func() *route.Table { return table }, Logger: discardJSONLogger()})
+	opts := proxy.Options{Table: func() *route.Table { return table }, Logger: discardJSONLogger()}
+	if full {
+		opts.Metrics = metrics.New(metrics.Options{})
+	}
+	return proxy.New(opts)
 }
 
 func chatBackend(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +106,22 @@ func BenchmarkHandlerChat(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkHandlerChatFull is BenchmarkHandlerChat with a limit that
+// estimates the prompt's tokens, and metrics.
+func BenchmarkHandlerChatFull(b *testing.B) {
+	h := benchGatewayWith(b, http.HandlerFunc(chatBackend), "azure-openai", true)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(benchChatBody))
+		req.Header.Set("Api-Key", "client-key")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("X-Sluice-Tokens-Consumed") != "25" {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
 	}
 }
 
