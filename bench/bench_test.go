@@ -27,7 +27,7 @@ func TestSmoke(t *testing.T) {
 	}
 	md := rep.markdown()
 	for _, section := range []string{"## Machine", "## Summary", "## Targets", "## Scenario 1:", "## Scenario 2:",
-		"## Scenario 3:", "## Scenario 4:", "## Scenario 5:", "## Scenario 6:", "## Errors"} {
+		"## Scenario 3:", "## Scenario 4:", "## Scenario 5:", "## Scenario 6:", "## Scenario 7:", "## Scenario 8:", "## Errors"} {
 		if !strings.Contains(md, section) {
 			t.Errorf("report has no %q section:\n%s", section, md)
 		}
@@ -44,6 +44,9 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(rep.memory) == 0 || rep.memory[0].opened == 0 {
 		t.Errorf("scenario 5: no stream was opened")
+	}
+	if s := rep.soak; s == nil || s.chat.requests == 0 || s.streams.requests == 0 || len(s.samples) < 2 {
+		t.Errorf("scenario 8: the soak sent nothing or sampled no memory: %+v", s)
 	}
 }
 

@@ -32,6 +32,7 @@ type options struct {
 	streams     []int           // scenario 5, open streams
 	out         string          // directory of the report; empty: none written
 	profile     string          // directory of gateway profiles; empty: none taken
+	soak        time.Duration   // scenario 8; zero: skipped
 	only        map[string]bool // scenario ids to run; empty: all
 	smoke       bool
 }
@@ -49,6 +50,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	streams := fs.String("streams", "1000,5000", "open streams held at once in the memory scenario, comma-separated")
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
 	fs.StringVar(&o.profile, "profile", "", "directory to write profiles of the full-config gateway: CPU and allocations in scenarios 1 and 4, heap and goroutines with the streams of scenario 5 open (empty: none)")
+	fs.DurationVar(&o.soak, "soak", 0, "length of the soak (scenario 8: chat at -rate and streams at -stream-rate, memory sampled); 0 skips it")
 	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for about a second with small counts (for CI)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -71,9 +73,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.smoke {
 		o.duration, o.rounds, o.rate, o.streamRate, o.streams = time.Second, 2, 200, 50, []int{100}
 		o.concurrency = min(o.concurrency, 8)
+		o.soak = 3 * time.Second
 	}
-	if o.duration <= 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 {
-		return o, fmt.Errorf("-duration, -rounds, -concurrency, -rate and -stream-rate must be positive")
+	if o.duration <= 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 || o.soak < 0 {
+		return o, fmt.Errorf("-duration, -rounds, -concurrency, -rate and -stream-rate must be positive, -soak not negative")
 	}
 	return o, nil
 }
@@ -118,8 +121,12 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	defer os.RemoveAll(dir)
 	logf := func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) }
-	logf("building sluice in %s", dir)
-	bin, err := buildSluice(ctx, dir)
+	logf("building sluice and bareproxy in %s", dir)
+	bin, err := build(ctx, dir, "./cmd/sluice")
+	if err != nil {
+		return nil, err
+	}
+	bareBin, err := build(ctx, dir, "./bench/bareproxy")
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +145,42 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer minimal.stop()
+	bare, bareURL, err := startBare(bareBin, dir, simURL)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	// Scenario 7's simulator sends a token every 10 ms, as a model does, so
+	// that the time between chunks is the model's and not a TCP batch.
+	paced, pacedURL, err := startSim(ctx, bin, dir, "simulator-paced", "--latency-per-token", "10ms")
+	if err != nil {
+		return nil, err
+	}
+	defer paced.stop()
+	pacedGW, pacedGWURL, _, err := startGateway(ctx, bin, dir, "gateway-full-paced", pacedURL, true)
+	if err != nil {
+		return nil, err
+	}
+	defer pacedGW.stop()
+	pacedBare, pacedBareURL, err := startBare(bareBin, dir, pacedURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pacedBare.stop()
 
 	const path = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	direct := target{name: "direct", url: simURL + path, key: simKey, pid: sim.pid()}
-	viaFull := target{name: "sluice (full)", url: fullURL + path, key: subKey, pid: full.pid(), admin: fullAdmin}
+	viaFull := target{name: fullName, url: fullURL + path, key: subKey, pid: full.pid(), admin: fullAdmin}
 	viaMin := target{name: "sluice (minimal)", url: minURL + path, key: subKey, pid: minimal.pid()}
+	viaBare := target{name: bareName, url: bareURL + path, key: simKey, pid: bare.pid()}
+	pacedDirect := target{name: "direct", url: pacedURL + path, key: simKey, pid: paced.pid()}
+	pacedFull := target{name: fullName, url: pacedGWURL + path, key: subKey, pid: pacedGW.pid()}
+	pacedViaBare := target{name: bareName, url: pacedBareURL + path, key: simKey, pid: pacedBare.pid()}
 
 	rep := newReport(o)
 	c := newClient()
 	small := chatBody("Say hello to the benchmark.", 16, false)
+	story := chatBody("Tell a story.", 100, true)
 	closed := func(body []byte, stream bool) loadFunc {
 		return func(ctx context.Context, t target, d time.Duration) *result {
 			return closedLoop(ctx, c, t, body, stream, o.concurrency, d)
@@ -159,26 +193,39 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	scenarios := []scenario{
 		{id: "1", title: fmt.Sprintf("Small chat, closed loop at %d concurrent", o.concurrency),
-			targets: []target{direct, viaFull}, load: closed(small, false), profile: true},
+			targets: []target{direct, viaFull, viaBare}, load: closed(small, false), profile: true},
 		{id: "2", title: fmt.Sprintf("Small chat, open loop at %g req/s", o.rate),
-			targets: []target{direct, viaFull}, load: open(small, false, o.rate)},
+			targets: []target{direct, viaFull, viaBare}, load: open(small, false, o.rate)},
 		{id: "3", title: fmt.Sprintf("32 KB prompt, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaFull}, load: closed(chatBody(prompt32K(), 16, false), false)},
 		{id: "4", title: fmt.Sprintf("Streaming, 100 chunks, open loop at %g streams/s", o.streamRate),
-			targets: []target{direct, viaFull}, load: open(chatBody("Tell a story.", 100, true), true, o.streamRate), stream: true, profile: true},
+			targets: []target{direct, viaFull, viaBare}, load: open(story, true, o.streamRate), stream: true, profile: true},
 		{id: "6", title: fmt.Sprintf("Minimal against full config: small chat, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
+		{id: "7", title: fmt.Sprintf("Streaming at a model's pace (a token every 10 ms), 100 chunks, open loop at %g streams/s", o.streamRate),
+			targets: []target{pacedDirect, pacedFull, pacedViaBare}, load: open(story, true, o.streamRate), stream: true, simPID: paced.pid()},
 	}
 	for _, sc := range scenarios {
 		if !o.wants(sc.id) {
 			continue
 		}
 		logf("scenario %s: %s", sc.id, sc.title)
-		res, err := runScenario(ctx, o, sc, sim.pid())
+		if sc.simPID == 0 {
+			sc.simPID = sim.pid()
+		}
+		res, err := runScenario(ctx, o, sc)
 		if err != nil {
 			return rep, err
 		}
 		rep.scenarios = append(rep.scenarios, res)
+	}
+	if o.soak > 0 && o.wants("8") {
+		logf("scenario 8: soak of %s", o.soak)
+		s, err := soak(ctx, viaFull, open(small, false, o.rate), open(story, true, o.streamRate), o.soak)
+		rep.soak = s
+		if err != nil {
+			return rep, err
+		}
 	}
 	// Scenario 5 needs backends that hold streams open, so it has its own
 	// processes; it runs last and its figures go to their own section.
@@ -225,7 +272,14 @@ type scenario struct {
 	load      loadFunc
 	stream    bool
 	profile   bool // with -profile, the gateway is profiled in its first round
+	simPID    int  // the simulator behind every target
 }
+
+// The names of the targets the report compares.
+const (
+	fullName = "sluice (full)"
+	bareName = "bare net/http proxy (floor)"
+)
 
 // measured is one target's rounds of a scenario.
 type measured struct {
@@ -244,7 +298,8 @@ type scenarioResult struct {
 
 // runScenario warms every target up, then runs rounds in which the targets
 // take turns, so that drift of the machine hits them alike.
-func runScenario(ctx context.Context, o options, sc scenario, simPID int) (*scenarioResult, error) {
+func runScenario(ctx context.Context, o options, sc scenario) (*scenarioResult, error) {
+	simPID := sc.simPID
 	warm := min(o.duration/2, time.Second)
 	for _, t := range sc.targets {
 		sc.load(ctx, t, warm)

@@ -30,19 +30,38 @@ const (
 	adminKey = "bench-admin-key"
 )
 
-// buildSluice builds the gateway binary into dir and returns its path.
-func buildSluice(ctx context.Context, dir string) (string, error) {
+// build builds the command in package pkg (such as "./cmd/sluice") into
+// dir and returns the binary's path.
+func build(ctx context.Context, dir, pkg string) (string, error) {
 	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		return "", fmt.Errorf("find module root: %w", err)
 	}
-	bin := filepath.Join(dir, "sluice")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sluice")
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	cmd.Dir = strings.TrimSpace(string(root))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// startBare starts the reference reverse proxy (bench/bareproxy) in front of
+// the simulator at simURL and returns it with its URL.
+func startBare(bin, dir, simURL string) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := start(bin, dir, "bareproxy", false, addr, simURL, simKey)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitTCP(addr); err != nil {
+		p.stop()
+		return nil, "", fmt.Errorf("bareproxy: %w", err)
+	}
+	return p, "http://" + addr, nil
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
