@@ -258,9 +258,9 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) {
 	resp := a.resp
 	h := x.w.Header()
 	wire.CopyHeader(h, resp.Header, dropFromBackend)
-	h.Set("X-Sluice-Backend", a.b.Name)
+	x.setHeader(hvBackend, "X-Sluice-Backend", a.b.Name)
 	if a.b.Region != "" && h.Get("X-Ms-Region") == "" {
-		h.Set("X-Ms-Region", a.b.Region)
+		x.setHeader(hvRegion, "X-Ms-Region", a.b.Region)
 	}
 	if pool.AffinityCookie != "" {
 		if c, err := x.r.Cookie(pool.AffinityCookie); err != nil || c.Value != url.QueryEscape(a.b.Name) {

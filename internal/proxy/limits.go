@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -77,7 +76,7 @@ func (x *exchange) admitLimits(req wire.Request) bool {
 		Now:     x.h.now(),
 	})
 	x.reservation, x.limited = d.Reservation, true
-	x.limitHeaders(p.Headers, d.Remaining)
+	x.limitHeaders(p.Headers, d.Remaining, false, 0)
 	if d.Remaining.QuotaTokens >= 0 {
 		x.h.metrics.QuotaRemaining(x.subscription.Name, d.Remaining.QuotaTokens)
 	}
@@ -170,16 +169,37 @@ func periodName(p limit.Period) string {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// limitHeaders sets the remaining-limit headers; -1 means no such limit.
-func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining) {
-	set := func(name string, v int64) {
-		if v >= 0 {
-			x.w.Header().Set(name, itoa(v))
-		}
+// limitHeaders sets the remaining-limit headers, -1 meaning no such limit,
+// and with consumed the tokens-consumed header to used. The numbers share
+// one string, so that the headers cost one allocation together.
+func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining, consumed bool, used int64) {
+	headers := [...]struct {
+		slot int
+		name string
+		v    int64
+		set  bool
+	}{
+		{hvRemainingTokens, h.RemainingTokens, r.Tokens, r.Tokens >= 0},
+		{hvRemainingRequests, h.RemainingRequests, r.Requests, r.Requests >= 0},
+		{hvQuotaRemainingTokens, h.QuotaRemainingTokens, r.QuotaTokens, r.QuotaTokens >= 0},
+		{hvTokensConsumed, h.TokensConsumed, used, consumed},
 	}
-	set(h.RemainingTokens, r.Tokens)
-	set(h.RemainingRequests, r.Requests)
-	set(h.QuotaRemainingTokens, r.QuotaTokens)
+	var buf [len(headers) * 20]byte // 20: the longest int64, "-9223372036854775808"
+	var ends [len(headers)]int
+	b := buf[:0]
+	for i, hd := range headers {
+		if hd.set {
+			b = strconv.AppendInt(b, hd.v, 10)
+		}
+		ends[i] = len(b)
+	}
+	all, start := string(b), 0
+	for i, hd := range headers {
+		if hd.set {
+			x.setHeader(hd.slot, hd.name, all[start:ends[i]])
+		}
+		start = ends[i]
+	}
 }
 
 // settleLimits replaces the reservation by the tokens the request used, and
@@ -188,7 +208,7 @@ func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining) {
 func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 	if x.budgeted {
 		x.budgeted = false
-		if _, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
+		if _, err := x.table.Limiter.Settle(x.r.Context(), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
 			x.h.log.Warn("charging the budget", "request_id", x.recordID, "err", err)
 		}
 	}
@@ -196,16 +216,16 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 		return
 	}
 	x.limited = false
-	// The client may be gone; the charge must be made all the same.
-	rem, err := x.table.Limiter.Settle(context.WithoutCancel(x.r.Context()), x.reservation, used, x.h.now())
+	// The client may be gone; the charge is made all the same: Settle
+	// ignores the context's cancellation.
+	rem, err := x.table.Limiter.Settle(x.r.Context(), x.reservation, used, x.h.now())
 	if err != nil {
 		x.h.log.Warn("settling limits", "request_id", x.recordID, "err", err)
 	}
 	if beforeHeaders {
-		h := x.subscription.Product.Headers
-		if err == nil {
-			x.limitHeaders(h, rem)
+		if err != nil {
+			rem = limit.Remaining{Tokens: -1, Requests: -1, QuotaTokens: -1}
 		}
-		x.w.Header().Set(h.TokensConsumed, itoa(used))
+		x.limitHeaders(x.subscription.Product.Headers, rem, true, used)
 	}
 }

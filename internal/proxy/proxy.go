@@ -120,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := clientRequestID(r.Header.Get("X-Request-Id")); c != "" {
 		x.id, x.clientID = c, c
 	}
-	w.Header().Set("X-Request-Id", x.id)
+	x.setHeader(hvRequestID, "X-Request-Id", x.id)
 	defer x.finish()
 	x.serve()
 }
@@ -166,6 +166,28 @@ type exchange struct {
 	started      bool            // the response status was written
 	abort        bool            // the response broke off: abort the connection after logging
 	outcome      string
+	hv           [numHeaderValues]string // the values of the headers Sluice sets; see setHeader
+}
+
+// The slots of exchange.hv, one per header Sluice sets on every request.
+const (
+	hvRequestID = iota
+	hvBackend
+	hvRegion
+	hvRemainingTokens
+	hvRemainingRequests
+	hvQuotaRemainingTokens
+	hvTokensConsumed
+	numHeaderValues
+)
+
+// setHeader is w.Header().Set(key, v) for a canonical key, without
+// allocating: the one-element value slice is the exchange's slot, which
+// serves no other header. The server copies the header when the status is
+// written, so a slot written again afterwards changes nothing sent.
+func (x *exchange) setHeader(slot int, key, v string) {
+	x.hv[slot] = v
+	x.w.Header()[key] = x.hv[slot : slot+1 : slot+1]
 }
 
 func (x *exchange) serve() {
