@@ -5,6 +5,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -57,8 +58,13 @@ func ParseKind(s string) (Kind, error) {
 type deployment struct {
 	name   string // the deployment (Azure) or model (OpenAI) name
 	quoted []byte // name as a JSON string, for rewriting "model"
-	path   string // the escaped Azure path prefix /openai/deployments/{name}
+	// paths are the outbound URL paths by operation: the Azure deployment
+	// paths /openai/deployments/{name}/..., or OpenAI's /v1/...
+	paths [numOps]string
 }
+
+// numOps bounds the wire.Operation values, to index by operation.
+const numOps = int(wire.OpResponses) + 1
 
 // Backend is a backend's compiled configuration. It is immutable and safe for
 // concurrent use; its State is shared with the backend of the same name in
@@ -86,8 +92,11 @@ type Backend struct {
 	connectTimeout time.Duration
 
 	url         *url.URL // scheme, host and path prefix
+	host        string   // url.Host as http.NewRequest leaves it
 	apiVersion  string
-	key         secret.Value
+	apiQuery    string // the query that sends apiVersion
+	authHeader  string // the header that carries the credential
+	auth        secret.Value
 	deployments map[string]deployment
 }
 
@@ -113,17 +122,45 @@ func New(c config.Backend, st *State) (*Backend, error) {
 		Name: c.Name, Kind: kind, Region: c.Region, State: st,
 		Timeout: c.Timeout.D(), FirstByteTimeout: c.FirstByteTimeout.D(), StreamTimeout: c.StreamTimeout.D(),
 		HealthCheck: c.HealthCheck,
-		url:         u, apiVersion: c.APIVersion, key: c.Auth.APIKey,
+		url:         u, host: removeEmptyPort(u.Host),
+		apiVersion: c.APIVersion, apiQuery: apiQuery(c.APIVersion),
 		deployments: make(map[string]deployment, len(c.Deployments)),
 	}
+	switch kind {
+	case KindAzureOpenAI:
+		b.authHeader, b.auth = "Api-Key", c.Auth.APIKey
+	case KindOpenAI:
+		b.authHeader, b.auth = "Authorization", secret.New("Bearer "+c.Auth.APIKey.Reveal())
+	}
 	for model, name := range c.Deployments {
-		b.deployments[model] = deployment{
-			name:   name,
-			quoted: wire.QuoteJSON(name),
-			path:   u.Path + "/openai/deployments/" + url.PathEscape(name),
+		d := deployment{name: name, quoted: wire.QuoteJSON(name)}
+		for op := wire.OpUnknown; int(op) < numOps; op++ {
+			switch {
+			case kind == KindOpenAI:
+				d.paths[op] = u.Path + "/v1" + op.Path()
+			case op == wire.OpResponses:
+				// Azure serves the Responses API only on its v1 surface,
+				// where the deployment is named in the body.
+				d.paths[op] = u.Path + "/openai/v1/responses"
+			default:
+				d.paths[op] = u.Path + "/openai/deployments/" + url.PathEscape(name) + op.Path()
+			}
 		}
+		b.deployments[model] = d
 	}
 	return b, nil
+}
+
+// apiQuery is the outbound query that sends the Azure api-version v.
+func apiQuery(v string) string { return "api-version=" + url.QueryEscape(v) }
+
+// removeEmptyPort strips a trailing ":" with no port from a host, as
+// http.NewRequest does for Request.Host.
+func removeEmptyPort(host string) string {
+	if strings.LastIndex(host, ":") > strings.LastIndex(host, "]") {
+		return strings.TrimSuffix(host, ":")
+	}
+	return host
 }
 
 // Activate applies the backend's breaker rules and connect timeout to its
@@ -173,46 +210,55 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	if !ok {
 		return nil, fmt.Errorf("backend %s has no deployment for model %q", b.Name, c.Model)
 	}
-	u := *b.url
+	op := c.Op
+	if int(op) >= numOps {
+		op = wire.OpUnknown // no such operation: its path suffix is empty
+	}
+	// One allocation for what the request points to; http.NewRequest
+	// would parse the URL it is given, and Header.Set allocate each value.
+	o := &outbound{url: *b.url}
+	o.url.Host, o.url.Path = b.host, d.paths[op]
 	body := c.Body
-	switch b.Kind {
-	case KindAzureOpenAI:
-		if c.Op == wire.OpResponses {
-			// Azure serves the Responses API only on its v1 surface, where the
-			// deployment is named in the body.
-			u.Path = b.url.Path + "/openai/v1/responses"
-			body = withModel(c.Request, body, d)
-		} else {
-			u.Path = d.path + c.Op.Path()
-			v := c.APIVersion
-			if v == "" {
-				v = b.apiVersion
-			}
-			u.RawQuery = "api-version=" + url.QueryEscape(v)
-		}
-	case KindOpenAI:
-		u.Path = b.url.Path + "/v1" + c.Op.Path()
+	if b.Kind == KindOpenAI || op == wire.OpResponses {
 		body = withModel(c.Request, body, d)
+	} else {
+		o.url.RawQuery = b.apiQuery
+		if v := c.APIVersion; v != "" && v != b.apiVersion {
+			o.url.RawQuery = apiQuery(v)
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", b.Name, err)
-	}
-	req.Header = outboundHeader(c.Header)
-	if req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
+	h := make(http.Header, len(c.Header)+3)
+	wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] })
+	if h.Get("Content-Type") == "" {
+		o.set(h, 0, "Content-Type", "application/json")
 	}
 	if c.RequestID != "" {
-		req.Header.Set("X-Request-Id", c.RequestID)
+		o.set(h, 1, "X-Request-Id", c.RequestID)
 	}
-	switch b.Kind {
-	case KindAzureOpenAI:
-		req.Header.Set("Api-Key", b.key.Reveal())
-	case KindOpenAI:
-		req.Header.Set("Authorization", "Bearer "+b.key.Reveal())
+	o.set(h, 2, b.authHeader, b.auth.Reveal())
+	// A request with a context is only to be had from NewRequest or
+	// WithContext; this one stays on the stack.
+	tmpl := http.Request{
+		Method: http.MethodPost, URL: &o.url, Host: b.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h,
 	}
-	setBody(req, body)
+	req := tmpl.WithContext(ctx)
+	setBody(req, &o.body, body)
 	return req, nil
+}
+
+// outbound is what an outbound request points to, allocated together.
+type outbound struct {
+	url  url.URL
+	body bytes.Reader
+	vals [3]string // header values
+}
+
+// set sets the canonical header key to v, the slice taken from o.vals[i].
+func (o *outbound) set(h http.Header, i int, key, v string) {
+	o.vals[i] = v
+	h[key] = o.vals[i : i+1 : i+1]
 }
 
 // withModel rewrites "model" unless it already names the deployment.
@@ -283,12 +329,7 @@ func (b *Backend) NewProbeRequest(ctx context.Context, path string) (*http.Reque
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", b.Name, err)
 	}
-	switch b.Kind {
-	case KindAzureOpenAI:
-		req.Header.Set("Api-Key", b.key.Reveal())
-	case KindOpenAI:
-		req.Header.Set("Authorization", "Bearer "+b.key.Reveal())
-	}
+	req.Header.Set(b.authHeader, b.auth.Reveal())
 	return req, nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-
-	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // notForwarded are client headers that never reach a backend: the client's
@@ -23,17 +21,14 @@ var notForwarded = map[string]bool{
 	"X-Sluice-Affinity":         true,
 }
 
-func outboundHeader(client http.Header) http.Header {
-	h := make(http.Header, len(client)+2)
-	wire.CopyHeader(h, client, func(k string) bool { return notForwarded[k] })
-	return h
-}
-
-// setBody attaches body so that the transport can send it again (GetBody)
-// and knows its length.
-func setBody(req *http.Request, body []byte) {
+// setBody attaches body, to be read through rd, so that the transport can
+// send it again (GetBody) and knows its length. The body stays a
+// NopCloser around a *bytes.Reader: the transport recognises that as
+// in memory and sends the headers and a small body in one packet.
+func setBody(req *http.Request, rd *bytes.Reader, body []byte) {
 	req.ContentLength = int64(len(body))
-	req.Body = io.NopCloser(bytes.NewReader(body))
+	rd.Reset(body)
+	req.Body = io.NopCloser(rd)
 	req.GetBody = func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(body)), nil
 	}
