@@ -82,13 +82,26 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 	x.run(m.Pool, &call)
 }
 
-// apiVersion is the client's api-version query parameter; most requests
-// have no query to parse.
+// apiVersion is the client's api-version query parameter, as
+// r.URL.Query().Get("api-version") reads it, without building the map of
+// every parameter.
 func apiVersion(r *http.Request) string {
-	if r.URL.RawQuery == "" {
-		return ""
+	// The loop is url.ParseQuery's, stopping at the first api-version.
+	for q := r.URL.RawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" || strings.Contains(kv, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != "api-version" {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
 	}
-	return r.URL.Query().Get("api-version")
+	return ""
 }
 
 // run tries the pool's members until one answers in a way that is not
