@@ -105,6 +105,23 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 }
 
+// Buffered reports whether the next event has arrived whole already, so that
+// Next returns it without waiting for the source. A relay uses it to flush
+// once per burst of events rather than once per event, without delaying any.
+func (r *Reader) Buffered() bool {
+	rest := r.buf[r.next:]
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return false
+		}
+		if i == 0 || (i == 1 && rest[0] == '\r') {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+}
+
 // Field is one "name: value" line of an event.
 type Field struct {
 	Name, Value []byte

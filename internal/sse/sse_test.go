@@ -197,3 +197,18 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 }
+
+func TestReaderBuffered(t *testing.T) {
+	rd := NewReader(strings.NewReader("data: a\n\ndata: b\r\n\r\ndata: c\n"))
+	if rd.Buffered() {
+		t.Error("Buffered before any read = true; want false")
+	}
+	for i, want := range []bool{true, false} {
+		if _, err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if got := rd.Buffered(); got != want {
+			t.Errorf("after event %d: Buffered = %v; want %v", i+1, got, want)
+		}
+	}
+}
