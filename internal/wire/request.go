@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -104,7 +106,7 @@ func ParseRequest(body []byte) (Request, error) {
 	if !ValidJSON(body) {
 		return r, fmt.Errorf("%w: the request body is not valid JSON", ErrBadRequest)
 	}
-	root := gjson.ParseBytes(body)
+	root := gjson.Parse(view(body))
 	if !root.IsObject() {
 		return r, fmt.Errorf("%w: the request body must be a JSON object", ErrBadRequest)
 	}
@@ -138,7 +140,7 @@ func ParseRequest(body []byte) (Request, error) {
 				err = fmt.Errorf("%w: \"model\" is not valid UTF-8", ErrBadRequest)
 				return false
 			}
-			r.Model = value.Str
+			r.Model = strings.Clone(value.Str) // not a view of body: it outlives the request
 			r.modelStart = value.Index
 			r.modelEnd = value.Index + len(value.Raw)
 		case "stream":
@@ -207,6 +209,12 @@ func ValidJSON(b []byte) bool {
 	}
 	return gjson.ValidBytes(b)
 }
+
+// view returns b as a string without copying it, for gjson to read: gjson's
+// own []byte functions copy the whole input or every result. The string
+// and anything cut from it must not be used once b may change, so only
+// numbers, offsets and copies leave the functions that use it.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // QuoteJSON returns s as a JSON string literal, for WithModel.
 func QuoteJSON(s string) []byte {

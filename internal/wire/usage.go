@@ -69,7 +69,7 @@ func UsageFromBody(body []byte) (Usage, bool) {
 	if i == len(body) || body[i] != '{' {
 		return Usage{}, false
 	}
-	return usageOf(gjson.GetBytes(body, "usage"))
+	return usageOf(gjson.Get(view(body), "usage"))
 }
 
 // StreamUsage reads the usage carried by one stream event's data: the usage
@@ -87,7 +87,7 @@ func StreamUsage(data []byte) (u Usage, ok, usageChunk bool) {
 	if !ValidJSON(data) {
 		return Usage{}, false, false
 	}
-	root := gjson.ParseBytes(data)
+	root := gjson.Parse(view(data))
 	if t := root.Get("type").Str; t == "response.completed" || t == "response.incomplete" {
 		u, ok = usageOf(root.Get("response.usage"))
 		return u, ok, false
@@ -120,21 +120,32 @@ func hasUsageObject(data []byte) bool {
 
 // StreamText returns the generated text a chat or completions chunk carries
 // (choices[0].delta.content or choices[0].text), or a Responses
-// response.output_text.delta event's delta; nil when none.
+// response.output_text.delta event's delta; nil when none. Text without
+// escapes is returned as a part of data, not a copy.
 func StreamText(data []byte) []byte {
 	if len(data) == 0 || data[0] != '{' {
 		return nil
 	}
-	if r := gjson.GetBytes(data, "choices.0.delta.content"); r.Type == gjson.String {
-		return []byte(r.Str)
+	s := view(data)
+	if r := gjson.Get(s, "choices.0.delta.content"); r.Type == gjson.String {
+		return stringIn(data, r)
 	}
-	if r := gjson.GetBytes(data, "choices.0.text"); r.Type == gjson.String {
-		return []byte(r.Str)
+	if r := gjson.Get(s, "choices.0.text"); r.Type == gjson.String {
+		return stringIn(data, r)
 	}
-	if gjson.GetBytes(data, "type").Str == "response.output_text.delta" {
-		return []byte(gjson.GetBytes(data, "delta").Str)
+	if gjson.Get(s, "type").Str == "response.output_text.delta" {
+		return stringIn(data, gjson.Get(s, "delta"))
 	}
 	return nil
+}
+
+// stringIn returns the string r read from data: the bytes between its
+// quotes when it has no escapes, else a copy of its unescaped value.
+func stringIn(data []byte, r gjson.Result) []byte {
+	if i := r.Index; r.Type == gjson.String && i > 0 && len(r.Raw) == len(r.Str)+2 && i+len(r.Raw) <= len(data) && data[i] == '"' {
+		return data[i+1 : i+len(r.Raw)-1 : i+len(r.Raw)-1]
+	}
+	return []byte(r.Str)
 }
 
 // WithoutNullUsage returns the event with its top-level "usage":null member
@@ -152,7 +163,7 @@ func WithoutNullUsage(event []byte) []byte {
 	}
 	data := event[open:]
 	start, end := -1, -1
-	gjson.ParseBytes(data).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(view(data)).ForEach(func(k, v gjson.Result) bool {
 		if k.Str == "usage" && v.Type == gjson.Null {
 			start, end = open+k.Index, open+v.Index+len(v.Raw)
 			return false

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestUsageFromBody(t *testing.T) {
@@ -54,8 +56,11 @@ func TestStreamUsage(t *testing.T) {
 func TestStreamText(t *testing.T) {
 	for data, want := range map[string]string{
 		`{"choices":[{"delta":{"content":" river"}}]}`:              " river",
+		`{"choices":[{"delta":{"content":"a\"b\u00e9\n"}}]}`:        "a\"bé\n",
+		`{"choices":[{"delta":{"content":""}}]}`:                    "",
 		`{"choices":[{"text":"bank"}]}`:                             "bank",
 		`{"type":"response.output_text.delta","delta":"flow"}`:      "flow",
+		`{"type":"response.output_text.delta","delta":"fl\/ow"}`:    "fl/ow",
 		`{"choices":[{"delta":{"role":"assistant"}}],"usage":null}`: "",
 		`[DONE]`: "",
 	} {
@@ -63,6 +68,28 @@ func TestStreamText(t *testing.T) {
 			t.Errorf("StreamText(%s) = %q; want %q", data, got, want)
 		}
 	}
+	plain := []byte(`{"choices":[{"delta":{"content":" river"}}]}`)
+	if n := testing.AllocsPerRun(100, func() { StreamText(plain) }); n != 0 {
+		t.Errorf("StreamText of text without escapes: %v allocations; want 0", n)
+	}
+}
+
+// streamTextCopy is StreamText as it read the text before it learnt to
+// return it in place: through gjson's copying []byte functions.
+func streamTextCopy(data []byte) []byte {
+	if len(data) == 0 || data[0] != '{' {
+		return nil
+	}
+	if r := gjson.GetBytes(data, "choices.0.delta.content"); r.Type == gjson.String {
+		return []byte(r.Str)
+	}
+	if r := gjson.GetBytes(data, "choices.0.text"); r.Type == gjson.String {
+		return []byte(r.Str)
+	}
+	if gjson.GetBytes(data, "type").Str == "response.output_text.delta" {
+		return []byte(gjson.GetBytes(data, "delta").Str)
+	}
+	return nil
 }
 
 func TestWithoutNullUsage(t *testing.T) {
@@ -103,13 +130,16 @@ func FuzzStreamEvent(f *testing.F) {
 		"data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n",
 		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n",
 		"data: {\"usage\":null , \"a\":[1,{\"usage\":null}]}\n\n", "data: [DONE]\n\n", "data: {\"usage\"\n\n",
+		"data: {\"choices\":[{\"delta\":{\"content\":\"\\u00e9\\\"\"}}]}\n\n", "data: {\"choices\":[{\"text\":\"x\"\n\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, event []byte) {
 		data := bytes.TrimSuffix(bytes.TrimPrefix(event, []byte("data: ")), []byte("\n\n"))
 		StreamUsage(data)
-		StreamText(data)
+		if got, want := StreamText(data), streamTextCopy(data); !bytes.Equal(got, want) {
+			t.Fatalf("StreamText(%q) = %q; want %q", data, got, want)
+		}
 		out := WithoutNullUsage(event)
 		outData := bytes.TrimSuffix(bytes.TrimPrefix(out, []byte("data: ")), []byte("\n\n"))
 		var before, after map[string]json.RawMessage
