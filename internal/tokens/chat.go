@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/sluice-gateway/sluice/internal/wire"
 	"github.com/tidwall/gjson"
@@ -82,7 +83,7 @@ func CountChatJSON(model string, body []byte) (int, error) {
 	if !wire.ValidJSON(body) {
 		return 0, ErrInvalidJSON
 	}
-	return countMessages(EncodingFor(model), gjson.GetBytes(body, "messages"))
+	return countMessages(EncodingFor(model), gjson.Get(view(body), "messages"))
 }
 
 // CountMessagesJSON is CountChatJSON for the "messages" array alone, for a
@@ -91,8 +92,13 @@ func CountMessagesJSON(model string, messages []byte) (int, error) {
 	if !wire.ValidJSON(messages) {
 		return 0, ErrInvalidJSON
 	}
-	return countMessages(EncodingFor(model), gjson.ParseBytes(messages))
+	return countMessages(EncodingFor(model), gjson.Parse(view(messages)))
 }
+
+// view returns b as a string without copying it, for gjson to read: gjson's
+// own []byte functions copy the whole input or every result. Counting uses
+// what it reads before it returns, while b cannot change.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func countMessages(enc Encoding, msgs gjson.Result) (int, error) {
 	if !msgs.IsArray() {
