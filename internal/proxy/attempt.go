@@ -45,7 +45,11 @@ type attempt struct {
 // and for an event stream once its first event has, so that a stream that
 // breaks before its first byte can still be retried.
 func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call) *attempt {
-	a := &attempt{x: x, b: b, ticket: t, start: x.h.now()}
+	a := &x.firstAttempt // most requests make one attempt: it comes with the exchange
+	if x.attempts > 1 {
+		a = new(attempt)
+	}
+	*a = attempt{x: x, b: b, ticket: t, start: x.h.now()}
 	ctx, cancel := context.WithCancel(x.ctx)
 	a.cancel = cancel
 	a.timer = time.AfterFunc(min(b.FirstByteTimeout, b.Timeout), a.expire)

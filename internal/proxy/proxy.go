@@ -167,6 +167,7 @@ type exchange struct {
 	abort        bool            // the response broke off: abort the connection after logging
 	outcome      string
 	hv           [numHeaderValues]string // the values of the headers Sluice sets; see setHeader
+	firstAttempt attempt                 // the first backend attempt's storage; see send
 }
 
 // The slots of exchange.hv, one per header Sluice sets on every request.
