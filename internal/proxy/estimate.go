@@ -12,7 +12,8 @@ import (
 func promptTokens(op wire.Operation, model string, body []byte) int64 {
 	switch op {
 	case wire.OpChatCompletions:
-		if n, err := tokens.CountChatJSON(model, body); err == nil {
+		// ParseRequest validated the body.
+		if n, err := tokens.CountValidChatJSON(model, body); err == nil {
 			return int64(n)
 		}
 	case wire.OpCompletions:

@@ -83,6 +83,14 @@ func CountChatJSON(model string, body []byte) (int, error) {
 	if !wire.ValidJSON(body) {
 		return 0, ErrInvalidJSON
 	}
+	return CountValidChatJSON(model, body)
+}
+
+// CountValidChatJSON is CountChatJSON for a body the caller has validated
+// with wire.ValidJSON already, as the gateway has every request body: it
+// saves validating it twice. For any other body its count is meaningless,
+// though never a panic.
+func CountValidChatJSON(model string, body []byte) (int, error) {
 	return countMessages(EncodingFor(model), gjson.Get(view(body), "messages"))
 }
 

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -215,6 +216,11 @@ func FuzzCountChatJSON(f *testing.F) {
 		n, err := CountChatJSON("gpt-4o", body)
 		if err == nil && n < replyPriming {
 			t.Errorf("CountChatJSON = %d, nil; want at least %d", n, replyPriming)
+		}
+		// On any body it does not panic; on a valid one it counts alike.
+		n2, err2 := CountValidChatJSON("gpt-4o", body)
+		if !errors.Is(err, ErrInvalidJSON) && (n2 != n || (err2 == nil) != (err == nil)) {
+			t.Errorf("CountValidChatJSON = %d, %v; CountChatJSON = %d, %v", n2, err2, n, err)
 		}
 	})
 }
