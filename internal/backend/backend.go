@@ -143,7 +143,7 @@ func New(c config.Backend, st *State) (*Backend, error) {
 				// where the deployment is named in the body.
 				d.paths[op] = u.Path + "/openai/v1/responses"
 			default:
-				d.paths[op] = u.Path + "/openai/deployments/" + url.PathEscape(name) + op.Path()
+				d.paths[op] = u.Path + "/openai/deployments/" + name + op.Path() // unescaped, as url.URL.Path is
 			}
 		}
 		b.deployments[model] = d

@@ -90,6 +90,23 @@ func TestNewRequest(t *testing.T) {
 }
 
 // TestNewRequestUnknownModel: a model without a deployment is an error.
+// TestNewRequestEscapesOnce: a deployment name with a space goes out escaped
+// once, as Azure expects it.
+func TestNewRequestEscapesOnce(t *testing.T) {
+	b, err := New(config.Backend{Name: "b", Kind: "azure-openai", URL: "http://x/base%20dir", APIVersion: "v",
+		Auth: config.BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "my dep"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := b.NewRequest(t.Context(), &Call{Op: wire.OpChatCompletions, Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := req.URL.String(), "http://x/base%20dir/openai/deployments/my%20dep/chat/completions?api-version=v"; got != want {
+		t.Errorf("URL %s; want %s", got, want)
+	}
+}
+
 func TestNewRequestUnknownModel(t *testing.T) {
 	b, err := New(config.Backend{Name: "b", Kind: "openai", URL: "http://x", Deployments: map[string]string{"a": "a"}}, nil)
 	if err != nil {
