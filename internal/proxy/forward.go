@@ -326,7 +326,8 @@ func isEventStream(h http.Header) bool {
 }
 
 // relayStream passes a Server-Sent Events stream through event by event,
-// flushing each as it arrives; the attempt has read the first event already.
+// flushing as they arrive (events that arrived together, together); the
+// attempt has read the first event already.
 // It reads the usage on the way, and removes the usage Sluice asked for on
 // the client's behalf. On a broken stream it sends an SSE error event before
 // the caller aborts the connection.
@@ -334,6 +335,7 @@ func (x *exchange) relayStream(a *attempt) error {
 	rc := http.NewResponseController(x.w)
 	x.w.WriteHeader(a.resp.StatusCode)
 	ev, err := a.first, a.firstErr
+	pending := false // written since the last flush
 	for {
 		if len(ev) > 0 {
 			if ev = x.meter.event(ev); len(ev) > 0 {
@@ -343,10 +345,16 @@ func (x *exchange) relayStream(a *attempt) error {
 				if _, werr := x.w.Write(ev); werr != nil {
 					return werr
 				}
-				if ferr := rc.Flush(); ferr != nil {
-					return ferr
-				}
+				pending = true
 			}
+		}
+		// Flush before waiting for the backend: when the next event is here
+		// already it goes out in the same write, and none waits for another.
+		if pending && (err != nil || !a.rd.Buffered()) {
+			if ferr := rc.Flush(); ferr != nil {
+				return ferr
+			}
+			pending = false
 		}
 		if err == io.EOF {
 			return nil
