@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-gateway/sluice/internal/pgtest"
 )
@@ -258,6 +259,7 @@ func TestStore(t *testing.T) {
 			t.Run("idempotent", func(t *testing.T) { testIdempotent(t, kind.fresh(t)) })
 			t.Run("report", func(t *testing.T) { testReport(t, kind.fresh(t)) })
 			t.Run("migrations once", func(t *testing.T) { testMigrations(t, kind.fresh(t)) })
+			t.Run("upgrade keeps records", func(t *testing.T) { testUpgrade(t, kind.fresh(t)) })
 			t.Run("reopen keeps data", func(t *testing.T) { testReopen(t, kind.fresh(t)) })
 			t.Run("batch larger than one insert", func(t *testing.T) { testLargeBatch(t, kind.fresh(t)) })
 		})
@@ -376,6 +378,48 @@ func testMigrations(t *testing.T, dsn string) {
 		if diff := cmp.Diff(wantVersions, got); diff != "" {
 			t.Errorf("schema_migrations versions differ (-want +got):\n%s", diff)
 		}
+	}
+}
+
+// testUpgrade: a ledger made by the first schema, with a record in it, is
+// migrated to the current one when opened, and keeps the record.
+func testUpgrade(t *testing.T, dsn string) {
+	ctx := context.Background()
+	const insertV1 = `INSERT INTO usage_records (request_id, time, subscription, total_tokens) VALUES ('old-1', %s, 'sub', 7)`
+	if strings.HasPrefix(dsn, "postgres") {
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = migratePostgres(ctx, pool, postgresMigrations[:1])
+		if err == nil {
+			_, err = pool.Exec(ctx, fmt.Sprintf(insertV1, "'2026-05-20T10:00:00Z'"))
+		}
+		pool.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = migrateSQLite(ctx, db, sqliteMigrations[:1])
+		if err == nil {
+			_, err = db.Exec(fmt.Sprintf(insertV1, "'2026-05-20T10:00:00.000000Z'"))
+		}
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, dsn)
+	write(t, s, Record{RequestID: "new-1", ClientRequestID: "client-1", Time: t0, Subscription: "sub", TotalTokens: 5})
+	if got := readRecord(t, s, "old-1"); got.TotalTokens != 7 || got.ClientRequestID != "" {
+		t.Errorf("the record from before the upgrade reads %+v; want 7 tokens and no client id", got)
+	}
+	if got := readRecord(t, s, "new-1"); got.ClientRequestID != "client-1" {
+		t.Errorf("client_request_id after the upgrade = %q; want client-1", got.ClientRequestID)
 	}
 }
 
