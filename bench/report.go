@@ -187,7 +187,7 @@ func (r *report) targets(p func(string, ...any)) {
 		return func(d, m *measured) time.Duration { return m.all.lat.quantile(q) - d.all.lat.quantile(q) }
 	}
 	gap99 := func(d, m *measured) time.Duration { return m.all.gap.quantile(0.99) - d.all.gap.quantile(0.99) }
-	us := func(f func(d, m *measured) time.Duration) func(d, m *measured) string {
+	signed := func(f func(d, m *measured) time.Duration) func(d, m *measured) string {
 		return func(d, m *measured) string { return signedUs(f(d, m)) }
 	}
 	if d, m := r.find("1", fullName); m != nil && m.all.requests > 0 {
@@ -198,19 +198,19 @@ func (r *report) targets(p func(string, ...any)) {
 	}
 	if d, m := r.find("2", fullName); m != nil {
 		a50, a99 := added(0.5)(d, m), added(0.99)(d, m)
-		p("| at %g req/s, added p50 ≤ 100 µs | %s | %s | %s |\n", r.opts.rate, signedUs(a50), verdict(a50 <= 100*time.Microsecond, r.opts.rate == 1000), floor("2", us(added(0.5))))
-		p("| at %g req/s, added p99 ≤ 1 ms | %s | %s | %s |\n", r.opts.rate, signedUs(a99), verdict(a99 <= time.Millisecond, r.opts.rate == 1000), floor("2", us(added(0.99))))
+		p("| at %g req/s, added p50 ≤ 100 µs | %s | %s | %s |\n", r.opts.rate, signedUs(a50), verdict(a50 <= 100*time.Microsecond, r.opts.rate == 1000), floor("2", signed(added(0.5))))
+		p("| at %g req/s, added p99 ≤ 1 ms | %s | %s | %s |\n", r.opts.rate, signedUs(a99), verdict(a99 <= time.Millisecond, r.opts.rate == 1000), floor("2", signed(added(0.99))))
 	}
 	if d, m := r.find("4", fullName); m != nil {
 		t50 := added(0.5)(d, m)
-		p("| streaming: added time to first token p50 ≤ 200 µs | %s | %s | %s |\n", signedUs(t50), verdict(t50 <= 200*time.Microsecond, true), floor("4", us(added(0.5))))
+		p("| streaming: added time to first token p50 ≤ 200 µs | %s | %s | %s |\n", signedUs(t50), verdict(t50 <= 200*time.Microsecond, true), floor("4", signed(added(0.5))))
 	}
 	// The gap is measured where chunks come at a model's pace (scenario 7);
 	// scenario 4's zero-latency chunks arrive in a few TCP reads.
 	for _, id := range []string{"7", "4"} {
 		if d, m := r.find(id, fullName); m != nil {
 			g99 := gap99(d, m)
-			p("| streaming: added delay between chunks p99 ≤ 50 µs (scenario %s) | %s | %s | %s |\n", id, signedUs(g99), verdict(g99 <= 50*time.Microsecond, true), floor(id, us(gap99)))
+			p("| streaming: added delay between chunks p99 ≤ 50 µs (scenario %s) | %s | %s | %s |\n", id, signedUs(g99), verdict(g99 <= 50*time.Microsecond, true), floor(id, signed(gap99)))
 			break
 		}
 	}
