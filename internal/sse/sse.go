@@ -29,8 +29,11 @@ var ErrEventTooLarge = errors.New("sse: event too large")
 type Reader struct {
 	src io.Reader
 	max int
-	buf []byte // buf[:next] is the event returned last; buf[next:] is unread
-	// next is where the unread bytes start.
+	// buf[next:] is unread; what comes before it was returned already.
+	// Unread bytes move to the front only when more must be read, so a
+	// buffer that grew for one large event does not make every later event
+	// cost a copy of all that follows it.
+	buf  []byte
 	next int
 	err  error // the source's error, returned once buf holds no whole event
 }
@@ -53,11 +56,7 @@ func (r *Reader) SetMaxEventBytes(n int) { r.max = n }
 // what is left, possibly an unterminated event, with io.EOF; a stream that
 // breaks returns what arrived with the read error.
 func (r *Reader) Next() ([]byte, error) {
-	if r.next > 0 { // drop the event returned last
-		r.buf = r.buf[:copy(r.buf, r.buf[r.next:])]
-		r.next = 0
-	}
-	scan, lineStart, empty := 0, 0, 0
+	scan, lineStart, empty := r.next, r.next, 0
 	for {
 		for scan < len(r.buf) {
 			i := bytes.IndexByte(r.buf[scan:], '\n')
@@ -69,25 +68,28 @@ func (r *Reader) Next() ([]byte, error) {
 			line := r.buf[lineStart:end]
 			lineStart, scan = end, end
 			if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-				if end > r.max {
-					r.next = len(r.buf)
-					return r.buf[:end], fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
-				}
+				ev := r.buf[r.next:end]
 				r.next = end
-				return r.buf[:end], nil
+				if len(ev) > r.max {
+					return ev, fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
+				}
+				return ev, nil
 			}
 		}
-		// No whole event is buffered: all of buf belongs to the next one.
-		if len(r.buf) > r.max {
+		// No whole event is buffered: all of buf[next:] is the next one's.
+		if rest := r.buf[r.next:]; len(rest) > r.max || r.err != nil {
 			r.next = len(r.buf)
-			return r.buf, fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
-		}
-		if r.err != nil {
-			r.next = len(r.buf)
-			if r.err == io.EOF && len(r.buf) == 0 {
+			switch {
+			case len(rest) > r.max:
+				return rest, fmt.Errorf("%w: more than %d bytes", ErrEventTooLarge, r.max)
+			case r.err == io.EOF && len(rest) == 0:
 				return nil, io.EOF
 			}
-			return r.buf, r.err
+			return rest, r.err
+		}
+		if r.next > 0 { // make room: move the partial event to the front
+			n := copy(r.buf, r.buf[r.next:])
+			r.buf, scan, lineStart, r.next = r.buf[:n], scan-r.next, lineStart-r.next, 0
 		}
 		if len(r.buf) == cap(r.buf) {
 			r.buf = slices.Grow(r.buf, max(initialBytes, cap(r.buf)))
@@ -97,7 +99,9 @@ func (r *Reader) Next() ([]byte, error) {
 		switch {
 		case err != nil:
 			r.err = err
-		case n == 0:
+		case n > 0:
+			empty = 0
+		default:
 			if empty++; empty >= 100 {
 				r.err = io.ErrNoProgress
 			}

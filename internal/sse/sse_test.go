@@ -212,3 +212,65 @@ func TestReaderBuffered(t *testing.T) {
 		}
 	}
 }
+
+// stutterReader gives one byte per read, with a read of nothing between.
+type stutterReader struct {
+	src  io.Reader
+	idle bool
+}
+
+func (s *stutterReader) Read(p []byte) (int, error) {
+	if s.idle = !s.idle; s.idle || len(p) == 0 {
+		return 0, nil
+	}
+	return s.src.Read(p[:1])
+}
+
+// TestReaderEmptyReads: reads of nothing between reads of data are progress
+// enough; only 100 in a row mean a broken source.
+func TestReaderEmptyReads(t *testing.T) {
+	ev := "data: " + strings.Repeat("y", 500) + "\n\n"
+	rd := NewReader(&stutterReader{src: strings.NewReader(ev)})
+	if got, err := rd.Next(); err != nil || string(got) != ev {
+		t.Fatalf("Next = %d bytes, %v; want the %d-byte event", len(got), err, len(ev))
+	}
+	rd = NewReader(iotest.ErrReader(nil)) // always 0, nil
+	if _, err := rd.Next(); !errors.Is(err, io.ErrNoProgress) {
+		t.Errorf("a source that never gives anything: %v; want io.ErrNoProgress", err)
+	}
+}
+
+// TestReaderTooLargeKeepsTheRest: an event over the limit is reported, and
+// the events after it are still read.
+func TestReaderTooLargeKeepsTheRest(t *testing.T) {
+	rd := NewReader(strings.NewReader("data: " + strings.Repeat("z", 100) + "\n\ndata: small\n\n"))
+	rd.SetMaxEventBytes(50)
+	if _, err := rd.Next(); !errors.Is(err, ErrEventTooLarge) {
+		t.Fatalf("first event: %v; want ErrEventTooLarge", err)
+	}
+	if got, err := rd.Next(); err != nil || string(got) != "data: small\n\n" {
+		t.Errorf("second event: %q, %v; want it whole", got, err)
+	}
+}
+
+// BenchmarkReaderAfterLargeEvent: small events read after a 1 MB one, from
+// a source that fills the grown buffer. Unread bytes are not moved per event,
+// so this costs what small events cost anywhere.
+func BenchmarkReaderAfterLargeEvent(b *testing.B) {
+	var stream bytes.Buffer
+	stream.WriteString("data: " + strings.Repeat("x", 1<<20) + "\n\n")
+	small := `data: {"choices":[{"index":0,"delta":{"content":" word"}}]}` + "\n\n"
+	for stream.Len() < 4<<20 {
+		stream.WriteString(small)
+	}
+	in := stream.Bytes()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		rd := NewReader(bytes.NewReader(in))
+		for {
+			if _, err := rd.Next(); err != nil {
+				break
+			}
+		}
+	}
+}
