@@ -57,7 +57,7 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 	req, err := b.NewRequest(ctx, call)
 	if err != nil {
 		// Only a config the validation let through wrongly gets here.
-		x.h.log.Error("building backend request", "request_id", x.recordID, "backend", b.Name, "err", err)
+		x.logger().Error("building backend request", "backend", b.Name, "err", err)
 		a.fail(err)
 		a.kind = breaker.Connection
 		return a

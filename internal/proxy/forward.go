@@ -308,7 +308,7 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) {
 			x.outcome = "backend_timeout"
 		}
 		a.report(now, breaker.Outcome{Status: resp.StatusCode, Err: kind})
-		x.h.log.Warn("backend response broke off", "request_id", x.recordID, "backend", a.b.Name, "err", relayErr)
+		x.logger().Warn("backend response broke off", "backend", a.b.Name, "err", relayErr)
 		// The status and part of the body are out: the only honest signal
 		// left is to abort the connection, so the client sees a truncated
 		// response and not a complete one.

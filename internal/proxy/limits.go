@@ -209,7 +209,7 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 	if x.budgeted {
 		x.budgeted = false
 		if _, err := x.table.Limiter.Settle(x.r.Context(), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
-			x.h.log.Warn("charging the budget", "request_id", x.recordID, "err", err)
+			x.logger().Warn("charging the budget", "err", err)
 		}
 	}
 	if !x.limited {
@@ -220,7 +220,7 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 	// ignores the context's cancellation.
 	rem, err := x.table.Limiter.Settle(x.r.Context(), x.reservation, used, x.h.now())
 	if err != nil {
-		x.h.log.Warn("settling limits", "request_id", x.recordID, "err", err)
+		x.logger().Warn("settling limits", "err", err)
 	}
 	if beforeHeaders {
 		if err != nil {

@@ -256,7 +256,7 @@ func (x *exchange) fail(e *wire.Error) {
 // the connection when the response broke off half-way.
 func (x *exchange) finish() {
 	if v := recover(); v != nil {
-		x.h.log.Error("panic serving request", "request_id", x.recordID, "panic", v, "stack", string(debug.Stack()))
+		x.logger().Error("panic serving request", "panic", v, "stack", string(debug.Stack()))
 		if x.started {
 			x.abort = true
 		}
@@ -324,6 +324,15 @@ func (x *exchange) log(end time.Time) {
 	x.h.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
+// logger is the handler's logger naming the request as the access log does,
+// for the rare lines besides it (the client's id too, when it sent one).
+func (x *exchange) logger() *slog.Logger {
+	if x.clientID == "" {
+		return x.h.log.With("request_id", x.recordID)
+	}
+	return x.h.log.With("request_id", x.recordID, "client_request_id", x.clientID)
+}
+
 // clientGone reports whether the client cancelled or disconnected.
 func (x *exchange) clientGone() bool {
 	return errors.Is(x.r.Context().Err(), context.Canceled)
@@ -334,7 +343,7 @@ func (x *exchange) clientGone() bool {
 func (x *exchange) account(end time.Time) {
 	defer func() {
 		if v := recover(); v != nil {
-			x.h.log.Error("panic accounting for a request", "request_id", x.recordID, "panic", v, "stack", string(debug.Stack()))
+			x.logger().Error("panic accounting for a request", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
 	x.log(end)

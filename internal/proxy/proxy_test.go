@@ -504,13 +504,31 @@ func TestStreamBrokenMidway(t *testing.T) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	})
-	resp := h.post(t, "/openai/deployments/gpt-4o/chat/completions", alphaKey, `{"stream":true}`)
+	resp := h.post(t, "/openai/deployments/gpt-4o/chat/completions", alphaKey, `{"stream":true}`, "X-Request-Id", "client-7")
 	body, err := io.ReadAll(resp.Body)
 	if err == nil {
 		t.Errorf("reading the stream ended cleanly; want a broken connection")
 	}
 	if !strings.HasPrefix(string(body), "data: {\"n\":0}\n\n") || !strings.Contains(string(body), `"code":"backend_broke_off"`) {
 		t.Errorf("body = %q; want the first event, then an SSE error event", body)
+	}
+	// The warning names the request as the access log does, the client's id
+	// included, so that an operator holding either finds it.
+	var warn, access map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		switch m["msg"] {
+		case "backend response broke off":
+			warn = m
+		case "request":
+			access = m
+		}
+	}
+	if warn == nil || access == nil || warn["request_id"] != access["request_id"] || warn["client_request_id"] != "client-7" || access["client_request_id"] != "client-7" {
+		t.Errorf("warning %v, access log %v; want both with one request_id and client_request_id client-7", warn, access)
 	}
 }
 
