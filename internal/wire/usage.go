@@ -157,6 +157,22 @@ func WithoutNullUsage(event []byte) []byte {
 	if !bytes.Contains(event, []byte(`"usage"`)) {
 		return event
 	}
+	// OpenAI and Azure put it last: when the data ends in ,"usage":null}
+	// that member is the top-level object's (in valid JSON the last brace
+	// closes it), and no parse is needed to cut it out.
+	const member = `"usage":null`
+	if tail := bytes.TrimRight(event, " \t\r\n"); bytes.HasSuffix(tail, []byte(member+"}")) {
+		start := len(tail) - len(member) - 1
+		j := start - 1
+		for j >= 0 && isSpace(event[j]) {
+			j--
+		}
+		if j >= 0 && event[j] == ',' {
+			out := make([]byte, 0, len(event)-(start+len(member)-j))
+			out = append(out, event[:j]...)
+			return append(out, event[start+len(member):]...)
+		}
+	}
 	open := bytes.IndexByte(event, '{')
 	if open < 0 {
 		return event

@@ -101,6 +101,8 @@ func TestWithoutNullUsage(t *testing.T) {
 		{"data: {\"usage\":{\"prompt_tokens\":1}}\n\n", "data: {\"usage\":{\"prompt_tokens\":1}}\n\n"},
 		{"data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":null\"}}]}\n\n", "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":null\"}}]}\n\n"},
 		{"data: [DONE]\n\n", "data: [DONE]\n\n"},
+		{"data: {\"a\":{\"b\":1,\"usage\":null}}\n\n", "data: {\"a\":{\"b\":1,\"usage\":null}}\n\n"},
+		{"data: {\"a\":\"q\\\\\" , \"usage\":null}\r\n\r\n", "data: {\"a\":\"q\\\\\" }\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		if got := string(WithoutNullUsage([]byte(tt.in))); got != tt.want {
