@@ -189,12 +189,7 @@ func BenchmarkReader(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		rd := NewReader(bytes.NewReader(in))
-		for {
-			if _, err := rd.Next(); err != nil {
-				break
-			}
-		}
+		drain(in)
 	}
 }
 
@@ -266,11 +261,16 @@ func BenchmarkReaderAfterLargeEvent(b *testing.B) {
 	in := stream.Bytes()
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		rd := NewReader(bytes.NewReader(in))
-		for {
-			if _, err := rd.Next(); err != nil {
-				break
-			}
+		drain(in)
+	}
+}
+
+// drain reads every event of in.
+func drain(in []byte) {
+	rd := NewReader(bytes.NewReader(in))
+	for {
+		if _, err := rd.Next(); err != nil {
+			return
 		}
 	}
 }
