@@ -58,6 +58,26 @@ type Server struct {
 	// ShutdownGrace is how long, on SIGTERM, in-flight requests and streams may
 	// take to finish after the listener stops accepting. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+	// ReadBodyTimeout bounds how long a client may take to send its request
+	// body once its headers are in; a client that trickles its body gets 408
+	// and the connection is closed. Default 60s.
+	ReadBodyTimeout Duration `yaml:"read_body_timeout" json:"read_body_timeout"`
+	// MaxConnections caps the client connections open at once, idle
+	// keep-alive ones included; a connection beyond it gets 503 and is closed
+	// before any of its requests is read. Default 10000, and never more than
+	// three quarters of the process's file-descriptor limit.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerIP caps the client connections open at once from one
+	// address (the peer's; a trusted proxy counts as itself), so one client
+	// cannot take all of MaxConnections. Default 1024; 0 is not allowed.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// TrustedProxies are the addresses (IPs or CIDR ranges) of proxies in
+	// front of Sluice. Only a request from one of them may bring
+	// X-Forwarded-For and Forwarded headers, which then name the client in
+	// the ledger and metrics and are passed on; from anyone else they are
+	// dropped. Sluice sets X-Forwarded-For to the real peer either way.
+	// Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies"`
 }
 
 // Admin configures the operator listener.

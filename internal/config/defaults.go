@@ -12,6 +12,9 @@ const (
 	defaultMaxRequestBytes   = 4 << 20
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultShutdownGrace     = 30 * time.Second
+	defaultReadBodyTimeout   = 60 * time.Second
+	defaultMaxConnections    = 10000
+	defaultMaxConnsPerIP     = 1024
 	defaultStateStore        = "memory"
 	defaultOnStoreError      = "fail_open"
 	defaultStoreTimeout      = 50 * time.Millisecond
@@ -75,6 +78,9 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	d.set("server.max_request_bytes", c.Server.MaxRequestBytes == 0, func() { c.Server.MaxRequestBytes = defaultMaxRequestBytes })
 	d.dur("server.read_header_timeout", &c.Server.ReadHeaderTimeout, defaultReadHeaderTimeout)
 	d.dur("server.shutdown_grace", &c.Server.ShutdownGrace, defaultShutdownGrace)
+	d.dur("server.read_body_timeout", &c.Server.ReadBodyTimeout, defaultReadBodyTimeout)
+	d.set("server.max_connections", c.Server.MaxConnections == 0, func() { c.Server.MaxConnections = defaultMaxConnections })
+	d.set("server.max_connections_per_ip", c.Server.MaxConnectionsPerIP == 0, func() { c.Server.MaxConnectionsPerIP = defaultMaxConnsPerIP })
 
 	d.str("state.store", &c.State.Store, defaultStateStore)
 	d.str("state.on_store_error", &c.State.OnStoreError, defaultOnStoreError)

@@ -77,9 +77,10 @@ func TestParseReference(t *testing.T) {
 		return b
 	}
 	want := &Config{
-		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
-		Admin:  Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
-		State:  State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
+		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second),
+			ReadBodyTimeout: dur(60 * time.Second), MaxConnections: 10000, MaxConnectionsPerIP: 1024},
+		Admin: Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
+		State: State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage: Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{
 			"gpt-4o":                 {Input: 2.5, Output: 10, CachedInput: ptr(1.25)},
 			"text-embedding-3-small": {Input: 0.02, CachedInput: ptr(0.02)},
@@ -188,7 +189,8 @@ products:
 		Errors: []string{"timeout", "connection"}, TripDuration: dur(time.Minute), MaxTripDuration: dur(10 * time.Minute),
 	}
 	want := &Config{
-		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second)},
+		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4 << 20, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second),
+			ReadBodyTimeout: dur(60 * time.Second), MaxConnections: 10000, MaxConnectionsPerIP: 1024},
 		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage:   Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
@@ -308,7 +310,8 @@ func TestParseDefaultsKeepExplicitValues(t *testing.T) {
 	// Every value differs from its default, including explicit empty lists,
 	// which must not be replaced by the default lists.
 	const text = `
-server: { listen: "0.0.0.0:9000", max_request_bytes: 100, read_header_timeout: 1s, shutdown_grace: 0s }
+server: { listen: "0.0.0.0:9000", max_request_bytes: 100, read_header_timeout: 1s, shutdown_grace: 0s,
+  read_body_timeout: 3s, max_connections: 5, max_connections_per_ip: 2, trusted_proxies: [10.0.0.0/8, "::1"] }
 admin: { listen: "127.0.0.1:9001" }
 state: { store: "redis://r:6379/0", on_store_error: fail_closed, timeout: 2s }
 usage: { store: "postgres://u@db/usage", prices: { currency: EUR } }
@@ -357,7 +360,8 @@ products:
 		t.Fatalf("Parse error:\n%v", err)
 	}
 	want := &Config{
-		Server:  Server{Listen: "0.0.0.0:9000", MaxRequestBytes: 100, ReadHeaderTimeout: dur(time.Second)},
+		Server: Server{Listen: "0.0.0.0:9000", MaxRequestBytes: 100, ReadHeaderTimeout: dur(time.Second),
+			ReadBodyTimeout: dur(3 * time.Second), MaxConnections: 5, MaxConnectionsPerIP: 2, TrustedProxies: []string{"10.0.0.0/8", "::1"}},
 		Admin:   Admin{Listen: "127.0.0.1:9001"},
 		State:   State{Store: "redis://r:6379/0", OnStoreError: "fail_closed", Timeout: dur(2 * time.Second)},
 		Usage:   Usage{Store: "postgres://u@db/usage", Journal: "sluice-usage.journal", Prices: Prices{Currency: "EUR"}},
@@ -468,7 +472,7 @@ func TestParseUnknownField(t *testing.T) {
 		{"top level", minimal + "serverr: {}\n",
 			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, logging, backends, pools, models, products, subscriptions)"},
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
-			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)"},
+			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, trusted_proxies)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),
 			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, connect_timeout, first_byte_timeout, stream_timeout, circuit_breaker, circuit_breakers, health_check)"},
 		{"nested in list element", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breaker: { failure: 2 }", 1),
@@ -631,7 +635,7 @@ subscriptions:
 `
 	want := []string{
 		`test.yaml:2: server.listen: "nowhere" is not host:port with a port from 0 to 65535, such as 127.0.0.1:8080`,
-		"test.yaml:3: server.lisen: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace)",
+		"test.yaml:3: server.lisen: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, trusted_proxies)",
 		"test.yaml:6: backends[0].url: must be an absolute http or https URL with a host, such as https://NAME.openai.azure.com",
 		"test.yaml:8: backends[0].auth.api_key: environment variable UNSET is not set",
 		"test.yaml:10: backends[0].timeout: must be greater than 0",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -84,6 +85,18 @@ func (c *Config) validateServer(p *problems) {
 		p.add("server.max_request_bytes", "must be greater than 0")
 	}
 	positive(p, "server.read_header_timeout", s.ReadHeaderTimeout)
+	positive(p, "server.read_body_timeout", s.ReadBodyTimeout)
+	if s.MaxConnections <= 0 {
+		p.add("server.max_connections", "must be greater than 0")
+	}
+	if s.MaxConnectionsPerIP <= 0 {
+		p.add("server.max_connections_per_ip", "must be greater than 0")
+	}
+	for i, tp := range s.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			p.add(index("server.trusted_proxies", i), "%v", err)
+		}
+	}
 	// shutdown_grace may be 0: stop at once.
 }
 
@@ -286,4 +299,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ParsePrefix reads a trusted proxy: an IP address (a single host) or a CIDR
+// range such as 10.0.0.0/8.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("want an IP address or a CIDR range such as 10.0.0.0/8, got %q", s)
+		}
+		return pf.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an IP address or a CIDR range such as 10.0.0.0/8, got %q", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

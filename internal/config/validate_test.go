@@ -592,7 +592,7 @@ func TestValidateAccepts(t *testing.T) {
 
 func TestValidateWithoutParse(t *testing.T) {
 	c := &Config{
-		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1)},
+		Server:  Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 1, ReadHeaderTimeout: dur(1), ReadBodyTimeout: dur(1), MaxConnections: 1, MaxConnectionsPerIP: 1},
 		State:   State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(1)},
 		Usage:   Usage{Store: "sqlite:x.db", Prices: Prices{Currency: "USD"}},
 		Tracing: Tracing{Protocol: "http", ServiceName: "sluice"},
