@@ -12,7 +12,8 @@ import (
 )
 
 // admit applies the product's limits before any backend is called: with
-// estimation it reserves the prompt's tokens plus max_tokens, otherwise it
+// estimation it reserves the prompt's tokens plus max_tokens for each
+// choice the request asks for, otherwise it
 // checks that no counter is over and charges after the fact. It answers the
 // client and reports false when the request may not go on.
 func (x *exchange) admit(req wire.Request) bool {
@@ -62,11 +63,13 @@ func (x *exchange) admitLimits(req wire.Request) bool {
 	if p.Estimate {
 		want = x.promptCount()
 		if x.op != wire.OpEmbeddings {
+			// Every choice (n, or best_of for completions) may run to
+			// max_tokens: the backend generates, and bills, them all.
+			completion := p.DefaultMaxTokens
 			if req.MaxTokens > 0 {
-				want += req.MaxTokens
-			} else {
-				want += p.DefaultMaxTokens
+				completion = req.MaxTokens
 			}
+			want = addCapped(want, mulCapped(completion, req.Choices))
 		}
 	}
 	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
@@ -168,6 +171,26 @@ func periodName(p limit.Period) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// maxReserve caps what one request reserves. A client's max_tokens may be
+// near the top of int64, and neither the reservation nor a store's
+// used+reserved sum may wrap around to a negative number; no limit is
+// anywhere near this large, so a capped request is refused as too large all
+// the same.
+const maxReserve = 1 << 50
+
+// mulCapped and addCapped are a*b and a+b for non-negative a and b, capped at
+// maxReserve.
+func mulCapped(a, b int64) int64 {
+	if a != 0 && b > maxReserve/a {
+		return maxReserve
+	}
+	return min(a*b, maxReserve)
+}
+
+func addCapped(a, b int64) int64 {
+	return min(min(a, maxReserve)+min(b, maxReserve), maxReserve) // no overflow: both at most 2^50
+}
 
 // limitHeaders sets the remaining-limit headers, -1 meaning no such limit,
 // and with consumed the tokens-consumed header to used. The numbers share

@@ -88,6 +88,10 @@ type Request struct {
 	// MaxTokens is max_tokens, max_completion_tokens or max_output_tokens,
 	// whichever is set; 0 when none is.
 	MaxTokens int64
+	// Choices is how many completions the backend generates, each up to
+	// MaxTokens: the larger of "n" and, for completions, "best_of"; 1 when
+	// neither is set.
+	Choices int64
 
 	// modelStart and modelEnd delimit the raw JSON value of "model" in the
 	// body, so that it can be replaced without re-encoding the rest.
@@ -98,55 +102,49 @@ type Request struct {
 var ErrBadRequest = errors.New("bad request")
 
 // ParseRequest reads the routing fields of a JSON request body in one pass
-// over its top-level keys. The body must be a JSON object. A routing field
-// given twice is refused: the gateway and the backend could otherwise read
-// different values (a JSON decoder keeps the last, gjson the first).
+// over its top-level keys. The body must be a JSON object.
+//
+// A body that two JSON readers could read differently is refused: a key
+// given twice, or in two spellings that differ only in case, or a key that
+// differs only in case from a field of its object ("Model"), in the body and
+// in the objects inside it that Sluice reads (stream_options, messages,
+// Responses input items, their content parts and tool calls). A JSON decoder
+// keeps the last of duplicates, gjson the first, and Go's encoding/json
+// matches keys case-insensitively: without this, {"model":"cheap",
+// "Model":"expensive"} would pass a model allow-list as "cheap" and be
+// served as "expensive".
 func ParseRequest(body []byte) (Request, error) {
-	var r Request
+	r := Request{Choices: 1}
 	if !ValidJSON(body) {
 		return r, fmt.Errorf("%w: the request body is not valid JSON", ErrBadRequest)
+	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259 §8.1). Readers differ on invalid bytes
+		// (replaced, kept or refused), and Sluice must read what the
+		// backend reads.
+		return r, fmt.Errorf("%w: the request body is not valid UTF-8", ErrBadRequest)
 	}
 	root := gjson.Parse(view(body))
 	if !root.IsObject() {
 		return r, fmt.Errorf("%w: the request body must be a JSON object", ErrBadRequest)
 	}
-	var seen uint8
-	const (
-		sModel = 1 << iota
-		sStream
-		sOptions
-		sMax
-	)
+	var keys keyChecker
 	var err error
-	once := func(bit uint8, name string) bool {
-		if seen&bit != 0 && err == nil {
-			err = fmt.Errorf("%w: %q is given more than once", ErrBadRequest, name)
+	maxKey := "" // the max_*tokens field set, when one is
+	root.ForEach(func(key, value gjson.Result) bool {
+		if err = keys.check(requestShape, key.Str); err != nil {
 			return false
 		}
-		seen |= bit
-		return true
-	}
-	root.ForEach(func(key, value gjson.Result) bool {
 		switch key.Str {
 		case "model":
-			if !once(sModel, "model") {
-				return false
-			}
 			if value.Type != gjson.String {
 				err = fmt.Errorf("%w: \"model\" must be a string", ErrBadRequest)
-				return false
-			}
-			if !utf8.ValidString(value.Str) {
-				err = fmt.Errorf("%w: \"model\" is not valid UTF-8", ErrBadRequest)
 				return false
 			}
 			r.Model = strings.Clone(value.Str) // not a view of body: it outlives the request
 			r.modelStart = value.Index
 			r.modelEnd = value.Index + len(value.Raw)
 		case "stream":
-			if !once(sStream, "stream") {
-				return false
-			}
 			switch value.Type {
 			case gjson.True:
 				r.Stream = true
@@ -156,30 +154,51 @@ func ParseRequest(body []byte) (Request, error) {
 				return false
 			}
 		case "stream_options":
-			if !once(sOptions, "stream_options") {
-				return false
+			if err = checkValue(value, requestShape.inner["stream_options"]); err != nil {
+				err = in(err, ".stream_options")
 			}
 			r.IncludeUsage = value.Get("include_usage").Type == gjson.True
+		case "messages", "input":
+			if err = checkValue(value, requestShape.inner[key.Str]); err != nil {
+				err = in(err, "."+key.Str)
+			}
 		case "max_tokens", "max_completion_tokens", "max_output_tokens":
 			if value.Type == gjson.Null {
 				return true
 			}
-			if !once(sMax, key.Str) {
+			if maxKey != "" {
+				err = fmt.Errorf("%w: %q and %q are both given: send one", ErrBadRequest, maxKey, key.Str)
 				return false
 			}
-			n, perr := strconv.ParseInt(value.Raw, 10, 64)
-			if value.Type != gjson.Number || perr != nil || n < 0 {
-				err = fmt.Errorf("%w: %q must be a non-negative integer", ErrBadRequest, key.Str)
-				return false
+			maxKey = key.Str
+			r.MaxTokens, err = count(key.Str, value, 0)
+		case "n", "best_of":
+			if value.Type == gjson.Null {
+				return true
 			}
-			r.MaxTokens = n
+			var n int64
+			if n, err = count(key.Str, value, 1); err == nil {
+				r.Choices = max(r.Choices, n)
+			}
 		}
-		return true
+		return err == nil
 	})
 	if err != nil {
 		return Request{}, err
 	}
 	return r, nil
+}
+
+// count reads an integer field of at least least.
+func count(name string, v gjson.Result, least int64) (int64, error) {
+	n, err := strconv.ParseInt(v.Raw, 10, 64)
+	if v.Type != gjson.Number || err != nil || n < least {
+		if least == 0 {
+			return 0, fmt.Errorf("%w: %q must be a non-negative integer", ErrBadRequest, name)
+		}
+		return 0, fmt.Errorf("%w: %q must be an integer of at least %d", ErrBadRequest, name, least)
+	}
+	return n, nil
 }
 
 // MaxDepth bounds the nesting of the JSON ValidJSON accepts, as encoding/json

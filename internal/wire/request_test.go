@@ -37,6 +37,37 @@ func TestParseRequest(t *testing.T) {
 		{name: "negative max", body: `{"max_tokens":-1}`, wantErr: true},
 		{name: "fractional max", body: `{"max_tokens":1.5}`, wantErr: true},
 		{name: "trailing garbage", body: `{"model":"m"} x`, wantErr: true},
+		{name: "invalid utf-8", body: "{\"model\":\"a\xff\"}", wantErr: true},
+		{name: "invalid utf-8 in a message", body: "{\"messages\":[{\"content\":\"\xc3\"}]}", wantErr: true},
+		{name: "n", body: `{"n":5,"max_tokens":50}`, want: Request{MaxTokens: 50, Choices: 5}},
+		{name: "best_of over n", body: `{"n":2,"best_of":4}`, want: Request{Choices: 4}},
+		{name: "n null", body: `{"n":null}`, want: Request{}},
+		{name: "n zero", body: `{"n":0}`, wantErr: true},
+		{name: "n string", body: `{"n":"5"}`, wantErr: true},
+		{name: "n twice", body: `{"n":1,"n":100}`, wantErr: true},
+		// Keys that read differently to an exact reader and to a
+		// case-insensitive one (Go's encoding/json keeps the last match).
+		{name: "model in upper case", body: `{"model":"cheap","Model":"expensive"}`, wantErr: true},
+		{name: "model in upper case alone", body: `{"Model":"expensive"}`, wantErr: true},
+		{name: "max_tokens in mixed case", body: `{"max_tokens":1,"Max_Tokens":500}`, wantErr: true},
+		{name: "n in upper case", body: `{"N":100}`, wantErr: true},
+		{name: "Kelvin sign", body: "{\"max_to\u212Aens\":500}", wantErr: true},
+		{name: "long s", body: "{\"\u017Ftream\":true}", wantErr: true},
+		{name: "escaped upper case", body: `{"model":"a","\u004dodel":"b"}`, wantErr: true},
+		{name: "escaped duplicate", body: `{"model":"a","\u006dodel":"b"}`, wantErr: true},
+		{name: "unknown key twice", body: `{"temperature":0,"temperature":2}`, wantErr: true},
+		{name: "unknown keys differing in case", body: `{"x_custom":0,"X_Custom":2}`, wantErr: true},
+		{name: "unknown key in upper case", body: `{"X_Custom":2}`, want: Request{}},
+		{name: "include_usage in upper case", body: `{"stream_options":{"include_usage":false,"Include_Usage":true}}`, wantErr: true},
+		{name: "content in upper case", body: `{"messages":[{"role":"user","content":"a","Content":"b"}]}`, wantErr: true},
+		{name: "role twice", body: `{"messages":[{"role":"user","role":"system","content":"a"}]}`, wantErr: true},
+		{name: "part text in upper case", body: `{"messages":[{"role":"user","content":[{"type":"text","text":"a","TEXT":"b"}]}]}`, wantErr: true},
+		{name: "tool call arguments", body: `{"messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f","Arguments":"{}"}}]}]}`, wantErr: true},
+		{name: "responses input item", body: `{"input":["x",{"role":"user","Content":"b"}]}`, wantErr: true},
+		{name: "schema properties may differ in case",
+			body: `{"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"Name":{},"name":{}}}}}]}`,
+			want: Request{}},
+		{name: "metadata keys are the client's", body: `{"metadata":{"Model":"x","model":"y"}}`, want: Request{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +82,9 @@ func TestParseRequest(t *testing.T) {
 				t.Fatalf("ParseRequest(%s) error = %v", tt.body, err)
 			}
 			got.modelStart, got.modelEnd = 0, 0
+			if tt.want.Choices == 0 {
+				tt.want.Choices = 1
+			}
 			if got != tt.want {
 				t.Errorf("ParseRequest(%s) = %+v; want %+v", tt.body, got, tt.want)
 			}
@@ -87,15 +121,37 @@ func TestWithModel(t *testing.T) {
 	}
 }
 
-// FuzzParseRequest checks that parsing never panics, that what it accepts is
-// JSON whose top-level model is what it says, and that WithModel keeps the
-// body valid JSON with the new model.
+// jsonView is how Go's encoding/json reads the fields Sluice enforces: keys
+// matched case-insensitively (under Unicode folding), the last match kept.
+// Values stay raw, so the comparison is about which key is read, not about
+// how a value is converted.
+type jsonView struct {
+	Model               json.RawMessage `json:"model"`
+	Stream              json.RawMessage `json:"stream"`
+	StreamOptions       json.RawMessage `json:"stream_options"`
+	MaxTokens           json.RawMessage `json:"max_tokens"`
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
+	N                   json.RawMessage `json:"n"`
+	BestOf              json.RawMessage `json:"best_of"`
+}
+
+// present reports whether a field was there and not null.
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// FuzzParseRequest checks that parsing never panics, that no body it
+// accepts reads differently to Go's encoding/json (which matches keys
+// case-insensitively and keeps the last) for a field Sluice enforces, and
+// that WithModel keeps the body valid JSON with the new model.
 func FuzzParseRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":5}`,
 		`{"input":["a","b"],"model":"text-embedding-3-small"}`,
 		`{}`, `{"model":null}`, `{"model":"a","model":"b"}`, `[`, `{"stream":1}`, "{\"model\":\"\\ud800\"}",
+		`{"model":"cheap","Model":"expensive"}`, `{"max_tokens":1,"Max_Tokens":500}`, `{"n":1,"N":100}`,
+		"{\"max_to\\u212Aens\":500}", "{\"\\u017Ftream\":true}", `{"best_of":3,"n":2,"max_tokens":7}`,
+		`{"stream_options":{"include_usage":false,"INCLUDE_USAGE":true}}`, `{"MODEL":"x","model":"y"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -104,25 +160,64 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var top map[string]json.RawMessage
-		if jerr := json.Unmarshal(body, &top); jerr != nil {
-			// encoding/json refuses some inputs gjson accepts (invalid UTF-8
-			// is replaced, not refused, by both); only check what both accept.
+		var v jsonView
+		if jerr := json.Unmarshal(body, &v); jerr != nil {
+			// encoding/json refuses some inputs gjson accepts; a backend
+			// that reads like it refuses them too.
 			return
 		}
-		if raw, ok := top["model"]; ok && r.Model != "" {
-			var m string
-			if json.Unmarshal(raw, &m) == nil && m != r.Model {
-				t.Fatalf("model = %q; encoding/json reads %q", r.Model, m)
+		var model string
+		if present(v.Model) {
+			if err := json.Unmarshal(v.Model, &model); err != nil {
+				t.Fatalf("%s: accepted a model %s that encoding/json cannot read: %v", body, v.Model, err)
 			}
 		}
+		if model != r.Model {
+			t.Fatalf("%s: model = %q; encoding/json reads %q", body, r.Model, model)
+		}
+		if got := string(v.Stream) == "true"; got != r.Stream {
+			t.Fatalf("%s: stream = %v; encoding/json reads %s", body, r.Stream, v.Stream)
+		}
+		var so struct {
+			IncludeUsage json.RawMessage `json:"include_usage"`
+		}
+		if present(v.StreamOptions) && json.Unmarshal(v.StreamOptions, &so) == nil {
+			if got := string(so.IncludeUsage) == "true"; got != r.IncludeUsage {
+				t.Fatalf("%s: include_usage = %v; encoding/json reads %s", body, r.IncludeUsage, so.IncludeUsage)
+			}
+		}
+		var maxTokens int64
+		for _, raw := range []json.RawMessage{v.MaxTokens, v.MaxCompletionTokens, v.MaxOutputTokens} {
+			if present(raw) {
+				if err := json.Unmarshal(raw, &maxTokens); err != nil {
+					t.Fatalf("%s: accepted max tokens %s that encoding/json cannot read: %v", body, raw, err)
+				}
+			}
+		}
+		if maxTokens != r.MaxTokens {
+			t.Fatalf("%s: max tokens = %d; encoding/json reads %d", body, r.MaxTokens, maxTokens)
+		}
+		choices := int64(1)
+		for _, raw := range []json.RawMessage{v.N, v.BestOf} {
+			if present(raw) {
+				var n int64
+				if err := json.Unmarshal(raw, &n); err != nil {
+					t.Fatalf("%s: accepted n/best_of %s that encoding/json cannot read: %v", body, raw, err)
+				}
+				choices = max(choices, n)
+			}
+		}
+		if choices != r.Choices {
+			t.Fatalf("%s: choices = %d; encoding/json reads %d", body, r.Choices, choices)
+		}
+
 		out := r.WithModel(body, QuoteJSON("rewritten"))
-		var after map[string]json.RawMessage
+		var after jsonView
 		if err := json.Unmarshal(out, &after); err != nil {
 			t.Fatalf("WithModel(%q) = %q: not JSON: %v", body, out, err)
 		}
 		var m string
-		if err := json.Unmarshal(after["model"], &m); err != nil || m != "rewritten" {
+		if err := json.Unmarshal(after.Model, &m); err != nil || m != "rewritten" {
 			t.Fatalf("WithModel(%q) = %q: model %q, %v", body, out, m, err)
 		}
 	})
