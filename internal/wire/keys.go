@@ -249,4 +249,3 @@ func quoteShort(s string) string {
 	}
 	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
 }
-
