@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -103,7 +104,8 @@ func (a *handler) notFound(w http.ResponseWriter, r *http.Request) {
 		"No admin API at "+r.Method+" "+r.URL.Path+".").Write(w)
 }
 
-// guard requires the admin key, as api-key or Authorization: Bearer.
+// guard requires the admin key, as api-key or Authorization: Bearer; never
+// in the query string, which proxies and access logs keep.
 func (a *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		want := a.o.Table().Config.Admin.APIKey
@@ -112,8 +114,13 @@ func (a *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 				"The admin API is disabled: set admin.api_key to enable it.").Write(w)
 			return
 		}
-		got, ok := auth.KeyFromRequest(r)
-		if !ok || !equalKeys(got, want.Reveal()) {
+		got, err := auth.KeyFromHeader(r.Header)
+		if errors.Is(err, auth.ErrConflict) {
+			wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "conflicting_credentials",
+				"The request carries two different keys. Send the admin key once, as api-key or Authorization: Bearer.").Write(w)
+			return
+		}
+		if err != nil || !equalKeys(got, want.Reveal()) {
 			wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
 				"The admin key is missing or wrong.").Write(w)
 			return

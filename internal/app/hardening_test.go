@@ -1,8 +1,19 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/usage"
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // TestKeySpellingsCannotBypassRules: a body whose routing or limit fields a
@@ -65,5 +76,235 @@ func TestChoicesAreReserved(t *testing.T) {
 		`{"model":"gpt-4o","max_tokens":50,"n":3,"messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 200 {
 		t.Errorf("n 3 of 50 tokens: %d %s; want 200", resp.StatusCode, got)
+	}
+}
+
+// rawRequest sends raw bytes to addr (host:port) and reads until the server
+// closes the connection or the deadline passes; it returns what was read and
+// whether the server closed the connection.
+func rawRequest(t *testing.T, addr, req string, deadline time.Duration) (string, bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(deadline))
+	b, err := io.ReadAll(conn)
+	// A reset is a close too: the server closed with unread bytes.
+	return string(b), err == nil || errors.Is(err, syscall.ECONNRESET)
+}
+
+// TestStrangersCannotHoldConnections: a client without a key is refused from
+// its headers, before its body, and its connection is closed at once; a
+// client that trickles its body is cut off after server.read_body_timeout.
+func TestStrangersCannotHoldConnections(t *testing.T) {
+	tmpl := strings.Replace(fxConfigYAML, "shutdown_grace: %s", "shutdown_grace: %s\n  read_body_timeout: 1s", 1)
+	f := newFixture(t, withConfig(tmpl))
+	addr := strings.TrimPrefix(f.url, "http://")
+	for _, tt := range []struct{ name, req string }{
+		{"content-length body never sent", "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"},
+		{"chunked body trickled", "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"},
+		{"no body, keep-alive", "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"bad key", "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nApi-Key: wrong\r\nContent-Length: 50\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, closed := rawRequest(t, addr, tt.req, 5*time.Second)
+			if !strings.HasPrefix(resp, "HTTP/1.1 401 ") || !strings.Contains(resp, `"type":"authentication_error"`) {
+				t.Errorf("response %q; want 401 with an OpenAI-shaped body", resp)
+			}
+			if !closed {
+				t.Errorf("the connection stayed open after a 401 (read timed out); want it closed at once")
+			}
+		})
+	}
+	t.Run("body trickled with a key", func(t *testing.T) {
+		start := time.Now()
+		resp, closed := rawRequest(t, addr, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nApi-Key: "+fxAlphaKey+
+			"\r\nContent-Length: 100\r\n\r\n{\"model\":", 10*time.Second)
+		if !strings.HasPrefix(resp, "HTTP/1.1 408 ") || !strings.Contains(resp, `"code":"request_timeout"`) || !closed {
+			t.Errorf("response %q (closed %v); want 408 request_timeout and the connection closed", resp, closed)
+		}
+		if d := time.Since(start); d < time.Second {
+			t.Errorf("cut off after %v; want no sooner than read_body_timeout (1s)", d)
+		}
+	})
+}
+
+// TestMalformedBodyFraming: a chunked body whose framing is broken gets an
+// OpenAI-shaped 400, not an empty 200, and the connection is closed.
+func TestMalformedBodyFraming(t *testing.T) {
+	f := newFixture(t)
+	addr := strings.TrimPrefix(f.url, "http://")
+	head := "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nApi-Key: " + fxAlphaKey + "\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for _, tt := range []struct{ name, body string }{
+		{"bad chunk size", "zz\r\n{}\r\n0\r\n\r\n"},
+		{"huge chunk extension", "2;" + strings.Repeat("a", 100<<10) + "\r\n{}\r\n0\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, closed := rawRequest(t, addr, head+tt.body, 5*time.Second)
+			if !strings.HasPrefix(resp, "HTTP/1.1 400 ") || !strings.Contains(resp, `"code":"invalid_request_body"`) || !closed {
+				t.Errorf("response %q (closed %v); want 400 invalid_request_body and the connection closed", resp, closed)
+			}
+		})
+	}
+	if n := len(f.seen.all()); n != 0 {
+		t.Errorf("the backends saw %d requests; want none", n)
+	}
+}
+
+// TestClientStringsBounded: what a client chooses (a model name, x-user-id,
+// x-app-id) is cut and cleaned of control characters before the ledger, the
+// log or an error message keeps or repeats it.
+func TestClientStringsBounded(t *testing.T) {
+	f := newFixture(t)
+	huge := strings.Repeat("m", 1<<20)
+	resp, body := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, `{"model":"`+huge+`","messages":[]}`)
+	if resp.StatusCode != 404 || len(body) > 1024 {
+		t.Errorf("unknown 1 MiB model: %d and a body of %d bytes; want 404 with a short body", resp.StatusCode, len(body))
+	}
+	resp, body = do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, `{"model":"evil\r\n\u0000model","messages":[]}`)
+	if resp.StatusCode != 404 || strings.Contains(body, `\r`) || strings.Contains(body, `\u0000`) {
+		t.Errorf("model with CR, LF, NUL: %d %s; want 404 without them", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Api-Key", fxAlphaKey)
+	req.Header.Set("X-User-Id", strings.Repeat("u", 400<<10))
+	req.Header.Set("X-App-Id", "app\t\u0085-1") // a tab and a C1 control: what HTTP lets through
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("chat with long ids: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if len(line) > 8<<10 {
+			t.Errorf("a log line of %d bytes; want client strings cut", len(line))
+		}
+	}
+	store, err := usage.Open(context.Background(), os.Getenv("FX_USAGE_STORE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rows, err := store.Report(context.Background(), usage.Query{GroupBy: []string{"model", "user", "app"}})
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("report %v, %v; want three rows", rows, err)
+	}
+	for _, r := range rows {
+		if m := r.Group["model"]; len(m) > wire.MaxModelBytes || strings.ContainsAny(m, "\r\n\x00") {
+			t.Errorf("ledger model %q (%d bytes); want at most %d bytes, no control characters", wire.EchoText(m), len(m), wire.MaxModelBytes)
+		}
+		if u := r.Group["user"]; len(u) > wire.MaxIDBytes {
+			t.Errorf("ledger user id of %d bytes; want at most %d", len(u), wire.MaxIDBytes)
+		}
+		if a := r.Group["app"]; a != "" && a != "app-1" {
+			t.Errorf("ledger app id %q; want %q", a, "app-1")
+		}
+	}
+}
+
+// TestPolicyLeaks: the admin key is taken from headers only; two different
+// client keys are refused rather than silently ranked; a client's
+// forwarding and credential-like headers never reach a backend unless the
+// client is a trusted proxy, and the backend learns the real peer.
+func TestPolicyLeaks(t *testing.T) {
+	tmpl := strings.Replace(fxConfigYAML, "shutdown_grace: %s", "shutdown_grace: %s\n  trusted_proxies: [10.9.9.9]", 1)
+	f := newFixture(t, withConfig(tmpl))
+	if resp, body := do(t, "GET", f.admin+"/admin/config?api-key="+fxAdminKey, "", ""); resp.StatusCode != 401 {
+		t.Errorf("admin key in the query: %d %s; want 401", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Api-Key", fxAlphaKey)
+	req.Header.Set("Authorization", "Bearer sk-some-other-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"code":"conflicting_credentials"`) {
+		t.Errorf("two different keys: %d %s; want 400 conflicting_credentials", resp.StatusCode, b)
+	}
+
+	req, _ = http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Api-Key", fxAlphaKey)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("Forwarded", "for=6.6.6.6")
+	req.Header.Set("X-Real-Ip", "6.6.6.6")
+	req.Header.Set("X-Api-Key", "sk-client-secret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	all := f.seen.all()
+	if len(all) != 1 {
+		t.Fatalf("the backends saw %d requests; want 1", len(all))
+	}
+	h := all[0].header
+	if got := h.Get("X-Forwarded-For"); got != "127.0.0.1" {
+		t.Errorf("backend X-Forwarded-For %q; want the peer, 127.0.0.1", got)
+	}
+	for _, k := range []string{"Forwarded", "X-Real-Ip", "X-Api-Key"} {
+		if v := h.Get(k); v != "" {
+			t.Errorf("backend got the client's %s: %q", k, v)
+		}
+	}
+}
+
+// TestBackendAuthFailure: a backend that refuses Sluice's own credential is a
+// gateway failure (502 backend_auth_failed, logged with the backend's name,
+// counted by the breaker), never a 401 that tells the client its key is bad.
+func TestBackendAuthFailure(t *testing.T) {
+	tmpl := strings.Replace(fxConfigYAML, `auth: { api_key: "${FX_PTU_KEY}" }`, `auth: { api_key: "not-the-ptu-key" }`, 1)
+	f := newFixture(t, withConfig(tmpl))
+	resp, body := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, chatBody)
+	if resp.StatusCode != 502 || !strings.Contains(body, `"code":"backend_auth_failed"`) || strings.Contains(body, "Access denied") {
+		t.Errorf("backend 401: %d %s; want 502 backend_auth_failed without the backend's body", resp.StatusCode, body)
+	}
+	if !strings.Contains(f.logs.String(), `"backend":"ptu-swedencentral"`) || !strings.Contains(f.logs.String(), "refused Sluice's credential") {
+		t.Errorf("no log line names the backend whose credential was refused")
+	}
+	resp, body = do(t, "GET", f.admin+"/admin/backends", fxAdminKey, "")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"errors": 1`) {
+		t.Errorf("admin/backends %d %s; want the ptu's error counted", resp.StatusCode, body)
+	}
+}
+
+// TestTrustedProxyForwarding: behind a trusted proxy the backend gets the
+// proxy's X-Forwarded-For with the proxy's address added, and the proxy's
+// Forwarded header.
+func TestTrustedProxyForwarding(t *testing.T) {
+	tmpl := strings.Replace(fxConfigYAML, "shutdown_grace: %s", "shutdown_grace: %s\n  trusted_proxies: [127.0.0.0/8]", 1)
+	f := newFixture(t, withConfig(tmpl))
+	req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Api-Key", fxAlphaKey)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("Forwarded", "for=6.6.6.6")
+	req.Header.Set("X-Api-Key", "sk-client-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	all := f.seen.all()
+	if len(all) != 1 {
+		t.Fatalf("the backends saw %d requests; want 1", len(all))
+	}
+	h := all[0].header
+	if got := h.Get("X-Forwarded-For"); got != "6.6.6.6, 127.0.0.1" {
+		t.Errorf("backend X-Forwarded-For %q; want %q", got, "6.6.6.6, 127.0.0.1")
+	}
+	if got := h.Get("Forwarded"); got != "for=6.6.6.6" {
+		t.Errorf("backend Forwarded %q; want the trusted proxy's", got)
+	}
+	if got := h.Get("X-Api-Key"); got != "" {
+		t.Errorf("backend got X-Api-Key %q from a trusted proxy's client; credentials never pass", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/usage"
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // usageCmd prints a usage report from the ledger: tokens, requests, errors
@@ -107,7 +108,9 @@ func writeReport(w io.Writer, format string, groups []string, rows []usage.Row, 
 		for _, r := range rows {
 			var cells []string
 			for _, g := range groups {
-				cells = append(cells, r.Group[g])
+				// Records from before Sluice cleaned client strings may
+				// hold control characters: never print them to a terminal.
+				cells = append(cells, wire.CleanText(r.Group[g], wire.MaxModelBytes))
 			}
 			fmt.Fprintln(tw, strings.Join(append(cells, figures(r)...), "\t")+"\t")
 		}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // DigestPrefix marks a key given in config as its SHA-256 hex digest.
@@ -87,32 +89,68 @@ func (ix *Index[T]) Lookup(key string) (T, bool) {
 // Equal compares two digests in constant time.
 func Equal(a, b Digest) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
 
+// Errors of KeyFromRequest and KeyFromHeader.
+var (
+	// ErrNoKey: the request carries no key.
+	ErrNoKey = errors.New("auth: no key")
+	// ErrConflict: the request carries two different keys. Resolving them
+	// in some order would hide from the client which one was used.
+	ErrConflict = errors.New("auth: two different keys")
+)
+
 // KeyFromRequest returns the subscription key a client sent, looking where
 // Azure API Management and the OpenAI SDKs put it: the api-key and
 // Ocp-Apim-Subscription-Key headers, Authorization: Bearer, and the
-// subscription-key and api-key query parameters. The first one present wins.
-func KeyFromRequest(r *http.Request) (string, bool) {
-	if k := r.Header.Get("Api-Key"); k != "" {
-		return k, true
+// subscription-key and api-key query parameters. A key may be sent in
+// several of them, but the same key: two different ones are ErrConflict.
+// No key is ErrNoKey.
+func KeyFromRequest(r *http.Request) (string, error) {
+	key, err := KeyFromHeader(r.Header)
+	if err != nil && !errors.Is(err, ErrNoKey) {
+		return "", err
 	}
-	if k := r.Header.Get("Ocp-Apim-Subscription-Key"); k != "" {
-		return k, true
+	if r.URL.RawQuery == "" {
+		return key, err
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			if k := strings.TrimSpace(h[7:]); k != "" {
-				return k, true
+	for _, name := range [...]string{"subscription-key", "api-key"} {
+		if k := wire.QueryValue(r.URL.RawQuery, name); k != "" {
+			if key != "" && k != key {
+				return "", ErrConflict
 			}
+			key = k
 		}
 	}
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		if k := q.Get("subscription-key"); k != "" {
-			return k, true
-		}
-		if k := q.Get("api-key"); k != "" {
-			return k, true
-		}
+	if key == "" {
+		return "", ErrNoKey
 	}
-	return "", false
+	return key, nil
+}
+
+// KeyFromHeader is KeyFromRequest without the query: the api-key and
+// Ocp-Apim-Subscription-Key headers and Authorization: Bearer. The admin
+// API takes its key only from headers, because query strings end up in the
+// logs of proxies on the way.
+func KeyFromHeader(h http.Header) (string, error) {
+	var key string
+	for _, k := range [...]string{h.Get("Api-Key"), h.Get("Ocp-Apim-Subscription-Key"), bearer(h.Get("Authorization"))} {
+		if k == "" {
+			continue
+		}
+		if key != "" && k != key {
+			return "", ErrConflict
+		}
+		key = k
+	}
+	if key == "" {
+		return "", ErrNoKey
+	}
+	return key, nil
+}
+
+// bearer returns the token of an Authorization: Bearer header, or "".
+func bearer(h string) string {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
 }

@@ -65,22 +65,28 @@ func TestIndex(t *testing.T) {
 
 func TestKeyFromRequest(t *testing.T) {
 	tests := []struct {
-		name   string
-		header map[string]string
-		query  string
-		want   string
-		ok     bool
+		name    string
+		header  map[string]string
+		query   string
+		want    string
+		wantErr error
 	}{
-		{name: "api-key", header: map[string]string{"api-key": "k1"}, want: "k1", ok: true},
-		{name: "apim header", header: map[string]string{"Ocp-Apim-Subscription-Key": "k2"}, want: "k2", ok: true},
-		{name: "bearer", header: map[string]string{"Authorization": "Bearer k3"}, want: "k3", ok: true},
-		{name: "bearer lower case", header: map[string]string{"Authorization": "bearer  k3 "}, want: "k3", ok: true},
-		{name: "basic is not a key", header: map[string]string{"Authorization": "Basic Zm9v"}},
-		{name: "empty bearer", header: map[string]string{"Authorization": "Bearer "}},
-		{name: "query subscription-key", query: "subscription-key=k4", want: "k4", ok: true},
-		{name: "query api-key", query: "api-version=1&api-key=k5", want: "k5", ok: true},
-		{name: "header wins over query", header: map[string]string{"api-key": "h"}, query: "api-key=q", want: "h", ok: true},
-		{name: "none"},
+		{name: "api-key", header: map[string]string{"api-key": "k1"}, want: "k1"},
+		{name: "apim header", header: map[string]string{"Ocp-Apim-Subscription-Key": "k2"}, want: "k2"},
+		{name: "bearer", header: map[string]string{"Authorization": "Bearer k3"}, want: "k3"},
+		{name: "bearer lower case", header: map[string]string{"Authorization": "bearer  k3 "}, want: "k3"},
+		{name: "basic is not a key", header: map[string]string{"Authorization": "Basic Zm9v"}, wantErr: ErrNoKey},
+		{name: "empty bearer", header: map[string]string{"Authorization": "Bearer "}, wantErr: ErrNoKey},
+		{name: "query subscription-key", query: "subscription-key=k4", want: "k4"},
+		{name: "query api-key", query: "api-version=1&api-key=k5", want: "k5"},
+		{name: "the same key twice", header: map[string]string{"api-key": "k", "Authorization": "Bearer k"}, query: "api-key=k", want: "k"},
+		{name: "basic beside a key", header: map[string]string{"api-key": "k", "Authorization": "Basic Zm9v"}, want: "k"},
+		{name: "two header keys", header: map[string]string{"api-key": "a", "Authorization": "Bearer b"}, wantErr: ErrConflict},
+		{name: "apim and api-key", header: map[string]string{"api-key": "a", "Ocp-Apim-Subscription-Key": "b"}, wantErr: ErrConflict},
+		{name: "header and query", header: map[string]string{"api-key": "h"}, query: "api-key=q", wantErr: ErrConflict},
+		{name: "two query keys", query: "subscription-key=a&api-key=b", wantErr: ErrConflict},
+		{name: "none", wantErr: ErrNoKey},
+		{name: "none with a query", query: "api-version=1", wantErr: ErrNoKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,11 +94,20 @@ func TestKeyFromRequest(t *testing.T) {
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
 			}
-			got, ok := KeyFromRequest(r)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("KeyFromRequest = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
+			got, err := KeyFromRequest(r)
+			if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Errorf("KeyFromRequest = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestKeyFromHeaderIgnoresQuery: the admin API's key is never read from the
+// query string, which proxies log.
+func TestKeyFromHeaderIgnoresQuery(t *testing.T) {
+	r := httptest.NewRequest("GET", "/admin/config?api-key=k", nil)
+	if got, err := KeyFromHeader(r.Header); !errors.Is(err, ErrNoKey) {
+		t.Errorf("KeyFromHeader = %q, %v; want ErrNoKey", got, err)
 	}
 }
 

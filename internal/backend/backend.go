@@ -199,6 +199,12 @@ type Call struct {
 	Header http.Header
 	// RequestID is sent as x-request-id.
 	RequestID string
+	// ForwardedFor is sent as X-Forwarded-For: the peer's address, after
+	// what a trusted proxy sent.
+	ForwardedFor string
+	// TrustedPeer says the peer is a trusted proxy, whose Forwarded and
+	// X-Forwarded-* headers are passed on; from anyone else they are dropped.
+	TrustedPeer bool
 }
 
 // NewRequest builds the outbound request for c: the backend's path for the
@@ -227,8 +233,15 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 			o.url.RawQuery = apiQuery(v)
 		}
 	}
-	h := make(http.Header, len(c.Header)+3)
-	wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] })
+	h := make(http.Header, len(c.Header)+4)
+	if c.TrustedPeer {
+		wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] })
+	} else {
+		wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] || forwarding[k] })
+	}
+	if c.ForwardedFor != "" {
+		o.set(h, 3, "X-Forwarded-For", c.ForwardedFor)
+	}
 	if h.Get("Content-Type") == "" {
 		o.set(h, 0, "Content-Type", "application/json")
 	}
@@ -252,7 +265,7 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 type outbound struct {
 	url  url.URL
 	body bytes.Reader
-	vals [3]string // header values
+	vals [4]string // header values
 }
 
 // set sets the canonical header key to v, the slice taken from o.vals[i].

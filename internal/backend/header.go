@@ -7,11 +7,14 @@ import (
 )
 
 // notForwarded are client headers that never reach a backend: the client's
-// credentials (Sluice sends the backend's own), and headers the outbound
-// request sets itself.
+// credentials, and anything shaped like one (Sluice sends the backend's own
+// and no client key may reach a backend), and headers the outbound request
+// sets itself.
 var notForwarded = map[string]bool{
 	"Authorization":             true,
 	"Api-Key":                   true,
+	"X-Api-Key":                 true,
+	"X-Goog-Api-Key":            true,
 	"Ocp-Apim-Subscription-Key": true,
 	"Cookie":                    true,
 	"Host":                      true,
@@ -19,6 +22,19 @@ var notForwarded = map[string]bool{
 	"Accept-Encoding":           true, // see DisableCompression in NewState
 	"X-Request-Id":              true,
 	"X-Sluice-Affinity":         true,
+	"X-Forwarded-For":           true, // set from Call.ForwardedFor
+}
+
+// forwarding are the client headers that say where a request came from. They
+// reach a backend only from a trusted proxy (Call.TrustedPeer): from anyone
+// else they would be the client's word about its own address.
+var forwarding = map[string]bool{
+	"Forwarded":         true,
+	"X-Forwarded-Host":  true,
+	"X-Forwarded-Proto": true,
+	"X-Forwarded-Port":  true,
+	"X-Real-Ip":         true,
+	"X-Client-Ip":       true,
 }
 
 // setBody attaches body, to be read through rd, so that the transport can

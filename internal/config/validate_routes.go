@@ -301,6 +301,10 @@ func checkRetry(p *problems, path string, r Retry) {
 	}
 }
 
+// maxModelName bounds a model name: the gateway records at most this much of
+// the name a client asks for (wire.MaxModelBytes).
+const maxModelName = 256
+
 func (c *Config) validateModels(p *problems) {
 	if len(c.Models) == 0 {
 		p.add("models", "at least one model is required")
@@ -309,6 +313,10 @@ func (c *Config) validateModels(p *problems) {
 	for _, model := range sortedKeys(c.Models) {
 		path := key("models", model)
 		if !checkName(p, path, model) {
+			continue
+		}
+		if len(model) > maxModelName {
+			p.add(path, "a model name may be at most %d bytes long", maxModelName)
 			continue
 		}
 		name := c.Models[model]

@@ -129,12 +129,27 @@ func (a *attempt) classify(err error) breaker.ErrorKind {
 	return breaker.Connection
 }
 
+// status is the backend's status as Sluice treats it: a backend that
+// refuses Sluice's own credential (401, 403) has failed like a 5xx, and its
+// answer must not reach a client, who would think its own key bad.
+func (a *attempt) status() int {
+	if a.authFailed() {
+		return http.StatusBadGateway
+	}
+	return a.resp.StatusCode
+}
+
+// authFailed reports whether the backend refused Sluice's credential.
+func (a *attempt) authFailed() bool {
+	return a.resp != nil && (a.resp.StatusCode == http.StatusUnauthorized || a.resp.StatusCode == http.StatusForbidden)
+}
+
 // outcome is what the breaker hears of the attempt as it stands.
 func (a *attempt) outcome(now time.Time) breaker.Outcome {
 	if a.err != nil {
 		return breaker.Outcome{Err: a.kind}
 	}
-	o := breaker.Outcome{Status: a.resp.StatusCode}
+	o := breaker.Outcome{Status: a.status()}
 	if o.Status >= 400 {
 		o.RetryAfter, _ = wire.RetryAfter(a.resp.Header, now)
 	}

@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,14 +42,16 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 			"The request names no model: set \"model\" in the body, or use /openai/deployments/{deployment}/..."))
 		return
 	}
-	x.model = model
-	if x.h.tracer != nil {
-		x.ctx, x.span = x.h.tracer.StartRequest(x.r.Context(), x.r, op.String(), model)
-	}
 	m, ok := x.table.Model(model)
+	// What the ledger, the log and the trace keep of a name the client
+	// chose: a configured name as it is, anything else cleaned and cut.
+	x.model = wire.CleanText(model, wire.MaxModelBytes)
+	if x.h.tracer != nil {
+		x.ctx, x.span = x.h.tracer.StartRequest(x.r.Context(), x.r, op.String(), x.model)
+	}
 	if !ok {
 		x.fail(wire.NewError(http.StatusNotFound, wire.TypeInvalidRequest, "model_not_found",
-			"The model or deployment "+strconv.Quote(model)+" does not exist."))
+			"The model or deployment "+strconv.Quote(wire.EchoText(model))+" does not exist."))
 		return
 	}
 	x.modelKnown = true
@@ -73,35 +78,14 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 	call := backend.Call{
 		Op:         op,
 		Model:      model,
-		APIVersion: apiVersion(x.r),
+		APIVersion: wire.QueryValue(x.r.URL.RawQuery, "api-version"),
 		Request:    req,
 		Body:       body,
 		Header:     x.r.Header,
 		RequestID:  x.id,
 	}
+	call.ForwardedFor, call.TrustedPeer = x.forwardedFor()
 	x.run(m.Pool, &call)
-}
-
-// apiVersion is the client's api-version query parameter, as
-// r.URL.Query().Get("api-version") reads it, without building the map of
-// every parameter.
-func apiVersion(r *http.Request) string {
-	// The loop is url.ParseQuery's, stopping at the first api-version.
-	for q := r.URL.RawQuery; q != ""; {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		if kv == "" || strings.Contains(kv, ";") {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		if k, err := url.QueryUnescape(k); err != nil || k != "api-version" {
-			continue
-		}
-		if v, err := url.QueryUnescape(v); err == nil {
-			return v
-		}
-	}
-	return ""
 }
 
 // run tries the pool's members until one answers in a way that is not
@@ -218,7 +202,7 @@ func (x *exchange) retryable(pool *route.Pool, a *attempt) bool {
 		return (a.kind == breaker.Timeout && pool.Retry.Timeout) ||
 			(a.kind == breaker.Connection && pool.Retry.Connection)
 	}
-	return pool.Retry.RetriesStatus(a.resp.StatusCode)
+	return pool.Retry.RetriesStatus(a.status())
 }
 
 // unavailable answers 503 when no member can serve, with Retry-After set to
@@ -266,6 +250,14 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) {
 		}
 		x.fail(wire.NewError(http.StatusBadGateway, wire.TypeServer, "backend_unreachable",
 			"The backend could not be reached. Retry later."))
+		return
+	}
+	if a.authFailed() {
+		now := x.h.now()
+		a.report(now, a.outcome(now))
+		x.logger().Error("the backend refused Sluice's credential", "backend", a.b.Name, "status", a.resp.StatusCode)
+		x.fail(wire.NewError(http.StatusBadGateway, wire.TypeServer, "backend_auth_failed",
+			"The backend refused the gateway's credential. This is a gateway configuration problem, not your key; retry later."))
 		return
 	}
 	resp := a.resp
@@ -457,8 +449,9 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// readBody reads the request body up to the size limit. The body is not
-// pooled: the transport may still read it after RoundTrip returns.
+// readBody reads the request body up to the size limit, within
+// server.read_body_timeout. The body is not pooled: the transport may still
+// read it after RoundTrip returns.
 func (x *exchange) readBody() ([]byte, bool) {
 	max := x.table.Config.Server.MaxRequestBytes
 	tooLarge := func() *wire.Error {
@@ -466,9 +459,16 @@ func (x *exchange) readBody() ([]byte, bool) {
 			"The request body is larger than the limit of "+strconv.FormatInt(max, 10)+" bytes.")
 	}
 	if x.r.ContentLength > max {
-		x.fail(tooLarge())
+		x.refuseUnread(tooLarge())
 		return nil, false
 	}
+	// A deadline on the connection's reads while the body comes in, so a
+	// client trickling it cannot hold the connection; cleared once the body
+	// is in, since net/http's watch for the client going away reads with it
+	// too (a refusal leaves it expired: the connection is to close). Writers
+	// that are not connections (tests, benchmarks) have no deadlines.
+	rc := http.NewResponseController(x.w)
+	deadline := rc.SetReadDeadline(time.Now().Add(x.table.Config.Server.ReadBodyTimeout.D())) == nil
 	size := x.r.ContentLength
 	if size < 0 {
 		size = 4 << 10
@@ -481,15 +481,37 @@ func (x *exchange) readBody() ([]byte, bool) {
 		n, err := x.r.Body.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if int64(len(body)) > max {
-			x.fail(tooLarge())
+			x.refuseUnread(tooLarge())
 			return nil, false
 		}
 		if err == io.EOF {
+			if deadline {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
 			return body, true
 		}
 		if err != nil {
-			x.outcome = "client_closed"
+			x.bodyFailed(err)
 			return nil, false
 		}
+	}
+}
+
+// bodyFailed answers a request whose body could not be read: the client
+// went away (nothing to answer), was too slow (408), or sent a body that is
+// not HTTP (400: a malformed chunk size or extension). The connection is
+// closed after the answer: what is left on it is not a request.
+func (x *exchange) bodyFailed(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Before clientGone: net/http cancels the request's context on any
+		// read error, the deadline's included.
+		x.refuseUnread(wire.NewError(http.StatusRequestTimeout, wire.TypeInvalidRequest, "request_timeout",
+			"The request body did not arrive within "+x.table.Config.Server.ReadBodyTimeout.D().String()+"."))
+	case x.clientGone() || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed):
+		x.outcome = "client_closed"
+	default:
+		x.refuseUnread(wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "invalid_request_body",
+			"The request body could not be read: its HTTP framing is malformed (such as a bad chunk size)."))
 	}
 }

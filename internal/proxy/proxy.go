@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/auth"
 	"github.com/sluice-gateway/sluice/internal/limit"
 	"github.com/sluice-gateway/sluice/internal/metrics"
 	"github.com/sluice-gateway/sluice/internal/route"
@@ -195,21 +197,21 @@ func (x *exchange) serve() {
 	kind, op, deployment := parsePath(x.r.URL.Path)
 	switch kind {
 	case pathUnknown:
-		x.fail(wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
-			"No API at "+x.r.Method+" "+x.r.URL.Path+". Sluice serves the OpenAI (/v1/...) and Azure OpenAI (/openai/deployments/{deployment}/...) APIs."))
+		x.refuseUnread(wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
+			"No API at "+x.r.Method+" "+wire.EchoText(x.r.URL.Path)+". Sluice serves the OpenAI (/v1/...) and Azure OpenAI (/openai/deployments/{deployment}/...) APIs."))
 		return
 	case pathModels:
 		if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
 			x.w.Header().Set("Allow", "GET, HEAD")
-			x.fail(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+			x.refuseUnread(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
 				"Use GET to list models."))
 			return
 		}
 	case pathOperation:
 		if x.r.Method != http.MethodPost {
 			x.w.Header().Set("Allow", "POST")
-			x.fail(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
-				"Use POST for "+x.r.URL.Path+"."))
+			x.refuseUnread(wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+				"Use POST for "+wire.EchoText(x.r.URL.Path)+"."))
 			return
 		}
 	}
@@ -225,20 +227,44 @@ func (x *exchange) serve() {
 }
 
 func (x *exchange) authenticate() bool {
-	key, ok := keyFromRequest(x.r)
-	if !ok {
-		x.fail(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "missing_api_key",
+	key, err := auth.KeyFromRequest(x.r)
+	switch {
+	case errors.Is(err, auth.ErrConflict):
+		x.refuseUnread(wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "conflicting_credentials",
+			"The request carries two different credentials (in api-key, Ocp-Apim-Subscription-Key, Authorization or the query). Send one."))
+		return false
+	case err != nil:
+		x.refuseUnread(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "missing_api_key",
 			"No subscription key. Send it in the api-key header, Ocp-Apim-Subscription-Key, or Authorization: Bearer."))
 		return false
 	}
 	sub, ok := x.table.Subscription(key)
 	if !ok {
-		x.fail(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
+		x.refuseUnread(wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
 			"The subscription key is not valid."))
 		return false
 	}
 	x.subscription = sub
 	return true
+}
+
+// refuseUnread answers a request whose body Sluice will not read, and closes
+// the connection after the answer when the request has a body or is not
+// authenticated. net/http would otherwise read what is left of the body
+// before answering, so a stranger trickling a body would hold the
+// connection, and an unauthenticated client could keep it open for more.
+func (x *exchange) refuseUnread(e *wire.Error) {
+	closeConn := e.Status == http.StatusUnauthorized || x.r.ContentLength != 0
+	if closeConn {
+		x.w.Header().Set("Connection", "close")
+	}
+	x.fail(e)
+	if closeConn {
+		// The answer is out; what the client still sends is not wanted.
+		// An expired read deadline ends net/http's drain of the body at
+		// once (ErrNotSupported by writers that are not connections).
+		_ = http.NewResponseController(x.w).SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // fail answers with a gateway error, unless the response has begun.
@@ -274,6 +300,10 @@ func (x *exchange) finish() {
 	}
 }
 
+// maxLoggedPath bounds the request path in the access log: a client may send
+// one of up to the header size limit.
+const maxLoggedPath = 256
+
 func (x *exchange) log(end time.Time) {
 	if !x.h.log.Enabled(context.Background(), slog.LevelInfo) {
 		return // at warn, the line would be built for nothing
@@ -286,7 +316,7 @@ func (x *exchange) log(end time.Time) {
 	attrs = append(attrs,
 		slog.String("request_id", x.recordID),
 		slog.String("method", x.r.Method),
-		slog.String("path", x.r.URL.Path),
+		slog.String("path", wire.CleanText(x.r.URL.Path, maxLoggedPath)),
 		slog.Int("status", status),
 		slog.Duration("duration", end.Sub(x.start)),
 	)
@@ -383,7 +413,7 @@ func (x *exchange) observe(end time.Time) {
 		Operation: x.op.String(), Backend: x.backendName, Deployment: x.deployment,
 		Status: x.status, Stream: x.stream, Attempts: x.attempts, LimitRejection: x.rejection,
 		InputTokens: x.usage.Prompt, OutputTokens: x.usage.Completion, CachedTokens: x.usage.Cached,
-		Duration: end.Sub(x.start), ClientIP: clientIP(x.r),
+		Duration: end.Sub(x.start), ClientIP: x.clientIP(),
 	}
 	if m.Status == 0 {
 		m.Status = 499
@@ -408,13 +438,60 @@ func (x *exchange) observe(end time.Time) {
 	x.h.metrics.Observe(&m)
 }
 
-// clientIP is the address the request came from (no proxy header is trusted).
-func clientIP(r *http.Request) string {
+// peer is the address the connection came from.
+func peer(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// clientIP is the client's address for the ledger, metrics and logs: the
+// peer's, or, when the peer is a trusted proxy, the right-most address in
+// X-Forwarded-For that is not a trusted proxy itself.
+func (x *exchange) clientIP() string {
+	p := peer(x.r)
+	if x.table == nil || len(x.table.TrustedProxies) == 0 {
+		return p
+	}
+	if a, err := netip.ParseAddr(p); err != nil || !x.table.Trusted(a) {
+		return p
+	}
+	client := p
+	xff := x.r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return client // not an address: believe no further
+			}
+			client = a.Unmap().String()
+			if !x.table.Trusted(a) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+// forwardedFor is the X-Forwarded-For a backend gets, and whether the peer
+// is a trusted proxy whose forwarding headers are passed on: from a trusted
+// proxy its list with the proxy's address added, from anyone else the peer
+// alone (what a client says of its own address is not passed on).
+func (x *exchange) forwardedFor() (string, bool) {
+	p := peer(x.r)
+	if len(x.table.TrustedProxies) == 0 {
+		return p, false
+	}
+	if a, err := netip.ParseAddr(p); err != nil || !x.table.Trusted(a) {
+		return p, false
+	}
+	if prior := x.r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		return strings.Join(prior, ", ") + ", " + p, true
+	}
+	return p, true
 }
 
 // record writes the request's usage record: one per API request that got as
@@ -432,7 +509,9 @@ func (x *exchange) record(end time.Time) {
 		CachedTokens: x.usage.Cached, ReasoningTokens: x.usage.Reasoning, Estimated: x.usage.Estimated,
 		Attempts: x.attempts, Latency: end.Sub(x.start), Overhead: max(end.Sub(x.start)-x.backendTime, 0),
 		Cost: x.cost, Currency: x.table.Prices.Currency,
-		ClientIP: clientIP(x.r), UserID: x.r.Header.Get("X-User-Id"), AppID: x.r.Header.Get("X-App-Id"),
+		ClientIP: x.clientIP(),
+		UserID:   wire.CleanText(x.r.Header.Get("X-User-Id"), wire.MaxIDBytes),
+		AppID:    wire.CleanText(x.r.Header.Get("X-App-Id"), wire.MaxIDBytes),
 	}
 	if r.Status == 0 {
 		r.Status = 499

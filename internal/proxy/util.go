@@ -3,11 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/sluice-gateway/sluice/internal/auth"
 )
-
-var keyFromRequest = auth.KeyFromRequest
 
 // clientRequestID returns the client's x-request-id when it is a sane token
 // (1 to 128 visible ASCII characters), else "".

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"time"
@@ -36,6 +37,9 @@ type Table struct {
 	// Redactor cleans prompt and completion text for the access log; nil
 	// when logging.prompts is off.
 	Redactor *redact.Redactor
+	// TrustedProxies are server.trusted_proxies: peers whose
+	// X-Forwarded-For and Forwarded headers are believed and passed on.
+	TrustedProxies []netip.Prefix
 
 	keys     *auth.Index[*Subscription]
 	models   map[string]*Model
@@ -180,6 +184,13 @@ func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
 		prices[m] = pr
 	}
 	t.Prices = pricing.New(cfg.Usage.Prices.Currency, prices)
+	for _, tp := range cfg.Server.TrustedProxies {
+		pf, err := config.ParsePrefix(tp)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		}
+		t.TrustedProxies = append(t.TrustedProxies, pf)
+	}
 	if cfg.Logging.Prompts {
 		r, err := redact.New(cfg.Logging.Redact, cfg.Logging.PromptMaxBytes)
 		if err != nil {
@@ -384,4 +395,15 @@ func (t *Table) Subscription(key string) (*Subscription, bool) { return t.keys.L
 func (t *Table) Model(name string) (*Model, bool) {
 	m, ok := t.models[name]
 	return m, ok
+}
+
+// Trusted reports whether addr is one of the trusted proxies.
+func (t *Table) Trusted(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, pf := range t.TrustedProxies {
+		if pf.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }

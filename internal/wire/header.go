@@ -3,6 +3,7 @@ package wire
 import (
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 )
 
@@ -45,4 +46,26 @@ outer:
 		}
 		dst[k] = vv
 	}
+}
+
+// QueryValue returns the first value of the query parameter name in a raw
+// query, as url.Values.Get would after url.ParseQuery, without building the
+// map of every parameter.
+func QueryValue(rawQuery, name string) string {
+	// The loop is url.ParseQuery's, stopping at the first match.
+	for q := rawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" || strings.Contains(kv, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != name {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
 }

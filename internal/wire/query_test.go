@@ -1,12 +1,12 @@
-package proxy
+package wire
 
 import (
-	"net/http/httptest"
+	"net/url"
 	"testing"
 )
 
-// TestAPIVersion holds apiVersion to what r.URL.Query().Get reads.
-func TestAPIVersion(t *testing.T) {
+// TestQueryValue holds QueryValue to what url.ParseQuery and Get read.
+func TestQueryValue(t *testing.T) {
 	for _, q := range []string{
 		"",
 		"api-version=2024-10-21",
@@ -21,9 +21,9 @@ func TestAPIVersion(t *testing.T) {
 		"api-version=a=b",
 		"other=1",
 	} {
-		r := httptest.NewRequest("POST", "/v1/chat/completions?"+q, nil)
-		if got, want := apiVersion(r), r.URL.Query().Get("api-version"); got != want {
-			t.Errorf("apiVersion(%q) = %q; want %q", q, got, want)
+		values, _ := url.ParseQuery(q)
+		if got, want := QueryValue(q, "api-version"), values.Get("api-version"); got != want {
+			t.Errorf("QueryValue(%q) = %q; want %q", q, got, want)
 		}
 	}
 }
