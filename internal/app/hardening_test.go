@@ -308,3 +308,4 @@ func TestTrustedProxyForwarding(t *testing.T) {
 		t.Errorf("backend got X-Api-Key %q from a trusted proxy's client; credentials never pass", got)
 	}
 }
+

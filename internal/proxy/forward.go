@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/balance"
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/tokens"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -55,6 +56,10 @@ func (x *exchange) forward(op wire.Operation, deployment string) {
 		return
 	}
 	x.modelKnown = true
+	x.meter.enc = tokens.EncodingFor(model)
+	if x.table.Redactor != nil {
+		x.meter.keep = x.table.Config.Logging.PromptMaxBytes
+	}
 	if !x.subscription.Product.Allows(model) {
 		x.fail(wire.NewError(http.StatusForbidden, wire.TypePermission, "model_not_allowed",
 			"Your subscription may not use the model "+strconv.Quote(model)+"."))

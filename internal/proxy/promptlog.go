@@ -75,8 +75,8 @@ func (x *exchange) promptAttrs(attrs []slog.Attr) []slog.Attr {
 	r := x.table.Redactor
 	attrs = append(attrs, slog.String("prompt", r.Text(promptText(x.op, x.body))))
 	completion := x.completion
-	if completion == "" && len(x.meter.text) > 0 {
-		completion = string(x.meter.text)
+	if completion == "" && len(x.meter.kept) > 0 {
+		completion = string(x.meter.kept)
 	}
 	if completion != "" {
 		attrs = append(attrs, slog.String("completion", r.Text(completion)))

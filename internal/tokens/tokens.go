@@ -53,6 +53,9 @@ func (e Encoding) Count(text string) int {
 	return vocabs[e]().count(text)
 }
 
+// CountBytes is Count for text held in a byte slice, without copying it.
+func (e Encoding) CountBytes(text []byte) int { return e.Count(view(text)) }
+
 // EncodingFor returns the encoding of model, an OpenAI model name or an Azure
 // deployment name that starts with one ("gpt-4o-ptu", "gpt35turbo-eu").
 // Case is ignored and a fine-tune prefix "ft:" is skipped. Names that are
