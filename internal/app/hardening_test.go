@@ -308,4 +308,3 @@ func TestTrustedProxyForwarding(t *testing.T) {
 		t.Errorf("backend got X-Api-Key %q from a trusted proxy's client; credentials never pass", got)
 	}
 }
-
