@@ -100,6 +100,9 @@ func (g *Gateway) Reload() error {
 		return err
 	}
 	prev := g.table.Load()
+	if err := checkRestartOnly(prev.Config, cfg); err != nil {
+		return err
+	}
 	lim, commit, err := g.limiterFor(cfg)
 	if err != nil {
 		return err
@@ -112,10 +115,6 @@ func (g *Gateway) Reload() error {
 		return err
 	}
 	next.Activate()
-	if cfg.Server.Listen != prev.Config.Server.Listen || cfg.Admin.Listen != prev.Config.Admin.Listen {
-		g.log.Warn("listen addresses changed; they take effect on restart",
-			"server.listen", cfg.Server.Listen, "admin.listen", cfg.Admin.Listen)
-	}
 	g.obs.limitErrors.Add(prev.Limiter.StoreErrors())
 	g.table.Store(next)
 	commit()

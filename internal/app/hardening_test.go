@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -306,5 +307,55 @@ func TestTrustedProxyForwarding(t *testing.T) {
 	}
 	if got := h.Get("X-Api-Key"); got != "" {
 		t.Errorf("backend got X-Api-Key %q from a trusted proxy's client; credentials never pass", got)
+	}
+}
+
+// TestReloadRefusesRestartOnlyFields: a reload that changes what is built
+// once at start (here usage.store) is refused with the field named, and the
+// old config and ledger stay in force; before, it was reported applied while
+// records kept going to the old store.
+func TestReloadRefusesRestartOnlyFields(t *testing.T) {
+	f := newFixture(t)
+	t.Setenv("FX_USAGE_STORE", "sqlite:"+t.TempDir()+"/other.db")
+	resp, body := do(t, "POST", f.admin+"/admin/reload", fxAdminKey, "")
+	if resp.StatusCode != 422 || !strings.Contains(body, "usage.store") || !strings.Contains(body, "restart") {
+		t.Errorf("reload changing usage.store: %d %s; want 422 naming usage.store and saying it needs a restart", resp.StatusCode, body)
+	}
+	if got := f.gw.Table().Config.Usage.Store; strings.Contains(got, "other.db") {
+		t.Errorf("usage.store in force is %q after a refused reload", got)
+	}
+}
+
+func TestCheckRestartOnly(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{Server: config.Server{Listen: "127.0.0.1:1"}, Usage: config.Usage{Store: "sqlite:a"}}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*config.Config)
+		want   string
+	}{
+		{"server.listen", func(c *config.Config) { c.Server.Listen = "127.0.0.1:2" }, "server.listen"},
+		{"admin.listen", func(c *config.Config) { c.Admin.Listen = "127.0.0.1:3" }, "admin.listen"},
+		{"usage.store", func(c *config.Config) { c.Usage.Store = "postgres://x" }, "usage.store"},
+		{"usage.journal", func(c *config.Config) { c.Usage.Journal = "j" }, "usage.journal"},
+		{"metrics", func(c *config.Config) { c.Metrics.Dimensions = []string{"model"} }, "metrics"},
+		{"tracing", func(c *config.Config) { c.Tracing.Endpoint = "http://collector" }, "tracing"},
+		{"max connections", func(c *config.Config) { c.Server.MaxConnections = 5 }, "server.max_connections"},
+		{"two at once", func(c *config.Config) { c.Server.Listen = "x"; c.Usage.Store = "y" }, "server.listen, usage.store"},
+		{"a reloadable field", func(c *config.Config) { c.Server.MaxRequestBytes = 7 }, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			next := base()
+			tt.change(next)
+			err := checkRestartOnly(base(), next)
+			var re *RestartError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("checkRestartOnly = %v; want nil", err)
+			case tt.want != "" && (!errors.As(err, &re) || strings.Join(re.Fields, ", ") != tt.want):
+				t.Errorf("checkRestartOnly = %v; want a RestartError naming %s", err, tt.want)
+			}
+		})
 	}
 }
