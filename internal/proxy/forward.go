@@ -472,8 +472,7 @@ func (x *exchange) readBody() ([]byte, bool) {
 	// is in, since net/http's watch for the client going away reads with it
 	// too (a refusal leaves it expired: the connection is to close). Writers
 	// that are not connections (tests, benchmarks) have no deadlines.
-	rc := http.NewResponseController(x.w)
-	deadline := rc.SetReadDeadline(time.Now().Add(x.table.Config.Server.ReadBodyTimeout.D())) == nil
+	deadline := setReadDeadline(x.w, time.Now().Add(x.table.Config.Server.ReadBodyTimeout.D()))
 	size := x.r.ContentLength
 	if size < 0 {
 		size = 4 << 10
@@ -491,7 +490,7 @@ func (x *exchange) readBody() ([]byte, bool) {
 		}
 		if err == io.EOF {
 			if deadline {
-				_ = rc.SetReadDeadline(time.Time{})
+				setReadDeadline(x.w, time.Time{})
 			}
 			return body, true
 		}
@@ -519,4 +518,12 @@ func (x *exchange) bodyFailed(err error) {
 		x.refuseUnread(wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "invalid_request_body",
 			"The request body could not be read: its HTTP framing is malformed (such as a bad chunk size)."))
 	}
+}
+
+// setReadDeadline sets the read deadline of w's connection, as
+// http.ResponseController does but without allocating one, and reports
+// whether w has one (a ResponseRecorder in tests has not).
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	d, ok := w.(interface{ SetReadDeadline(time.Time) error })
+	return ok && d.SetReadDeadline(t) == nil
 }

@@ -263,7 +263,7 @@ func (x *exchange) refuseUnread(e *wire.Error) {
 		// The answer is out; what the client still sends is not wanted.
 		// An expired read deadline ends net/http's drain of the body at
 		// once (ErrNotSupported by writers that are not connections).
-		_ = http.NewResponseController(x.w).SetReadDeadline(time.Unix(1, 0))
+		setReadDeadline(x.w, time.Unix(1, 0))
 	}
 }
 
