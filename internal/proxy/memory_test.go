@@ -21,8 +21,9 @@ func TestClosedStreamsBoundedMemory(t *testing.T) {
 	h := newHarness(t, "")
 	// Each stream sends 1 MiB of text, then never ends (no usage chunk).
 	chunk := []byte(`data: {"choices":[{"index":0,"delta":{"content":" forest word wide year great"}}]}` + "\n\n")
-	var sent atomic.Int64
+	var sent, started atomic.Int64
 	h.azure.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
 		w.Header().Set("Content-Type", "text/event-stream")
 		rc := http.NewResponseController(w)
 		for n := 0; n < 1<<20; n += 28 {
@@ -51,15 +52,19 @@ func TestClosedStreamsBoundedMemory(t *testing.T) {
 		fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nApi-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 			alphaKey, len(body), body)
 	}
-	// Wait until the text stops flowing: every stream is stuck on a client
-	// that does not read, or sent all it had.
-	for last := int64(-1); sent.Load() != last; time.Sleep(300 * time.Millisecond) {
+	// Wait until every stream has begun and the text stops flowing: each
+	// is stuck on a client that does not read, or sent all it had.
+	deadline := time.Now().Add(30 * time.Second)
+	for started.Load() < streams && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for last := int64(-1); sent.Load() != last && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		last = sent.Load()
 	}
 	for _, c := range conns {
 		c.Close()
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for strings.Count(h.logs.String(), `"msg":"request"`) < streams {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d streams logged after 20s", strings.Count(h.logs.String(), `"msg":"request"`), streams)
