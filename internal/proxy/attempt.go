@@ -45,8 +45,8 @@ type attempt struct {
 // and for an event stream once its first event has, so that a stream that
 // breaks before its first byte can still be retried.
 func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call) *attempt {
-	a := &x.firstAttempt // most requests make one attempt: it comes with the exchange
-	if x.attempts > 1 {
+	a := &x.served.firstAttempt // most requests make one attempt: it comes with the exchange
+	if x.served.attempts > 1 {
 		a = new(attempt)
 	}
 	*a = attempt{x: x, b: b, ticket: t, start: x.h.now()}
@@ -64,7 +64,7 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 	}
 	a.sent = true
 	if x.span != nil {
-		a.span = x.h.tracer.StartAttempt(x.ctx, req.Header, x.op.String(), x.model, b.Name, b.Kind.String(), b.URL(), x.attempts)
+		a.span = x.h.tracer.StartAttempt(x.ctx, req.Header, x.req.Op.String(), x.req.Model, b.Name, b.Kind.String(), b.URL(), x.served.attempts)
 	}
 	resp, err := b.RoundTrip(req)
 	if err != nil {
@@ -169,11 +169,6 @@ func (a *attempt) report(now time.Time, o breaker.Outcome) {
 	a.b.State.Breaker.Done(a.ticket, now, o)
 }
 
-// discard drops a retried attempt's response.
-func (a *attempt) discard() {
-	a.close()
-}
-
 // abandon ends an attempt the client walked away from: it counts as neither
 // success nor failure.
 func (a *attempt) abandon(now time.Time) {
@@ -188,7 +183,7 @@ func (a *attempt) close() {
 		return
 	}
 	a.closed = true
-	a.x.backendTime += a.x.h.now().Sub(a.start)
+	a.x.served.backendTime += a.x.h.now().Sub(a.start)
 	if a.span != nil {
 		if a.resp != nil {
 			a.span.SetStatusCode(a.resp.StatusCode)

@@ -11,100 +11,101 @@ import (
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
-// admit applies the product's limits before any backend is called: with
-// estimation it reserves the prompt's tokens plus max_tokens for each
-// choice the request asks for, otherwise it
-// checks that no counter is over and charges after the fact. It answers the
-// client and reports false when the request may not go on.
-func (x *exchange) admit(req wire.Request) bool {
-	return x.admitLimits(req) && x.admitBudget()
+// admit applies the product's limits and budget before any backend is
+// called, and returns why the request may not go on, if it may not.
+func (x *exchange) admit() error {
+	if err := x.admitLimits(); err != nil {
+		return err
+	}
+	return x.admitBudget()
 }
 
 // admitBudget refuses a subscription whose budget for the period is spent.
 // The cost is known only once the response is over, so the budget is
 // charged after the fact, like Azure's token limits without estimation.
-func (x *exchange) admitBudget() bool {
-	p := x.subscription.Product
+func (x *exchange) admitBudget() error {
+	sub := x.req.Subscription
+	p := sub.Product
 	if p.Budget == nil {
-		return true
+		return nil
 	}
 	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
 		Rules:   []*limit.Rule{p.Budget},
-		Subject: limit.Subject{Subscription: x.subscription.Name, Product: p.Name, Model: x.model},
+		Subject: limit.Subject{Subscription: sub.Name, Product: p.Name, Model: x.req.Model},
 		Now:     x.h.now(),
 	})
-	x.budget, x.budgeted = d.Reservation, true
+	x.acct.budget, x.acct.budgeted = d.Reservation, true
 	if d.Allowed {
-		return true
+		return nil
 	}
 	if d.StoreError != nil {
-		x.rejection = "store_unavailable"
-		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
-			"Sluice cannot check your budget right now. Retry later."))
-		return false
+		x.acct.rejection = "store_unavailable"
+		return wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
+			"Sluice cannot check your budget right now. Retry later.")
 	}
-	x.rejection = "budget"
+	x.acct.rejection = "budget"
 	wait := max(d.Denial.RetryAfter.Round(time.Second), time.Second)
 	e := wire.NewError(http.StatusForbidden, wire.TypePermission, "budget_exceeded",
 		"The budget of "+strconv.FormatFloat(float64(d.Denial.Limit)/1e6, 'f', -1, 64)+" "+x.table.Prices.Currency+
 			" per "+periodName(p.Budget.QuotaPeriod)+" for your subscription is spent. It renews in "+wait.String()+".")
 	e.RetryAfterMillis = max(d.Denial.RetryAfter.Milliseconds(), 1)
-	x.fail(e)
-	return false
+	return e
 }
 
-// admitLimits applies the product's token and request limits.
-func (x *exchange) admitLimits(req wire.Request) bool {
-	p := x.subscription.Product
+// admitLimits applies the product's token and request limits: with
+// estimation it reserves the prompt's tokens plus max_tokens for each
+// choice the request asks for, otherwise it checks that no counter is over
+// and charges after the fact.
+func (x *exchange) admitLimits() error {
+	sub := x.req.Subscription
+	p := sub.Product
 	if len(p.Limits) == 0 {
-		return true
+		return nil
 	}
 	var want int64
 	if p.Estimate {
 		want = x.promptCount()
-		if x.op != wire.OpEmbeddings {
+		if x.req.Op != wire.OpEmbeddings {
 			// Every choice (n, or best_of for completions) may run to
 			// max_tokens: the backend generates, and bills, them all.
 			completion := p.DefaultMaxTokens
-			if req.MaxTokens > 0 {
-				completion = req.MaxTokens
+			if x.req.Parsed.MaxTokens > 0 {
+				completion = x.req.Parsed.MaxTokens
 			}
-			want = addCapped(want, mulCapped(completion, req.Choices))
+			want = addCapped(want, mulCapped(completion, x.req.Parsed.Choices))
 		}
 	}
 	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
 		Rules:   p.Limits,
-		Subject: limit.Subject{Subscription: x.subscription.Name, Product: p.Name, Model: x.model},
+		Subject: limit.Subject{Subscription: sub.Name, Product: p.Name, Model: x.req.Model},
 		Tokens:  want,
 		Now:     x.h.now(),
 	})
-	x.reservation, x.limited = d.Reservation, true
+	x.acct.reservation, x.acct.limited = d.Reservation, true
 	x.limitHeaders(p.Headers, d.Remaining, false, 0)
 	if d.Remaining.QuotaTokens >= 0 {
-		x.h.metrics.QuotaRemaining(x.subscription.Name, d.Remaining.QuotaTokens)
+		x.h.metrics.QuotaRemaining(sub.Name, d.Remaining.QuotaTokens)
 	}
 	if d.Allowed {
 		if d.StoreError != nil {
 			x.outcome = "limits_unavailable_admitted"
 		}
-		return true
+		return nil
 	}
 	if d.StoreError != nil {
-		x.rejection = "store_unavailable"
-		x.fail(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
-			"Sluice cannot check your limits right now. Retry later."))
-		return false
+		x.acct.rejection = "store_unavailable"
+		return wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "limits_unavailable",
+			"Sluice cannot check your limits right now. Retry later.")
 	}
 	switch d.Denial.Kind {
 	case limit.Quota:
-		x.rejection = "quota"
+		x.acct.rejection = "quota"
 	case limit.RequestsPerMinute:
-		x.rejection = "requests_per_minute"
+		x.acct.rejection = "requests_per_minute"
 	default:
-		x.rejection = "tokens_per_minute"
+		x.acct.rejection = "tokens_per_minute"
 	}
-	x.fail(denialError(d.Denial))
-	return false
+	return denialError(d.Denial)
 }
 
 // denialError is the client's error for a limit the request does not fit.
@@ -197,15 +198,14 @@ func addCapped(a, b int64) int64 {
 // one string, so that the headers cost one allocation together.
 func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining, consumed bool, used int64) {
 	headers := [...]struct {
-		slot int
 		name string
 		v    int64
 		set  bool
 	}{
-		{hvRemainingTokens, h.RemainingTokens, r.Tokens, r.Tokens >= 0},
-		{hvRemainingRequests, h.RemainingRequests, r.Requests, r.Requests >= 0},
-		{hvQuotaRemainingTokens, h.QuotaRemainingTokens, r.QuotaTokens, r.QuotaTokens >= 0},
-		{hvTokensConsumed, h.TokensConsumed, used, consumed},
+		{h.RemainingTokens, r.Tokens, r.Tokens >= 0},
+		{h.RemainingRequests, r.Requests, r.Requests >= 0},
+		{h.QuotaRemainingTokens, r.QuotaTokens, r.QuotaTokens >= 0},
+		{h.TokensConsumed, used, consumed},
 	}
 	var buf [len(headers) * 20]byte // 20: the longest int64, "-9223372036854775808"
 	var ends [len(headers)]int
@@ -219,7 +219,7 @@ func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining, consumed boo
 	all, start := string(b), 0
 	for i, hd := range headers {
 		if hd.set {
-			x.setHeader(hd.slot, hd.name, all[start:ends[i]])
+			x.head.set(hd.name, all[start:ends[i]])
 		}
 		start = ends[i]
 	}
@@ -229,19 +229,19 @@ func (x *exchange) limitHeaders(h route.Headers, r limit.Remaining, consumed boo
 // charges its cost to the budget. With the response headers still to be
 // written, they get the remaining limits after it and the tokens consumed.
 func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
-	if x.budgeted {
-		x.budgeted = false
-		if _, err := x.table.Limiter.Settle(x.r.Context(), x.budget, pricing.Micros(cost), x.h.now()); err != nil {
+	if x.acct.budgeted {
+		x.acct.budgeted = false
+		if _, err := x.table.Limiter.Settle(x.r.Context(), x.acct.budget, pricing.Micros(cost), x.h.now()); err != nil {
 			x.logger().Warn("charging the budget", "err", err)
 		}
 	}
-	if !x.limited {
+	if !x.acct.limited {
 		return
 	}
-	x.limited = false
+	x.acct.limited = false
 	// The client may be gone; the charge is made all the same: Settle
 	// ignores the context's cancellation.
-	rem, err := x.table.Limiter.Settle(x.r.Context(), x.reservation, used, x.h.now())
+	rem, err := x.table.Limiter.Settle(x.r.Context(), x.acct.reservation, used, x.h.now())
 	if err != nil {
 		x.logger().Warn("settling limits", "err", err)
 	}
@@ -249,6 +249,6 @@ func (x *exchange) settleLimits(used int64, cost float64, beforeHeaders bool) {
 		if err != nil {
 			rem = limit.Remaining{Tokens: -1, Requests: -1, QuotaTokens: -1}
 		}
-		x.limitHeaders(x.subscription.Product.Headers, rem, true, used)
+		x.limitHeaders(x.req.Subscription.Product.Headers, rem, true, used)
 	}
 }

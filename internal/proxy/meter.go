@@ -31,15 +31,16 @@ type meter struct {
 	kept     []byte          // the first keep bytes of a stream's text
 }
 
-// event reads one stream event and returns what the client gets of it: the
+// Event reads one stream event and returns what the client gets of it: the
 // event, the event less the "usage":null Sluice caused, or nothing for the
-// usage chunk the client did not ask for.
-func (m *meter) event(ev []byte) []byte {
+// usage chunk the client did not ask for. The meter is the first Tap of
+// every request.
+func (m *meter) Event(ev []byte) ([]byte, error) {
 	data := sse.Data(ev)
 	if u, ok, chunk := wire.StreamUsage(data); ok {
 		m.usage, m.have = u, true
 		if chunk && m.injected {
-			return nil
+			return nil, nil
 		}
 	}
 	if t := wire.StreamText(data); len(t) > 0 && !m.have {
@@ -48,7 +49,7 @@ func (m *meter) event(ev []byte) []byte {
 	if m.injected {
 		ev = wire.WithoutNullUsage(ev)
 	}
-	return ev
+	return ev, nil
 }
 
 // text takes a piece of a stream's generated text.
@@ -76,12 +77,17 @@ func (m *meter) text(t []byte) {
 	m.pending = append(m.pending, t...)
 }
 
-// body reads the usage of a whole non-streaming body.
-func (m *meter) body(b []byte) {
+// Body reads the usage of a whole non-streaming body, which it passes on
+// as it is.
+func (m *meter) Body(b []byte) ([]byte, error) {
 	if u, ok := wire.UsageFromBody(b); ok {
 		m.usage, m.have = u, true
 	}
+	return b, nil
 }
+
+// End implements Tap; the pipeline reads the meter's usage itself.
+func (m *meter) End(Outcome) {}
 
 // tail reads the usage from the end of a body too large to hold: OpenAI and
 // Azure put "usage" last.
@@ -124,21 +130,26 @@ func (m *meter) final(prompt func() int64, status int) wire.Usage {
 
 // promptCount returns the request's prompt tokens, counted once.
 func (x *exchange) promptCount() int64 {
-	if x.prompt < 0 {
-		x.prompt = promptTokens(x.op, x.model, x.body)
+	if x.acct.prompt < 0 {
+		x.acct.prompt = promptTokens(x.req.Op, x.req.Model, x.req.Body)
 	}
-	return x.prompt
+	return x.acct.prompt
 }
 
-// settle fixes the usage of the request once its response is over (or, for
-// a non-streaming body, read): beforeHeaders says the response headers are
-// not out yet, so they can carry it.
+// settle fixes the usage of the request, once: when a non-streaming body has
+// been read (beforeHeaders: the response headers are not out yet and can
+// carry it), or at the end of the request. A request that got no answer
+// used nothing, and its reservation is given back.
 func (x *exchange) settle(beforeHeaders bool) {
-	if x.settled {
+	if x.acct.settled {
 		return
 	}
-	x.settled = true
-	x.usage = x.meter.final(x.promptCount, x.status)
-	x.cost = x.table.Prices.Cost(x.model, x.usage)
-	x.settleLimits(x.usage.Total, x.cost, beforeHeaders)
+	x.acct.settled = true
+	if x.served.relayed || x.meter.have {
+		x.acct.usage = x.meter.final(x.promptCount, x.status)
+	}
+	if x.req.Model != "" && x.table != nil {
+		x.acct.cost = x.table.Prices.Cost(x.req.Model, x.acct.usage)
+	}
+	x.settleLimits(x.acct.usage.Total, x.acct.cost, beforeHeaders)
 }

@@ -55,10 +55,11 @@ subscriptions: [{ name: s, product: p, keys: [client-key] }]
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			start := time.Now()
-			x := exchange{h: h, r: req, start: start, id: "4f6b0d8e-2a4b-4c43-9a7e-1f0e2d3c4b5a", table: table, subscription: sub,
-				model: "gpt-4o", modelKnown: true, op: wire.OpChatCompletions, backendName: "b", deployment: "gpt-4o",
-				status: 200, attempts: 1, settled: true, firstByte: start.Add(time.Millisecond),
-				usage: wire.Usage{Prompt: 20, Completion: 80, Total: 100}, cost: 0.00085}
+			x := exchange{h: h, r: req, start: start, id: "4f6b0d8e-2a4b-4c43-9a7e-1f0e2d3c4b5a", table: table,
+				req:   Request{Subscription: sub, Model: "gpt-4o", Op: wire.OpChatCompletions},
+				model: "gpt-4o", modelKnown: true, status: 200, firstByte: start.Add(time.Millisecond),
+				served: served{backend: "b", deployment: "gpt-4o", attempts: 1},
+				acct:   accounting{settled: true, usage: wire.Usage{Prompt: 20, Completion: 80, Total: 100}, cost: 0.00085}}
 			end := start.Add(50 * time.Millisecond)
 			x.log(end)
 			x.observe(end)

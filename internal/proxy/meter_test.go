@@ -27,7 +27,7 @@ func TestMeterBrokenStreamBoundedMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for _, ev := range events {
-		m.event(ev)
+		m.Event(ev)
 	}
 	u := m.final(func() int64 { return 7 }, 200)
 	runtime.ReadMemStats(&after)

@@ -69,12 +69,12 @@ func completionText(body []byte) string {
 // promptAttrs are the access-log attributes of the prompt and completion
 // text, cut and redacted; none unless logging.prompts is on.
 func (x *exchange) promptAttrs(attrs []slog.Attr) []slog.Attr {
-	if x.table == nil || x.table.Redactor == nil || x.body == nil {
+	if x.table == nil || x.table.Redactor == nil || x.req.Body == nil {
 		return attrs
 	}
 	r := x.table.Redactor
-	attrs = append(attrs, slog.String("prompt", r.Text(promptText(x.op, x.body))))
-	completion := x.completion
+	attrs = append(attrs, slog.String("prompt", r.Text(promptText(x.req.Op, x.req.Body))))
+	completion := x.served.completion
 	if completion == "" && len(x.meter.kept) > 0 {
 		completion = string(x.meter.kept)
 	}

@@ -146,6 +146,13 @@ func (s *syncBuffer) String() string {
 
 func newHarness(t *testing.T, timeout string, extraYAML ...string) *harness {
 	t.Helper()
+	return newHarnessWith(t, timeout, proxy.Options{}, extraYAML...)
+}
+
+// newHarnessWith is newHarness with handler options (stages,
+// authenticators); their table, logger and clock are the harness's.
+func newHarnessWith(t *testing.T, timeout string, opts proxy.Options, extraYAML ...string) *harness {
+	t.Helper()
 	h := &harness{azure: &recorder{}, openai: &recorder{}, logs: &syncBuffer{}}
 	h.azureSrv = httptest.NewServer(h.azure)
 	h.oSrv = httptest.NewServer(h.openai)
@@ -164,7 +171,8 @@ func newHarness(t *testing.T, timeout string, extraYAML ...string) *harness {
 		t.Fatalf("compile: %v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	handler := proxy.New(proxy.Options{Table: func() *route.Table { return table }, Logger: log})
+	opts.Table, opts.Logger = func() *route.Table { return table }, log
+	handler := proxy.New(opts)
 	h.gateway = httptest.NewServer(handler)
 	t.Cleanup(h.gateway.Close)
 	return h

@@ -58,9 +58,10 @@ func (e *Error) Body() []byte {
 	return append(b, '\n')
 }
 
-// Write sends the error to the client.
-func (e *Error) Write(w http.ResponseWriter) {
-	h := w.Header()
+// Prepare sets the error's response headers on h (content type, no-store,
+// the retry headers, the length) and returns its body, for a caller that
+// writes the status itself.
+func (e *Error) Prepare(h http.Header) []byte {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	if e.RetryAfterMillis > 0 {
@@ -70,6 +71,12 @@ func (e *Error) Write(w http.ResponseWriter) {
 	}
 	body := e.Body()
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return body
+}
+
+// Write sends the error to the client.
+func (e *Error) Write(w http.ResponseWriter) {
+	body := e.Prepare(w.Header())
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
 }
