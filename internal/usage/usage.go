@@ -92,6 +92,16 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a Store that can tell whether it answers, without writing. Both
+// of the package's stores are Pingers: Ping reports whether the store
+// answers and its schema is up to date (PostgreSQL's is brought up to date on
+// the first Ping that reaches the server). The Ledger pings at start and,
+// while the store fails, before trying it again; a Store that is not a
+// Pinger is taken to answer until a write fails.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Query selects and groups records for a report.
 type Query struct {
 	// From and To bound Record.Time: From <= Time < To. A zero From or To
@@ -155,6 +165,11 @@ func checkGroups(keys []string) error {
 
 // Open opens the store a DSN names, "sqlite:PATH" or a PostgreSQL URL
 // ("postgres://" or "postgresql://"), and brings its schema up to date.
+// SQLite fails here when the file cannot be opened, a configuration error.
+// PostgreSQL fails here only when the URL does not parse: a server that does
+// not answer yet gets its schema brought up to date on the first call that
+// reaches it, so that a gateway starts, and journals its records, while its
+// database is down.
 func Open(ctx context.Context, dsn string) (Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
