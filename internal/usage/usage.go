@@ -5,11 +5,16 @@
 // every request, streams included, with the backend's own counts where it
 // reported them.
 //
-// Records are written off the request path: Ledger.Add only enqueues, and one
-// writer goroutine stores batches, each in one transaction. While the store is
-// unavailable batches go to a local journal file, replayed once the store is
-// back. Stores are idempotent by request id, so a batch written twice (a
-// replay after a crash, a commit whose answer was lost) is kept once.
+// Records are written to the store off the request path, and kept on disk
+// until it has them: Ledger.Add appends each record to a local journal, a
+// write-ahead log, with one write(2) (so a killed process loses none), and
+// queues it; one writer goroutine stores batches, each in one transaction,
+// and lets go of the journal's records once the store committed them; a
+// syncer goroutine fsyncs the journal every 100ms (so a power loss loses at
+// most that). While the store is unavailable, at start included, the records
+// wait in the journal and are replayed once it is back. Stores are
+// idempotent by request id, so a batch written twice (a replay after a
+// crash, a commit whose answer was lost) is kept once.
 //
 // The package is a mechanism: it imports no other Sluice package.
 package usage
