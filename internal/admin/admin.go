@@ -32,6 +32,9 @@ type Options struct {
 	Reload func() error
 	// Ready reports whether the gateway takes traffic (false while shutting down).
 	Ready func() bool
+	// LedgerDegraded reports whether the usage ledger's store does not
+	// answer, so records wait in its journal; /readyz says so. Nil: never.
+	LedgerDegraded func() bool
 	// Logger receives a line per admin action.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -75,14 +78,22 @@ func (a *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// readyz answers 503 {"status":"shutting down"} once shutdown has begun,
+// so that load balancers stop sending traffic, and 200 otherwise:
+// {"status":"ready"}, or {"status":"degraded","ledger":...} while the usage
+// store does not answer. A degraded gateway serves every request and keeps
+// their records in its journal, so it stays in the load balancer; the body
+// tells the operator.
 func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if a.o.Ready != nil && !a.o.Ready() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("shutting down\n"))
-		return
+	switch {
+	case a.o.Ready != nil && !a.o.Ready():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+	case a.o.LedgerDegraded != nil && a.o.LedgerDegraded():
+		writeJSON(w, http.StatusOK, map[string]string{"status": "degraded",
+			"ledger": "usage store unreachable; records are journaled until it answers"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 // methods are the admin paths and the method each takes, for 405 answers.

@@ -78,7 +78,8 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.health.Sync(t.Backends)
 	g.ready.Store(true)
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger, Tracer: g.obs.tracer})
-	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, Logger: log, Now: now, Usage: g.obs.ledger.Report}
+	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
+		Logger: log, Now: now, Usage: g.obs.ledger.Report}
 	if g.obs.metrics != nil {
 		ao.Metrics = g.obs.metrics.Handler()
 	}

@@ -26,8 +26,12 @@ type observability struct {
 	limitErrors atomic.Uint64
 }
 
-// openLedger opens the usage store and starts the ledger. A store that
-// cannot be opened is an error: the ledger must have somewhere to write.
+// openLedger opens the usage store and starts the ledger. A SQLite file that
+// cannot be opened is an error, as is a PostgreSQL URL that does not parse.
+// A PostgreSQL server that does not answer is not: the gateway starts, the
+// ledger keeps the records in its journal, and the schema is migrated and the
+// journal replayed once the server answers. /readyz and sluice_usage_degraded
+// say so meanwhile.
 func openLedger(ctx context.Context, cfg *config.Config, g *Gateway) (*usage.Ledger, usage.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -42,6 +46,10 @@ func openLedger(ctx context.Context, cfg *config.Config, g *Gateway) (*usage.Led
 	}
 	return l, store, nil
 }
+
+// ledgerDegraded reports whether the usage store does not answer, for
+// /readyz.
+func (o *observability) ledgerDegraded() bool { return o.ledger.Stats().Degraded }
 
 // newMetrics builds the metrics when metrics.prometheus is on; nil otherwise.
 func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
@@ -59,7 +67,7 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 		Ledger: func() metrics.LedgerStats {
 			s := g.obs.ledger.Stats()
 			return metrics.LedgerStats{QueueDepth: s.QueueDepth, JournalBytes: s.JournalBytes,
-				WriteErrors: uint64(s.WriteErrors), Dropped: uint64(s.Dropped)}
+				WriteErrors: uint64(s.WriteErrors), Dropped: uint64(s.Dropped), Degraded: s.Degraded}
 		},
 	}), nil
 }

@@ -66,10 +66,10 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // ledgerCollector exports the usage ledger's state, read once per scrape so
-// the four values belong to the same moment.
+// the values belong to the same moment.
 type ledgerCollector struct {
-	source                             func() LedgerStats
-	depth, journal, writeErrs, dropped *prometheus.Desc
+	source                                       func() LedgerStats
+	depth, journal, writeErrs, dropped, degraded *prometheus.Desc
 }
 
 func newLedgerCollector(source func() LedgerStats) *ledgerCollector {
@@ -78,11 +78,13 @@ func newLedgerCollector(source func() LedgerStats) *ledgerCollector {
 		depth: prometheus.NewDesc("sluice_usage_queue_depth",
 			"Usage records waiting to be written to the usage store.", nil, nil),
 		journal: prometheus.NewDesc("sluice_usage_journal_bytes",
-			"Size of the on-disk journal that holds usage records the store has not taken yet.", nil, nil),
+			"Size of the on-disk journal that holds usage records the store has not committed yet.", nil, nil),
 		writeErrs: prometheus.NewDesc("sluice_usage_write_errors_total",
 			"Writes to the usage store that failed.", nil, nil),
 		dropped: prometheus.NewDesc("sluice_usage_dropped_total",
-			"Usage records lost because the queue and the journal were full.", nil, nil),
+			"Usage records lost because neither the journal nor the usage store took them.", nil, nil),
+		degraded: prometheus.NewDesc("sluice_usage_degraded",
+			"1 while the usage store does not answer and usage records wait in the journal, else 0.", nil, nil),
 	}
 }
 
@@ -91,12 +93,18 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.journal
 	ch <- c.writeErrs
 	ch <- c.dropped
+	ch <- c.degraded
 }
 
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.source()
+	degraded := 0.0
+	if s.Degraded {
+		degraded = 1
+	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.QueueDepth))
 	ch <- prometheus.MustNewConstMetric(c.journal, prometheus.GaugeValue, float64(s.JournalBytes))
 	ch <- prometheus.MustNewConstMetric(c.writeErrs, prometheus.CounterValue, float64(s.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped))
+	ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, degraded)
 }

@@ -118,33 +118,36 @@ func TestStateFuncsReadLiveValues(t *testing.T) {
 		},
 	})
 	names := []string{"sluice_limit_store_errors_total", "sluice_usage_queue_depth", "sluice_usage_journal_bytes",
-		"sluice_usage_write_errors_total", "sluice_usage_dropped_total"}
-	want := func(storeErrs, depth, journal, writeErrs, dropped string) string {
+		"sluice_usage_write_errors_total", "sluice_usage_dropped_total", "sluice_usage_degraded"}
+	want := func(storeErrs, depth, journal, writeErrs, dropped, degraded string) string {
 		return `# HELP sluice_limit_store_errors_total Limiter store calls that failed (Redis errors and timeouts), answered by the fail_open or fail_closed policy.
 # TYPE sluice_limit_store_errors_total counter
 sluice_limit_store_errors_total ` + storeErrs + `
 # HELP sluice_usage_queue_depth Usage records waiting to be written to the usage store.
 # TYPE sluice_usage_queue_depth gauge
 sluice_usage_queue_depth ` + depth + `
-# HELP sluice_usage_journal_bytes Size of the on-disk journal that holds usage records the store has not taken yet.
+# HELP sluice_usage_journal_bytes Size of the on-disk journal that holds usage records the store has not committed yet.
 # TYPE sluice_usage_journal_bytes gauge
 sluice_usage_journal_bytes ` + journal + `
 # HELP sluice_usage_write_errors_total Writes to the usage store that failed.
 # TYPE sluice_usage_write_errors_total counter
 sluice_usage_write_errors_total ` + writeErrs + `
-# HELP sluice_usage_dropped_total Usage records lost because the queue and the journal were full.
+# HELP sluice_usage_dropped_total Usage records lost because neither the journal nor the usage store took them.
 # TYPE sluice_usage_dropped_total counter
 sluice_usage_dropped_total ` + dropped + `
+# HELP sluice_usage_degraded 1 while the usage store does not answer and usage records wait in the journal, else 0.
+# TYPE sluice_usage_degraded gauge
+sluice_usage_degraded ` + degraded + `
 `
 	}
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want("0", "2", "4096", "0", "0")), names...); err != nil {
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want("0", "2", "4096", "0", "0", "0")), names...); err != nil {
 		t.Fatalf("first scrape: %v", err)
 	}
 	storeErrors.Add(7)
 	mu.Lock()
-	ledger = LedgerStats{QueueDepth: 0, JournalBytes: 0, WriteErrors: 3, Dropped: 1}
+	ledger = LedgerStats{QueueDepth: 0, JournalBytes: 0, WriteErrors: 3, Dropped: 1, Degraded: true}
 	mu.Unlock()
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want("7", "0", "0", "3", "1")), names...); err != nil {
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want("7", "0", "0", "3", "1", "1")), names...); err != nil {
 		t.Fatalf("second scrape: %v", err)
 	}
 }
@@ -152,7 +155,7 @@ sluice_usage_dropped_total ` + dropped + `
 func TestStateMetricsAbsentWithoutSources(t *testing.T) {
 	m := New(Options{})
 	names := append([]string{"sluice_limit_store_errors_total", "sluice_usage_queue_depth", "sluice_usage_journal_bytes",
-		"sluice_usage_write_errors_total", "sluice_usage_dropped_total"}, backendMetrics...)
+		"sluice_usage_write_errors_total", "sluice_usage_dropped_total", "sluice_usage_degraded"}, backendMetrics...)
 	if n, err := testutil.GatherAndCount(m.Registry(), names...); err != nil || n != 0 {
 		t.Errorf("without sources, series = %d, %v; want 0, nil", n, err)
 	}

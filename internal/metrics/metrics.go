@@ -86,9 +86,10 @@ type BackendState struct {
 // LedgerStats is the usage ledger's state as a scrape sees it.
 type LedgerStats struct {
 	QueueDepth   int    // usage records waiting to be written
-	JournalBytes int64  // size of the on-disk journal of unwritten records
+	JournalBytes int64  // size of the on-disk journal of records the store has not committed
 	WriteErrors  uint64 // failed writes to the usage store since start
-	Dropped      uint64 // records lost because the queue and journal were full
+	Dropped      uint64 // records lost because neither the journal nor the store took them
+	Degraded     bool   // the usage store does not answer: records wait in the journal
 }
 
 // Options configures New.

@@ -2,8 +2,12 @@ package usage
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/pgtest"
 )
@@ -19,8 +23,20 @@ func (s *discardStore) Write(_ context.Context, b []Record) error {
 func (s *discardStore) Report(context.Context, Query) ([]Row, error) { return nil, nil }
 func (s *discardStore) Close() error                                 { return nil }
 
-// BenchmarkAdd is the request path's cost: enqueueing one record from many
-// goroutines at once.
+// cpuTime returns the CPU time the process used so far, all threads (the
+// ledger's writer and syncer included), user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAdd is the request path's cost: one record added from many
+// goroutines at once, appended to the journal (a write(2), no fsync) and
+// queued. cpu-ns/op is the process's CPU time per record, the writer's and
+// the syncer's (fsync every 100ms) included.
 func BenchmarkAdd(b *testing.B) {
 	l, err := NewLedger(Options{Store: &discardStore{}, Journal: journalPath(b), QueueSize: 1 << 20})
 	if err != nil {
@@ -29,18 +45,90 @@ func BenchmarkAdd(b *testing.B) {
 	r := record(1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			l.Add(r)
 		}
 	})
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 	if err := l.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	// The queue must never have overflowed into the journal, or this
 	// measured the slow path.
 	b.ReportMetric(float64(l.Stats().Journaled)/float64(b.N), "journaled/op")
+}
+
+// BenchmarkAddLatency reports the distribution of one Add's duration, from
+// many goroutines at once: the tail is where a request waits on another's
+// journal append, or on the runtime after the write(2).
+func BenchmarkAddLatency(b *testing.B) {
+	l, err := NewLedger(Options{Store: &discardStore{}, Journal: journalPath(b), QueueSize: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := record(1)
+	var mu sync.Mutex // guards all
+	all := make([]time.Duration, 0, 1<<20)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mine := make([]time.Duration, 0, 1<<16)
+		for pb.Next() {
+			start := time.Now()
+			l.Add(r)
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		all = append(all, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if err := l.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(all)
+	for _, q := range []struct {
+		unit string
+		p    float64
+	}{{"p50-ns", 0.5}, {"p99-ns", 0.99}, {"p99.99-ns", 0.9999}} {
+		b.ReportMetric(float64(all[int(q.p*float64(len(all)-1))]), q.unit)
+	}
+}
+
+// BenchmarkAddSync is what a request would pay to wait, before its
+// response's last byte, until its record is fsynced: Add, then Sync, which
+// shares one fsync among the requests waiting together. 32 requests in
+// flight. wait-ns/op is the time a request waits; the gateway does not do
+// this (docs/usage.md has the figures).
+func BenchmarkAddSync(b *testing.B) {
+	l, err := NewLedger(Options{Store: &discardStore{}, Journal: journalPath(b), QueueSize: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := record(1)
+	var wait atomic.Int64
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.Add(r)
+			start := time.Now()
+			if err := l.Sync(context.Background()); err != nil {
+				b.Error(err)
+			}
+			wait.Add(int64(time.Since(start)))
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(wait.Load())/float64(b.N), "wait-ns/op")
+	if err := l.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkStoreWrite is the writer's cost per record, in batches of 500.

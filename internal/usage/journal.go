@@ -3,57 +3,195 @@ package usage
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 )
 
 // maxJournalLine bounds one journal line when reading; a record is well under
 // a kilobyte.
 const maxJournalLine = 1 << 20
 
-// journal is the local file of records the store could not take yet, one JSON
-// object per line. The writer appends batches and syncs each; Add appends
-// single records when the queue is full and leaves the sync to the writer's
-// next cycle, so the request path never waits on a disk flush. Appends are
-// whole lines written with one write call under mu, so lines never interleave.
+// journal is the ledger's write-ahead log: one JSON object per line, every
+// record the Ledger takes, appended with one write(2) before Add returns. A
+// record in the kernel's page cache survives the process being killed
+// (kill -9, a panic, the OOM killer); only a kernel crash or a power loss
+// needs the fsync, which a syncer goroutine makes for many records at a time.
+//
+// The journal is a sequence of segment files, path.1, path.2, ..., so that
+// what the store committed can be dropped without copying or truncating
+// under the appenders' feet. New lines go to the active segment, the highest
+// number; seal makes the next one, which the writer created ahead of time,
+// active, so sealing does no file system call while appenders wait. A
+// sealed segment is deleted once the store holds its records. On open, every
+// segment there is sealed: the store may not hold their records yet; so is a
+// file at path itself, the journal of Sluice before segments.
+//
+// A path that is a device rather than a regular file (tests use /dev/full)
+// is appended to directly and never sealed.
+//
 // A journal is safe for concurrent use.
 type journal struct {
 	path string
+	// direct reports that path is not a regular file: it is the active
+	// segment, and nothing is ever sealed.
+	direct bool
 
-	mu     sync.Mutex // guards f, size, dirty and closed
-	f      *os.File   // opened for appending; nil when closed or when reopening failed
-	size   int64      // bytes of complete lines in the file
-	dirty  bool       // appended since the last sync
-	closed bool       // close was called: appends open, sync and close the file each time
+	mu       sync.Mutex // guards everything below
+	f        *os.File   // the active segment, opened for appending; nil when closed or when reopening failed
+	active   string     // the active segment's name
+	size     int64      // bytes of complete lines in the active segment
+	dirty    bool       // the active segment was appended to since the syncer last took it
+	next     *os.File   // the segment seal makes active, created ahead; nil when creating it failed
+	nextName string     // its name
+	total    int64      // bytes in the active segment and in sealed segments not yet removed
+	seq      uint64     // the number of the segment after next
+	unsynced []*segment // sealed segments the syncer has not fsynced yet
+	dirDirty bool       // a segment was created since the syncer last synced the directory
+	round    *syncRound // the syncer's next round, which Sync callers wait for
+	closed   bool       // close was called: appends open, sync and close the file each time
 }
 
-// fileLocked returns the open file, reopening it when an earlier reopen
-// failed.
-func (j *journal) fileLocked() (*os.File, error) {
-	if j.f == nil {
-		f, size, err := openJournalFile(j.path)
-		if err != nil {
-			return nil, err
-		}
-		j.f, j.size, j.dirty = f, size, false
-	}
-	return j.f, nil
+// segment is a sealed part of the journal. Its path and size never change;
+// f and removed are guarded by the journal's mu; offset and skip belong to
+// the ledger's writer.
+type segment struct {
+	path string
+	size int64
+
+	f       *os.File // open until the syncer fsynced it; nil for segments found on open
+	removed bool     // the store holds its records and the file is gone
+
+	offset int64 // bytes whose records the store holds: a replay resumes here
+	skip   int   // records after offset that the store holds too
 }
 
-// openJournal opens or creates the journal at path, and its directory.
-func openJournal(path string) (*journal, error) {
+// syncRound is one fsync of the journal by the syncer; done is closed once it
+// is over, and err is its result.
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+// openJournal opens the journal at path, creating its directory, and starts
+// a new active segment. It returns the journal and the segments already
+// there, oldest first: what an earlier process left.
+func openJournal(path string) (*journal, []*segment, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("usage: journal: %w", err)
+		return nil, nil, fmt.Errorf("usage: journal: %w", err)
 	}
-	f, size, err := openJournalFile(path)
+	j := &journal{path: path, round: &syncRound{done: make(chan struct{})}}
+	fi, statErr := os.Stat(path)
+	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("usage: journal: %w", statErr)
+	}
+	if statErr == nil && !fi.Mode().IsRegular() {
+		f, size, err := openJournalFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		j.direct, j.f, j.active, j.size, j.total = true, f, path, size, size
+		return j, nil, nil
+	}
+	sealed, seq, err := findSegments(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &journal{path: path, f: f, size: size}, nil
+	if statErr == nil && fi.Size() > 0 {
+		// The whole journal of an older Sluice; it predates the segments.
+		sealed = append([]*segment{{path: path, size: fi.Size()}}, sealed...)
+	}
+	for _, s := range sealed {
+		j.total += s.size
+	}
+	j.seq = seq
+	if err := j.prepare(); err != nil {
+		return nil, nil, err
+	}
+	j.mu.Lock()
+	j.f, j.active, j.next = j.next, j.nextName, nil
+	j.mu.Unlock()
+	if err := j.prepare(); err != nil {
+		j.close()
+		return nil, nil, err
+	}
+	return j, sealed, nil
+}
+
+// prepare creates the segment seal will make active next, unless it exists.
+// The writer calls it after each seal, without holding the Ledger's lock:
+// creating a file can wait on the file system's own journal for as long as
+// an fsync takes.
+func (j *journal) prepare() error {
+	j.mu.Lock()
+	if j.direct || j.next != nil || j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	name := j.path + "." + strconv.FormatUint(j.seq, 10)
+	j.seq++
+	j.mu.Unlock()
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("usage: journal: %w", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		f.Close()
+		os.Remove(name)
+		return nil
+	}
+	j.next, j.nextName, j.dirDirty = f, name, true
+	return nil
+}
+
+// findSegments lists the sealed segments next to path, oldest first, and
+// returns the number the next one gets.
+func findSegments(path string) ([]*segment, uint64, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, 0, fmt.Errorf("usage: journal: %w", err)
+	}
+	type numbered struct {
+		n    uint64
+		path string
+	}
+	var found []numbered
+	prefix := filepath.Base(path) + "."
+	for _, e := range entries {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		n, err := strconv.ParseUint(digits, 10, 64)
+		if err != nil || strconv.FormatUint(n, 10) != digits {
+			continue // not a segment (path.tmp of an older version, say)
+		}
+		found = append(found, numbered{n, filepath.Join(filepath.Dir(path), e.Name())})
+	}
+	slices.SortFunc(found, func(a, b numbered) int { return cmp.Compare(a.n, b.n) })
+	next := uint64(1)
+	segs := make([]*segment, 0, len(found))
+	for _, s := range found {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			return nil, 0, fmt.Errorf("usage: journal: %w", err)
+		}
+		segs = append(segs, &segment{path: s.path, size: fi.Size()})
+		next = s.n + 1
+	}
+	return segs, next, nil
 }
 
 // openJournalFile opens path for appending and returns its size. A file that
@@ -88,212 +226,212 @@ func openJournalFile(path string) (*os.File, int64, error) {
 	return f, size, nil
 }
 
-// encodeLines returns the records as JSON lines.
-func encodeLines(recs []Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for i := range recs {
-		if err := enc.Encode(&recs[i]); err != nil {
-			return nil, err
-		}
-	}
-	return buf.Bytes(), nil
-}
-
-// append adds the records, syncing the file when sync is set. On an error
-// nothing is added: a partial write is cut off.
-func (j *journal) append(recs []Record, sync bool) error {
-	b, err := encodeLines(recs)
-	if err != nil {
-		return fmt.Errorf("usage: journal: %w", err)
-	}
+// append writes whole lines to the active segment with one write call, so
+// that lines never interleave and a killed process leaves them whole. On an
+// error nothing is added: a partial write is cut off.
+func (j *journal) append(lines []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
-		return j.appendClosedLocked(b)
+		return j.appendClosedLocked(lines)
 	}
 	f, err := j.fileLocked()
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.Write(lines); err != nil {
 		_ = f.Truncate(j.size)
 		return fmt.Errorf("usage: journal: %w", err)
 	}
-	j.size += int64(len(b))
-	if !sync {
-		j.dirty = true
-		return nil
+	j.size += int64(len(lines))
+	j.total += int64(len(lines))
+	j.dirty = true
+	return nil
+}
+
+// fileLocked returns the active segment's file, reopening it when an earlier
+// open failed.
+func (j *journal) fileLocked() (*os.File, error) {
+	if j.f == nil {
+		f, size, err := openJournalFile(j.active)
+		if err != nil {
+			return nil, err
+		}
+		j.total += size - j.size
+		j.f, j.size = f, size
 	}
-	return j.syncLocked()
+	return j.f, nil
 }
 
 // appendClosedLocked appends after close, for records added after
-// Ledger.Close: no writer will sync them later, so each is synced now and
-// the file is closed again.
-func (j *journal) appendClosedLocked(b []byte) error {
-	f, size, err := openJournalFile(j.path)
+// Ledger.Close: no syncer will sync them later, so each is synced now and the
+// file is closed again.
+func (j *journal) appendClosedLocked(lines []byte) error {
+	f, size, err := openJournalFile(j.active)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.Write(lines); err != nil {
 		_ = f.Truncate(size)
 		return fmt.Errorf("usage: journal: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("usage: journal: %w", err)
 	}
-	j.size = size + int64(len(b))
+	j.total += size + int64(len(lines)) - j.size
+	j.size = size + int64(len(lines))
 	return nil
 }
 
-// sync flushes appends made without sync to disk.
-func (j *journal) sync() error {
+// errNoNextSegment is seal's error when prepare failed to create the next
+// segment.
+var errNoNextSegment = errors.New("usage: journal: no next segment to seal into")
+
+// seal makes the active segment a sealed one and the prepared next segment
+// the active one; it makes no file system call. It returns nil when there is
+// nothing to seal: the active segment is empty, or the journal is direct. On
+// an error the active segment stays as it was.
+func (j *journal) seal() (*segment, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.syncLocked()
+	if j.closed || j.direct || j.size == 0 || j.f == nil {
+		return nil, nil
+	}
+	if j.next == nil {
+		return nil, errNoNextSegment
+	}
+	s := &segment{path: j.active, size: j.size, f: j.f}
+	if j.dirty {
+		j.unsynced = append(j.unsynced, s)
+	} else if err := s.f.Close(); err != nil {
+		j.unsynced = append(j.unsynced, s) // let the syncer try
+	}
+	j.f, j.active, j.size, j.dirty = j.next, j.nextName, 0, false
+	j.next = nil
+	return s, nil
 }
 
-func (j *journal) syncLocked() error {
-	if !j.dirty || j.f == nil {
-		return nil
-	}
-	if err := j.f.Sync(); err != nil {
+// remove deletes a sealed segment whose records the store holds. A segment
+// that cannot be deleted stays, and is replayed again (harmlessly) after a
+// restart.
+func (j *journal) remove(s *segment) error {
+	err := os.Remove(s.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("usage: journal: %w", err)
 	}
-	j.dirty = false
+	j.mu.Lock()
+	s.removed = true
+	j.total -= s.size
+	j.mu.Unlock()
 	return nil
 }
 
-// Size returns the bytes of complete lines in the journal.
+// Size returns the bytes in the journal's segments: records the store may
+// not hold yet.
 func (j *journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.size
+	return j.total
 }
 
-// scan reads the lines between byte offsets from and to, both at line
-// starts, and hands their records to fn in batches of up to n. It returns the
-// offset up to which every record was handed to fn without an error (the
-// place to resume), and the number of lines before it that did not decode,
-// which it skips.
-func (j *journal) scan(from, to int64, n int, fn func([]Record) error) (done int64, bad int, err error) {
-	done = from
-	if from >= to {
-		return done, 0, nil
-	}
-	badAll := 0 // bad counts those before done
-	f, err := os.Open(j.path)
-	if err != nil {
-		return done, 0, fmt.Errorf("usage: journal: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.NewSectionReader(f, from, to-from))
-	sc.Buffer(make([]byte, 0, 64<<10), maxJournalLine)
-	batch := make([]Record, 0, n)
-	pos := from // offset after the last line read
-	for sc.Scan() {
-		pos += int64(len(sc.Bytes())) + 1
-		var r Record
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			// A torn line's newline, added by openJournalFile.
-		} else if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			badAll++
-		} else {
-			batch = append(batch, r)
-		}
-		if len(batch) == n {
-			if err := fn(batch); err != nil {
-				return done, bad, err
-			}
-			batch = batch[:0]
-			done, bad = pos, badAll
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return done, bad, fmt.Errorf("usage: journal: %w", err)
-	}
-	if len(batch) > 0 {
-		if err := fn(batch); err != nil {
-			return done, bad, err
-		}
-	}
-	return to, badAll, nil
-}
-
-// dropPrefix removes the first n bytes, which the store now holds. When
-// nothing was appended after them the file is truncated; otherwise the lines
-// after them are copied to a new file that replaces the journal. A crash in
-// between leaves lines the store already holds, which a replay writes again
-// harmlessly.
-func (j *journal) dropPrefix(n int64) error {
+// syncRound fsyncs what was appended before it started: the active segment
+// if it was appended to, the segments sealed since the last round, and the
+// directory if a segment was created. Only the syncer goroutine
+// calls it. Sync callers that arrived before it started share it.
+func (j *journal) syncRound() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.closed {
-		return nil
+	r := j.round
+	j.round = &syncRound{done: make(chan struct{})}
+	var f *os.File
+	if j.dirty {
+		f = j.f
+		j.dirty = false
 	}
-	f, err := j.fileLocked()
-	if err != nil {
-		return err
-	}
-	if n >= j.size {
-		if err := f.Truncate(0); err != nil {
-			return fmt.Errorf("usage: journal: %w", err)
+	sealed := j.unsynced
+	j.unsynced = nil
+	dir := j.dirDirty
+	j.dirDirty = false
+	j.mu.Unlock()
+
+	var errs []error
+	for _, s := range sealed {
+		j.mu.Lock()
+		removed := s.removed // the store has it: no need
+		j.mu.Unlock()
+		if !removed {
+			errs = append(errs, s.f.Sync())
 		}
-		j.size, j.dirty = 0, true
-		return j.syncLocked()
+		errs = append(errs, s.f.Close())
 	}
-	tmp := j.path + ".tmp"
-	if err := copyTail(tmp, j.path, n, j.size); err != nil {
-		os.Remove(tmp)
-		return err
+	if f != nil {
+		errs = append(errs, f.Sync())
 	}
-	if err := os.Rename(tmp, j.path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("usage: journal: %w", err)
+	if dir {
+		errs = append(errs, syncDir(filepath.Dir(j.path)))
 	}
-	syncDir(filepath.Dir(j.path))
-	f.Close()
-	j.f = nil
-	_, err = j.fileLocked() // on an error the next call tries again
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("usage: journal: sync: %w", err)
+		j.mu.Lock()
+		j.dirty = true // try again next round
+		j.mu.Unlock()
+	}
+	r.err = err
+	close(r.done)
 	return err
 }
 
-// copyTail writes src's bytes from..to to a new synced file dst.
-func copyTail(dst, src string, from, to int64) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("usage: journal: %w", err)
+// nextRound returns the syncer's next round, for a Sync caller to wait for.
+func (j *journal) nextRound() *syncRound {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.round
+}
+
+// wait blocks until the round is over or ctx ends.
+func (r *syncRound) wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("usage: journal: %w", err)
+}
+
+// syncFile fsyncs the active segment now, for the writer, which journals the
+// records of a failed batch that the journal did not hold.
+func (j *journal) syncFile() error {
+	j.mu.Lock()
+	f := j.f
+	j.mu.Unlock()
+	if f == nil {
+		return nil
 	}
-	_, err = io.Copy(out, io.NewSectionReader(in, from, to-from))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("usage: journal: %w", err)
 	}
 	return nil
 }
 
-// syncDir makes a rename in dir durable; where directories cannot be synced
-// the rename is still atomic, only its durability is the filesystem's.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// syncDir makes the creation of a segment in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		// Some file systems cannot sync a directory; a new file's
+		// durability is then theirs.
+		return err
+	}
+	return nil
 }
 
-// close syncs and closes the file. Later appends reopen it one at a time.
+// close syncs and closes the active segment, and closes sealed segments the
+// syncer has not taken. Later appends reopen the file one at a time. Call it
+// once the syncer has stopped.
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -301,13 +439,91 @@ func (j *journal) close() error {
 		return nil
 	}
 	j.closed = true
-	if j.f == nil {
-		return nil
+	var errs []error
+	for _, s := range j.unsynced {
+		if !s.removed {
+			errs = append(errs, s.f.Sync())
+		}
+		errs = append(errs, s.f.Close())
 	}
-	err := j.syncLocked()
-	if cerr := j.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("usage: journal: %w", cerr)
+	j.unsynced = nil
+	if j.next != nil {
+		// Never used: leave no empty segment behind.
+		errs = append(errs, j.next.Close(), os.Remove(j.nextName))
+		j.next = nil
 	}
-	j.f = nil
+	if j.f != nil {
+		if j.dirty {
+			errs = append(errs, j.f.Sync())
+		}
+		errs = append(errs, j.f.Close())
+		j.f = nil
+		if j.size == 0 && !j.direct {
+			// An append after close creates it again.
+			errs = append(errs, os.Remove(j.active))
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("usage: journal: close: %w", err)
+	}
+	// No syncer runs any more: Sync callers waiting for its next round get
+	// this one, and later ones find it over (appends after close are
+	// synced one by one).
+	j.round.err = err
+	close(j.round.done)
 	return err
+}
+
+// scan reads a sealed segment from s.offset, skipping s.skip records, and
+// hands its records to fn in batches of up to n. It advances s.offset and
+// s.skip past each batch fn took, so a scan that fn stops resumes after the
+// last batch written. It returns the number of lines that did not decode,
+// which it skips: a line torn by a crash.
+func scan(s *segment, n int, fn func([]Record) error) (bad int, err error) {
+	if s.offset >= s.size {
+		return 0, nil
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return 0, fmt.Errorf("usage: journal: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.NewSectionReader(f, s.offset, s.size-s.offset))
+	sc.Buffer(make([]byte, 0, 64<<10), maxJournalLine)
+	batch := make([]Record, 0, n)
+	pos := s.offset // offset after the last line read
+	skip := s.skip
+	badAll := 0 // bad counts those in batches fn took
+	for sc.Scan() {
+		pos += int64(len(sc.Bytes())) + 1
+		var r Record
+		switch {
+		case len(bytes.TrimSpace(sc.Bytes())) == 0:
+			// A torn line's newline, added by openJournalFile.
+		case json.Unmarshal(sc.Bytes(), &r) != nil:
+			badAll++
+		case skip > 0:
+			skip--
+		default:
+			batch = append(batch, r)
+		}
+		if len(batch) == n {
+			if err := fn(batch); err != nil {
+				return bad, err
+			}
+			batch = batch[:0]
+			s.offset, s.skip, bad = pos, 0, badAll
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return bad, fmt.Errorf("usage: journal: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := fn(batch); err != nil {
+			return bad, err
+		}
+	}
+	s.offset, s.skip = s.size, 0
+	return badAll, nil
 }

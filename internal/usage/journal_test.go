@@ -1,17 +1,33 @@
 package usage
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// scanIDs reads the journal's ids between offsets.
-func scanIDs(t *testing.T, j *journal, from, to int64) []string {
+// lines returns the records as journal lines.
+func lines(t testing.TB, recs ...Record) []byte {
+	t.Helper()
+	var b []byte
+	for i := range recs {
+		var err error
+		if b, err = appendLine(b, &recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// scanIDs reads a segment's ids from its current offset.
+func scanIDs(t *testing.T, s *segment) []string {
 	t.Helper()
 	var ids []string
-	if _, bad, err := j.scan(from, to, 2, func(b []Record) error {
+	if bad, err := scan(s, 2, func(b []Record) error {
 		for _, r := range b {
 			ids = append(ids, r.RequestID)
 		}
@@ -22,68 +38,169 @@ func scanIDs(t *testing.T, j *journal, from, to int64) []string {
 	return ids
 }
 
-// Lines appended while a replay runs survive the journal being emptied of
-// the replayed ones.
-func TestJournalDropPrefixKeepsLaterLines(t *testing.T) {
-	j, err := openJournal(journalPath(t))
+func segmentPaths(segs []*segment) []string {
+	var out []string
+	for _, s := range segs {
+		out = append(out, filepath.Base(s.path))
+	}
+	return out
+}
+
+// sealNext seals the active segment and prepares the next, as the writer
+// does.
+func sealNext(t *testing.T, j *journal) *segment {
+	t.Helper()
+	s, err := j.seal()
+	if err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+	if err := j.prepare(); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	return s
+}
+
+// Sealing leaves lines appended later in the new active segment; removing a
+// sealed segment drops only its lines; a journal opened again finds every
+// segment not removed, oldest first, and numbers new ones after them.
+func TestJournalSegments(t *testing.T) {
+	path := journalPath(t)
+	j, pending, err := openJournal(path)
+	if err != nil || len(pending) != 0 {
+		t.Fatalf("openJournal = %v, %v; want no segments", pending, err)
+	}
+	if err := j.append(lines(t, record(0), record(1), record(2))); err != nil {
+		t.Fatal(err)
+	}
+	first := sealNext(t, j)
+	if first == nil {
+		t.Fatal("seal returned no segment")
+	}
+	if err := j.append(lines(t, record(3))); err != nil { // after the seal
+		t.Fatal(err)
+	}
+	if got := scanIDs(t, first); !cmp.Equal(got, []string{"req-0", "req-1", "req-2"}) {
+		t.Errorf("sealed segment holds %q; want req-0..2", got)
+	}
+	if second := sealNext(t, j); second == nil {
+		t.Fatal("seal returned no segment")
+	}
+	if s := sealNext(t, j); s != nil {
+		t.Errorf("seal of an empty active segment = %v; want nothing", s)
+	}
+	if err := j.append(lines(t, record(4))); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.remove(first); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(lines(t, record(3), record(4)))); j.Size() != want {
+		t.Errorf("Size after removing the first segment = %d; want %d, the lines of req-3 and req-4", j.Size(), want)
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A file that is not a segment is left alone.
+	if err := os.WriteFile(path+".tmp", []byte("junk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, pending, err = openJournal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.close()
-	if err := j.append([]Record{record(0), record(1), record(2)}, true); err != nil {
+	if got, want := segmentPaths(pending), []string{"usage.jsonl.2", "usage.jsonl.3"}; !cmp.Equal(got, want) {
+		t.Fatalf("segments found = %q; want %q", got, want)
+	}
+	if got := append(scanIDs(t, pending[0]), scanIDs(t, pending[1])...); !cmp.Equal(got, []string{"req-3", "req-4"}) {
+		t.Errorf("the segments hold %q; want [req-3 req-4]", got)
+	}
+	// Numbers go on after the highest found, and sort as numbers.
+	for range 8 {
+		if err := j.append(lines(t, record(5))); err != nil {
+			t.Fatal(err)
+		}
+		sealNext(t, j)
+	}
+	segs, _, err := findSegments(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	replayed := j.Size()
-	if got := scanIDs(t, j, 0, replayed); !cmp.Equal(got, []string{"req-0", "req-1", "req-2"}) {
-		t.Errorf("scan = %q; want req-0..2", got)
+	var want []string
+	for n := 2; n <= 13; n++ { // 12 active, 13 prepared
+		want = append(want, fmt.Sprint("usage.jsonl.", n))
 	}
-	if err := j.append([]Record{record(3)}, false); err != nil { // during the replay
-		t.Fatal(err)
-	}
-	if err := j.dropPrefix(replayed); err != nil {
-		t.Fatal(err)
-	}
-	if got := scanIDs(t, j, 0, j.Size()); !cmp.Equal(got, []string{"req-3"}) {
-		t.Errorf("after dropPrefix: %q; want [req-3]", got)
-	}
-	// Appends continue on the new file.
-	if err := j.append([]Record{record(4)}, true); err != nil {
-		t.Fatal(err)
-	}
-	if got := scanIDs(t, j, 0, j.Size()); !cmp.Equal(got, []string{"req-3", "req-4"}) {
-		t.Errorf("after another append: %q; want [req-3 req-4]", got)
-	}
-	fi, err := os.Stat(j.path)
-	if err != nil || fi.Size() != j.Size() {
-		t.Errorf("file size %v, %v; want %d", fi.Size(), err, j.Size())
-	}
-	if err := j.dropPrefix(j.Size()); err != nil || j.Size() != 0 {
-		t.Errorf("dropPrefix(all) = %v, size %d; want nil, 0", err, j.Size())
+	if got := segmentPaths(segs); !cmp.Equal(got, want) {
+		t.Errorf("findSegments = %q; want %q", got, want)
 	}
 }
 
-// A replay the store interrupts resumes after the last batch it wrote.
-func TestJournalScanResumes(t *testing.T) {
-	j, err := openJournal(journalPath(t))
+// The journal of a Sluice from before segments, one file at the journal's
+// path, is the oldest segment.
+func TestJournalReadsUnsegmentedJournal(t *testing.T) {
+	path := journalPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, lines(t, record(0), record(1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".7", lines(t, record(2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, pending, err := openJournal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.close()
-	if err := j.append([]Record{record(0), record(1), record(2), record(3), record(4)}, true); err != nil {
+	if got, want := segmentPaths(pending), []string{"usage.jsonl", "usage.jsonl.7"}; !cmp.Equal(got, want) {
+		t.Fatalf("segments found = %q; want %q", got, want)
+	}
+	if got := scanIDs(t, pending[0]); !cmp.Equal(got, []string{"req-0", "req-1"}) {
+		t.Errorf("the old journal holds %q; want [req-0 req-1]", got)
+	}
+	if err := j.remove(pending[0]); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old journal after its replay: %v; want it gone", err)
+	}
+	if j.active != path+".8" {
+		t.Errorf("active segment %s; want %s.8", j.active, path)
+	}
+}
+
+// A replay the store interrupts resumes after the last batch it wrote, and a
+// segment whose first records the store got from memory skips them.
+func TestJournalScanResumes(t *testing.T) {
+	j, _, err := openJournal(journalPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	if err := j.append(lines(t, record(0), record(1), record(2), record(3), record(4))); err != nil {
+		t.Fatal(err)
+	}
+	s := sealNext(t, j)
 	calls := 0
-	done, _, err := j.scan(0, j.Size(), 2, func([]Record) error {
+	if _, err := scan(s, 2, func([]Record) error {
 		calls++
 		if calls == 2 {
 			return errStoreDown
 		}
 		return nil
-	})
-	if err != errStoreDown {
+	}); err != errStoreDown {
 		t.Fatalf("scan = %v; want the store's error", err)
 	}
-	if got := scanIDs(t, j, done, j.Size()); !cmp.Equal(got, []string{"req-2", "req-3", "req-4"}) {
-		t.Errorf("resuming at %d reads %q; want [req-2 req-3 req-4]", done, got)
+	if got := scanIDs(t, s); !cmp.Equal(got, []string{"req-2", "req-3", "req-4"}) {
+		t.Errorf("resuming at %d reads %q; want [req-2 req-3 req-4]", s.offset, got)
+	}
+	if got := scanIDs(t, s); len(got) != 0 {
+		t.Errorf("a finished segment reads %q again; want nothing", got)
+	}
+	s.offset, s.skip = 0, 3
+	if got := scanIDs(t, s); !cmp.Equal(got, []string{"req-3", "req-4"}) {
+		t.Errorf("skipping 3 reads %q; want [req-3 req-4]", got)
 	}
 }

@@ -82,6 +82,18 @@ func (s *flakyStore) Write(ctx context.Context, batch []Record) error {
 	return nil
 }
 
+// Ping fails while the store is down; it never waits at the gate, which
+// holds writes only.
+func (s *flakyStore) Ping(ctx context.Context) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	if p, ok := s.Store.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // deliveredTwice returns the ids written more than once.
 func (s *flakyStore) deliveredTwice() []string {
 	s.mu.Lock()
@@ -233,8 +245,8 @@ func TestLedgerStoreOutage(t *testing.T) {
 	addRange(l, 300, 600, 8)
 	waitFor(t, "the records journaled", func() bool { s := l.Stats(); return s.Journaled == 300 && s.QueueDepth == 0 })
 	st := l.Stats()
-	if st.JournalBytes == 0 || st.WriteErrors == 0 || st.Written != 300 {
-		t.Errorf("during the outage: %+v; want JournalBytes and WriteErrors > 0, Written 300", st)
+	if st.JournalBytes == 0 || st.WriteErrors == 0 || st.Written != 300 || !st.Degraded {
+		t.Errorf("during the outage: %+v; want JournalBytes and WriteErrors > 0, Written 300, Degraded", st)
 	}
 	wantRecords(t, store, 300)
 
@@ -247,8 +259,8 @@ func TestLedgerStoreOutage(t *testing.T) {
 		t.Errorf("records written twice: %v", ids)
 	}
 	st = l.Stats()
-	if st.Written != 600 || st.Journaled != 300 || st.Dropped != 0 {
-		t.Errorf("after the outage: %+v; want Written 600, Journaled 300, Dropped 0", st)
+	if st.Written != 600 || st.Journaled != 300 || st.Dropped != 0 || st.Degraded {
+		t.Errorf("after the outage: %+v; want Written 600, Journaled 300, Dropped 0, not Degraded", st)
 	}
 	for _, msg := range []string{"store write failed", "store works again", "journal replayed"} {
 		if !strings.Contains(log.String(), msg) {
@@ -263,7 +275,17 @@ type memStore struct {
 	mu       sync.Mutex // guards all
 	fail     bool
 	records  map[string]Record
-	attempts []time.Time
+	attempts []time.Time // of Write and Ping
+}
+
+func (s *memStore) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts = append(s.attempts, time.Now())
+	if s.fail {
+		return errStoreDown
+	}
+	return nil
 }
 
 func (s *memStore) Write(ctx context.Context, batch []Record) error {
@@ -310,10 +332,10 @@ func TestLedgerBackoff(t *testing.T) {
 		}
 		store.fail = false
 		store.mu.Unlock()
-		// The first tick writes; then the waits double from 1s up to 30s:
-		// tries at 0.1s, 1.1s, 3.1s, 7.1s, 15.1s, 31.1s, 61.1s, 91.1s (and
-		// 121.1s, just after the two minutes).
-		want := []time.Duration{100 * time.Millisecond, 1 * time.Second, 2 * time.Second, 4 * time.Second,
+		// The writer asks the store at once; then the waits double from 1s
+		// up to 30s: tries at 0s, 1s, 3s, 7s, 15s, 31s, 61s, 91s (and 121s,
+		// just after the two minutes).
+		want := []time.Duration{0, 1 * time.Second, 2 * time.Second, 4 * time.Second,
 			8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
 		if diff := cmp.Diff(want, gaps); diff != "" {
 			t.Errorf("store attempts' spacing differs (-want +got):\n%s", diff)
@@ -412,6 +434,52 @@ func TestLedgerJournalUnwritable(t *testing.T) {
 	})
 }
 
+// breakJournal makes the journal's appends fail, as a full disk does, until
+// the returned function is called: the active segment is closed and cannot
+// be opened again.
+func breakJournal(t *testing.T, j *journal) (heal func()) {
+	t.Helper()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	active := j.active
+	j.f, j.active = nil, filepath.Join(t.TempDir(), "missing", "segment")
+	return func() {
+		j.mu.Lock()
+		j.active = active
+		j.mu.Unlock()
+	}
+}
+
+// A record the journal refused is written to the journal by the writer when
+// the store fails too; once the store is back, it is replayed from there,
+// not dropped with the segment it landed in.
+func TestLedgerRejournaledRecord(t *testing.T) {
+	store := newFlaky(tempSQLite(t))
+	l := newLedger(t, Options{Store: store, Journal: journalPath(t), BatchSize: 1, FlushEvery: 5 * time.Millisecond,
+		RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	release := store.hold()
+	l.Add(record(0)) // a full batch: the writer takes it and waits in Write
+	<-store.entered
+
+	heal := breakJournal(t, l.journal)
+	l.Add(record(1)) // the journal refuses it: in memory only
+	heal()
+	store.down.Store(true)
+	release() // record 0's write fails; record 1's is not tried, and the writer journals it
+	waitFor(t, "both records journaled", func() bool { s := l.Stats(); return s.Journaled == 2 && s.QueueDepth == 0 })
+
+	store.down.Store(false)
+	waitFor(t, "the journal replayed", func() bool { s := l.Stats(); return !s.Degraded && s.JournalBytes == 0 })
+	closeLedger(t, l)
+	wantRecords(t, store, 2)
+	if st := l.Stats(); st.Dropped != 0 {
+		t.Errorf("Dropped = %d; want 0", st.Dropped)
+	}
+}
+
 // A gateway restart with the store down: the first ledger journals, the next
 // one replays the journal at start. The store already holds some of the
 // journaled records, as after a replay a crash cut short; none is doubled.
@@ -454,9 +522,28 @@ func TestLedgerRestartSQLite(t *testing.T) {
 	waitFor(t, "the journal replayed", func() bool { s := l2.Stats(); return s.JournalBytes == 0 && s.QueueDepth == 0 })
 	closeLedger(t, l2)
 	wantRecords(t, s2, 1500)
-	if fi, err := os.Stat(journal); err != nil || fi.Size() != 0 {
-		t.Errorf("journal after replay: %v, %v; want an empty file", fi, err)
+	if n := journalFileBytes(t, journal); n != 0 {
+		t.Errorf("the journal's files hold %d bytes after the replay; want 0", n)
 	}
+}
+
+// journalFileBytes sums the sizes of the journal's files on disk: its
+// segments and a journal from before segments.
+func journalFileBytes(t *testing.T, journal string) int64 {
+	t.Helper()
+	files, err := filepath.Glob(journal + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 // PostgreSQL stops in the middle of the traffic and comes back: every record
@@ -495,11 +582,8 @@ func TestLedgerPostgresOutage(t *testing.T) {
 // A torn last line (a crash mid-append) costs that record only.
 func TestLedgerTornJournal(t *testing.T) {
 	journal := journalPath(t)
-	lines, err := encodeLines([]Record{record(0), record(1), record(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	torn := lines[:len(lines)-20]
+	all := lines(t, record(0), record(1), record(2))
+	torn := all[:len(all)-20]
 	if err := os.MkdirAll(filepath.Dir(journal), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -60,11 +62,18 @@ const migrationLock = 0x736c75696365
 // journals instead of waiting.
 const postgresConnectTimeout = 5 * time.Second
 
-// postgresStore keeps records in PostgreSQL through a pgx pool.
+// postgresStore keeps records in PostgreSQL through a pgx pool, which
+// connects when a call needs a connection. The schema is brought up to date
+// by the first call that reaches the server: at open when it answers, else
+// later, so that the gateway starts while its database is down.
 type postgresStore struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	migrated atomic.Bool
+	migrate  sync.Mutex // held while the migrations run, so one call runs them
 }
 
+// openPostgres makes the pool and tries the migrations once; a server that
+// does not answer is not an error here.
 func openPostgres(ctx context.Context, dsn string) (*postgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -81,11 +90,38 @@ func openPostgres(ctx context.Context, dsn string) (*postgresStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("usage: postgres: %w", err)
 	}
-	if err := migratePostgres(ctx, pool, postgresMigrations); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("usage: postgres: %w", err)
+	s := &postgresStore{pool: pool}
+	_ = s.schema(ctx) // the Ledger's first Ping reports a failure
+	return s, nil
+}
+
+// schema runs the migrations unless a call did already.
+func (s *postgresStore) schema(ctx context.Context) error {
+	if s.migrated.Load() {
+		return nil
 	}
-	return &postgresStore{pool: pool}, nil
+	s.migrate.Lock()
+	defer s.migrate.Unlock()
+	if s.migrated.Load() {
+		return nil
+	}
+	if err := migratePostgres(ctx, s.pool, postgresMigrations); err != nil {
+		return fmt.Errorf("usage: postgres: %w", err)
+	}
+	s.migrated.Store(true)
+	return nil
+}
+
+// Ping brings the schema up to date if no call did yet, and checks that the
+// server answers.
+func (s *postgresStore) Ping(ctx context.Context) error {
+	if err := s.schema(ctx); err != nil {
+		return err
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("usage: postgres: %w", err)
+	}
+	return nil
 }
 
 // migratePostgres applies the migrations the database has not recorded in
@@ -145,6 +181,9 @@ var insertPostgres = `INSERT INTO usage_records (` + strings.Join(columns, ", ")
 func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
 	if len(batch) == 0 {
 		return nil
+	}
+	if err := s.schema(ctx); err != nil {
+		return err
 	}
 	n := len(batch)
 	var (
@@ -213,6 +252,9 @@ func (s *postgresStore) Report(ctx context.Context, q Query) ([]Row, error) {
 	if err := checkGroups(q.GroupBy); err != nil {
 		return nil, fmt.Errorf("usage: report: %w", err)
 	}
+	if err := s.schema(ctx); err != nil {
+		return nil, err
+	}
 	var sel, pos []string
 	for i, k := range q.GroupBy {
 		sel = append(sel, postgresGroup(k))
@@ -255,3 +297,5 @@ func (s *postgresStore) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+var _ Pinger = (*postgresStore)(nil)

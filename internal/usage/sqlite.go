@@ -305,6 +305,15 @@ func scanRows(rows rowScanner, keys []string) ([]Row, error) {
 	return out, rows.Err()
 }
 
+// Ping checks the writer connection; the schema was brought up to date at
+// open.
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("usage: sqlite: %w", err)
+	}
+	return nil
+}
+
 func (s *sqliteStore) Close() error {
 	var errs []error
 	for _, st := range s.insert {
@@ -314,3 +323,5 @@ func (s *sqliteStore) Close() error {
 	}
 	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
+
+var _ Pinger = (*sqliteStore)(nil)

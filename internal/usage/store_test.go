@@ -452,6 +452,36 @@ func testLargeBatch(t *testing.T, dsn string) {
 	}
 }
 
+// PostgreSQL down at open is not an error: the store migrates the database
+// on the first call that reaches the server.
+func TestPostgresOpensWhileDown(t *testing.T) {
+	pg := pgtest.Start(t)
+	pg.Stop()
+	s := open(t, pg.URL())
+	ctx := context.Background()
+	p, ok := s.(Pinger)
+	if !ok {
+		t.Fatalf("%T is not a Pinger", s)
+	}
+	if err := p.Ping(ctx); err == nil {
+		t.Fatal("Ping with the server down succeeded; want an error")
+	}
+	if err := s.Write(ctx, []Record{record(1)}); err == nil {
+		t.Fatal("Write with the server down succeeded; want an error")
+	}
+	pg.Restart()
+	if err := p.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the server up: %v", err)
+	}
+	if got := migrations(t, s); len(got) != len(postgresMigrations) {
+		t.Errorf("schema_migrations after the first contact = %v; want all %d versions", got, len(postgresMigrations))
+	}
+	write(t, s, record(1))
+	if got := total(t, s); got.Requests != 1 {
+		t.Errorf("store holds %d records; want 1", got.Requests)
+	}
+}
+
 func TestOpenRejects(t *testing.T) {
 	for _, dsn := range []string{"", "mysql://x", "sqlite:", "sqlite:/tmp/a?b.db", "postgres://%zz"} {
 		if s, err := Open(context.Background(), dsn); err == nil {

@@ -5,11 +5,16 @@
 // every request, streams included, with the backend's own counts where it
 // reported them.
 //
-// Records are written off the request path: Ledger.Add only enqueues, and one
-// writer goroutine stores batches, each in one transaction. While the store is
-// unavailable batches go to a local journal file, replayed once the store is
-// back. Stores are idempotent by request id, so a batch written twice (a
-// replay after a crash, a commit whose answer was lost) is kept once.
+// Records are written to the store off the request path, and kept on disk
+// until it has them: Ledger.Add appends each record to a local journal, a
+// write-ahead log, with one write(2) (so a killed process loses none), and
+// queues it; one writer goroutine stores batches, each in one transaction,
+// and lets go of the journal's records once the store committed them; a
+// syncer goroutine fsyncs the journal every 100ms (so a power loss loses at
+// most that). While the store is unavailable, at start included, the records
+// wait in the journal and are replayed once it is back. Stores are
+// idempotent by request id, so a batch written twice (a replay after a
+// crash, a commit whose answer was lost) is kept once.
 //
 // The package is a mechanism: it imports no other Sluice package.
 package usage
@@ -92,6 +97,16 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a Store that can tell whether it answers, without writing. Both
+// of the package's stores are Pingers: Ping reports whether the store
+// answers and its schema is up to date (PostgreSQL's is brought up to date on
+// the first Ping that reaches the server). The Ledger pings at start and,
+// while the store fails, before trying it again; a Store that is not a
+// Pinger is taken to answer until a write fails.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Query selects and groups records for a report.
 type Query struct {
 	// From and To bound Record.Time: From <= Time < To. A zero From or To
@@ -155,6 +170,11 @@ func checkGroups(keys []string) error {
 
 // Open opens the store a DSN names, "sqlite:PATH" or a PostgreSQL URL
 // ("postgres://" or "postgresql://"), and brings its schema up to date.
+// SQLite fails here when the file cannot be opened, a configuration error.
+// PostgreSQL fails here only when the URL does not parse: a server that does
+// not answer yet gets its schema brought up to date on the first call that
+// reaches it, so that a gateway starts, and journals its records, while its
+// database is down.
 func Open(ctx context.Context, dsn string) (Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):

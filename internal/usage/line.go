@@ -1,0 +1,127 @@
+package usage
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// errLineTime is appendLine's error for a time JSON cannot carry.
+var errLineTime = errors.New("record time outside the years 0 to 9999")
+
+// appendLine appends r as one journal line: the JSON object encoding/json
+// makes of a Record (its field tags, omitempty included), and a newline.
+// Ledger.Add encodes every record on the request path, where
+// encoding/json's reflection cost several microseconds and two allocations;
+// this costs a fraction of that and none. The journal is read back with
+// encoding/json, and a test checks that every Record field survives the
+// round trip.
+func appendLine(b []byte, r *Record) ([]byte, error) {
+	if y := r.Time.Year(); y < 0 || y > 9999 {
+		return b, errLineTime // as encoding/json refuses it
+	}
+	b = append(b, `{"request_id":`...)
+	b = appendString(b, r.RequestID)
+	b = appendStringField(b, `,"client_request_id":`, r.ClientRequestID)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendStringField(b, `,"subscription":`, r.Subscription)
+	b = appendStringField(b, `,"product":`, r.Product)
+	b = appendStringField(b, `,"model":`, r.Model)
+	b = appendStringField(b, `,"deployment":`, r.Deployment)
+	b = appendStringField(b, `,"backend":`, r.Backend)
+	b = appendStringField(b, `,"region":`, r.Region)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = appendBoolField(b, `,"stream":true`, r.Stream)
+	b = appendIntField(b, `,"prompt_tokens":`, r.PromptTokens)
+	b = appendIntField(b, `,"completion_tokens":`, r.CompletionTokens)
+	b = appendIntField(b, `,"total_tokens":`, r.TotalTokens)
+	b = appendIntField(b, `,"cached_tokens":`, r.CachedTokens)
+	b = appendIntField(b, `,"reasoning_tokens":`, r.ReasoningTokens)
+	b = appendBoolField(b, `,"estimated":true`, r.Estimated)
+	b = appendStringField(b, `,"cache":`, r.Cache)
+	b = appendIntField(b, `,"attempts":`, int64(r.Attempts))
+	b = appendIntField(b, `,"latency_ns":`, int64(r.Latency))
+	b = appendIntField(b, `,"ttfb_ns":`, int64(r.TimeToFirstByte))
+	b = appendIntField(b, `,"overhead_ns":`, int64(r.Overhead))
+	if r.Cost != 0 {
+		// Ledger.Add made NaN and infinities 0; 'g' gives what JSON's
+		// number grammar takes ("1e-05", "-0" included).
+		b = append(b, `,"cost":`...)
+		b = strconv.AppendFloat(b, r.Cost, 'g', -1, 64)
+	}
+	b = appendStringField(b, `,"currency":`, r.Currency)
+	b = appendStringField(b, `,"client_ip":`, r.ClientIP)
+	b = appendStringField(b, `,"user_id":`, r.UserID)
+	b = appendStringField(b, `,"app_id":`, r.AppID)
+	return append(b, "}\n"...), nil
+}
+
+func appendStringField(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, key...), s)
+}
+
+func appendIntField(b []byte, key string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), v, 10)
+}
+
+func appendBoolField(b []byte, keyTrue string, v bool) []byte {
+	if !v {
+		return b
+	}
+	return append(b, keyTrue...)
+}
+
+// appendString appends s as a JSON string. Quotes, backslashes and control
+// characters are escaped; invalid UTF-8 becomes U+FFFD, as encoding/json
+// makes it. Values such as x-user-id come from clients.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0 // s[start:i] is still to be copied
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
