@@ -140,6 +140,15 @@ func (t *tracker) feed(p []byte) (keep int, why refusal) {
 				continue
 			}
 			t.state = sMethod
+			// Most request lines arrive whole: read one at once.
+			if j := bytes.IndexByte(p[i:], '\n'); j >= 0 {
+				if !t.requestLine(p[i : i+j]) {
+					t.state = sOff
+					return len(p), refuseNone
+				}
+				i += j + 1
+				t.state = sFieldStart
+			}
 		case sMethod:
 			c := p[i]
 			switch {
@@ -220,21 +229,28 @@ func (t *tracker) feed(p []byte) (keep int, why refusal) {
 					return len(p), refuseNone
 				}
 				t.anyField = true
-				i++
+				field := uint8(fieldOther)
 				switch lower(c) {
 				case 'c':
-					t.field, t.nameIdx, t.state = fieldCL, 1, sName
+					field = fieldCL
 				case 't':
-					t.field, t.nameIdx, t.state = fieldTE, 1, sName
-				default:
-					// Most lines: skip to the next one at once.
-					j := bytes.IndexByte(p[i:], '\n')
-					if j < 0 {
-						i = len(p)
-						t.state = sSkipLine
-						continue
+					field = fieldTE
+				}
+				j := bytes.IndexByte(p[i:], '\n')
+				switch {
+				case j >= 0:
+					// Most lines arrive whole: read one at once.
+					if field != fieldOther && !t.fieldLine(field, p[i:i+j]) {
+						t.state = sOff
+						return len(p), refuseNone
 					}
 					i += j + 1
+				case field == fieldOther:
+					i = len(p)
+					t.state = sSkipLine
+				default:
+					i++
+					t.field, t.nameIdx, t.state = field, 1, sName
 				}
 			}
 		case sFieldCR:
@@ -428,6 +444,54 @@ func (t *tracker) feed(p []byte) (keep int, why refusal) {
 		return int(max(t.headAt-base, 0)), t.why
 	}
 	return len(p), refuseNone
+}
+
+// requestLine reads a whole request line, without its LF, as sMethod,
+// sTarget and sProto do byte by byte. It reports false when net/http would
+// refuse it.
+func (t *tracker) requestLine(line []byte) bool {
+	method, rest, ok := bytes.Cut(line, []byte{' '})
+	if !ok || bytes.IndexByte(method, '\r') >= 0 {
+		return false
+	}
+	_, proto, ok := bytes.Cut(rest, []byte{' '})
+	if !ok || len(proto) > len(t.proto) {
+		return false
+	}
+	t.protoN = uint8(copy(t.proto[:], proto))
+	if string(method) == "POST" {
+		t.method = 4
+	} else {
+		t.method = 5
+	}
+	return t.version()
+}
+
+// fieldLine reads a whole header line, without its LF, whose name may be
+// field's, as sName, sValue and sValueCR do byte by byte. It reports false
+// when net/http would refuse the value.
+func (t *tracker) fieldLine(field uint8, line []byte) bool {
+	name := fieldNames[field]
+	if len(line) <= len(name) || line[len(name)] != ':' {
+		return true // another field
+	}
+	for k := 1; k < len(name); k++ {
+		if lower(line[k]) != name[k] {
+			return true
+		}
+	}
+	t.field = field
+	t.phase, t.teIdx, t.zeros, t.value, t.nonzero = phaseLead, 0, 0, 0, false
+	v := line[len(name)+1:]
+	if n := len(v); n > 0 && v[n-1] == '\r' {
+		v = v[:n-1]
+	}
+	for _, c := range v {
+		if c == '\r' || !t.valueByte(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // version checks the request line's version as net/http does: "HTTP/1.x",

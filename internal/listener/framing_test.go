@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -434,5 +435,37 @@ func BenchmarkTrackerChunked(b *testing.B) {
 		if t.state != sLineStart {
 			b.Fatalf("state %d after the request", t.state)
 		}
+	}
+}
+
+// replayConn is a net.Conn whose every Read returns one whole request.
+type replayConn struct {
+	net.Conn
+	req []byte
+}
+
+func (r replayConn) Read(p []byte) (int, error) { return copy(p, r.req), nil }
+
+// BenchmarkConnRead is a Conn's cost per Read on top of its connection's:
+// a typical request read whole into net/http's 4 KB buffer.
+func BenchmarkConnRead(b *testing.B) {
+	req := typicalRequest()
+	buf := make([]byte, 4096)
+	for _, bc := range []struct {
+		name string
+		conn net.Conn
+	}{
+		{"bare", replayConn{req: req}},
+		{"wrapped", &Conn{Conn: replayConn{req: req}, l: New(nil, Options{}), hooked: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(req)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, err := bc.conn.Read(buf); n != len(req) || err != nil {
+					b.Fatalf("Read = %d, %v", n, err)
+				}
+			}
+		})
 	}
 }
