@@ -55,6 +55,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.refused.Store(uint32(why))
 	c.l.ambiguous.Add(1)
+	c.l.o.Logger.Warn("request refused: its framing is ambiguous (request smuggling?); closing the connection",
+		"client_ip", c.ip.String(), "reason", why.String())
 	if keep > 0 {
 		return keep, nil
 	}

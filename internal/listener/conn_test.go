@@ -1,10 +1,13 @@
 package listener
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +20,8 @@ import (
 // handler.
 func TestAmbiguousFraming(t *testing.T) {
 	pathsCh := make(chan string, 16)
-	l, addr := serve(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var logs lockedBuffer
+	l, addr := serve(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		pathsCh <- r.URL.Path
 		_, _ = io.WriteString(w, "ok")
@@ -75,6 +79,9 @@ func TestAmbiguousFraming(t *testing.T) {
 				}
 				if got := l.Stats().Ambiguous - before; got != 1 {
 					t.Errorf("Ambiguous counted %d; want 1", got)
+				}
+				if !strings.Contains(logs.String(), "request refused") || !strings.Contains(logs.String(), "client_ip=127.0.0.1") {
+					t.Errorf("log %q; want a line saying a request from 127.0.0.1 was refused", logs.String())
 				}
 			}
 		})
@@ -197,4 +204,22 @@ func TestParseCanned(t *testing.T) {
 			t.Errorf("%s: parseCanned = %v; want %v", tt.name, ok, tt.ok)
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines to log to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -17,6 +17,16 @@ const (
 	refuseOldChunked
 )
 
+func (r refusal) String() string {
+	switch r {
+	case refuseBothFramings:
+		return "Transfer-Encoding with Content-Length"
+	case refuseOldChunked:
+		return "Transfer-Encoding in HTTP/1.0"
+	}
+	return "none"
+}
+
 // The tracker's states. A request is the request line, the header lines, the
 // blank line, then a body framed by Content-Length or by chunks and trailers.
 const (
