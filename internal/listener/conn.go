@@ -35,7 +35,7 @@ type Conn struct {
 	refused    atomic.Uint32 // the refusal, once a request was refused
 	synthetic  int           // bytes of refusedLine already read
 	hijacked   atomic.Bool   // a handler took the connection over: not HTTP any more
-	responding atomic.Bool   // a handler has answered and net/http has not finished the response
+	responding atomic.Bool   // a handler began, and net/http has not finished its response
 	closed     atomic.Bool
 }
 

@@ -67,9 +67,9 @@ type Stats struct {
 	Malformed uint64
 }
 
-// Listener wraps a net.Listener. Its connections are *Conn. Serve an
-// http.Server on it with Serve, which installs the hooks its connections
-// need. It is safe for concurrent use.
+// Listener wraps a net.Listener; make one with New. Its connections are
+// *Conn. Serve an http.Server on it with Serve, which installs the hooks its
+// connections need. It is safe for concurrent use.
 type Listener struct {
 	net.Listener
 	o Options
