@@ -4,6 +4,7 @@
 // Dependencies point one way, downwards:
 //
 //	cmd/sluice -> app -> proxy, admin -> route -> balance, backend -> auth, wire, sse, config, secret
+//	                  -> listener -> wire
 //	                  -> simulator -> tokens
 //
 // A package never imports one above it; wire formats and config are at the
@@ -27,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 )
@@ -150,6 +152,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	raiseFileLimit(log)
 	source := func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) }
 	g, err := NewGateway(source, log, nil)
 	if err != nil {
@@ -166,6 +169,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stopHUP := reloadOnHUP(ctx, g, log)
 	defer stopHUP()
 	return g.Serve(ctx, ln, adminLn)
+}
+
+// raiseFileLimit raises the open-file limit to its hard limit, so that
+// server.max_connections is not cut to a low default soft limit, and logs it.
+func raiseFileLimit(log *slog.Logger) {
+	before, after, err := listener.RaiseFileLimit()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		log.Warn("could not raise the open-file limit", "err", err, "open_file_limit", before)
+	case after > before:
+		log.Info("open-file limit raised", "from", before, "to", after)
+	default:
+		log.Info("open-file limit", "open_file_limit", after)
+	}
 }
 
 // reloadOnHUP reloads the config on every SIGHUP until ctx ends or the

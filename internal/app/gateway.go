@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/health"
+	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 )
@@ -31,6 +32,7 @@ type Gateway struct {
 	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap and counters
 	counters counterStore
 	ready    atomic.Bool
+	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 
 	// Handler is the client-facing API.
 	Handler http.Handler
@@ -126,9 +128,17 @@ func (g *Gateway) Reload() error {
 }
 
 // Serve serves the client API on ln and the admin API on adminLn (which may
-// be nil) until ctx ends, then shuts down gracefully: it stops accepting,
-// lets requests and streams in flight finish for up to server.shutdown_grace,
-// and closes what is left.
+// be nil) until ctx ends, then shuts down gracefully: it stops accepting
+// client connections, lets requests and streams in flight finish for up to
+// server.shutdown_grace, and closes what is left. The admin listener stays up
+// meanwhile, /readyz answering 503, and closes once the client listener has
+// drained.
+//
+// Client connections are capped at server.max_connections (and three
+// quarters of the process's open-file limit) and server.max_connections_per_ip;
+// beyond them a connection is answered 503 and closed before any request is
+// read. Requests with ambiguous framing are refused, and the errors net/http
+// answers itself are OpenAI-shaped, on both listeners (see package listener).
 func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg := g.Table().Config
 	newServer := func(h http.Handler) *http.Server {
@@ -139,15 +149,22 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		}
 	}
-	servers := []*http.Server{newServer(g.Handler)}
-	listeners := []net.Listener{ln}
-	if adminLn != nil {
-		servers = append(servers, newServer(g.Admin))
-		listeners = append(listeners, adminLn)
+	fileLimit := listener.FileLimit()
+	maxConns := listener.CapConnections(cfg.Server.MaxConnections, fileLimit)
+	if maxConns < cfg.Server.MaxConnections {
+		g.log.Warn("server.max_connections is lowered to three quarters of the open-file limit",
+			"max_connections", cfg.Server.MaxConnections, "open_file_limit", fileLimit, "effective", maxConns)
 	}
-	errc := make(chan error, len(servers))
-	for i, s := range servers {
-		go func() { errc <- s.Serve(listeners[i]) }()
+	client := listener.New(ln, listener.Options{MaxConns: maxConns, MaxConnsPerIP: cfg.Server.MaxConnectionsPerIP, Logger: g.log})
+	g.conns.Store(client)
+	clientSrv := newServer(g.Handler)
+	errc := make(chan error, 2)
+	go func() { errc <- client.Serve(clientSrv) }()
+	var adminSrv *http.Server
+	if adminLn != nil {
+		adminSrv = newServer(g.Admin)
+		admin := listener.New(adminLn, listener.Options{Logger: g.log})
+		go func() { errc <- admin.Serve(adminSrv) }()
 	}
 	var err error
 	select {
@@ -158,20 +175,14 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	g.ready.Store(false)
 	grace := g.Table().Config.Server.ShutdownGrace.D()
 	g.log.Info("shutting down", "grace", grace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if serr := s.Shutdown(sctx); serr != nil {
-				g.log.Warn("requests still running at the end of the grace period were cut", "err", serr)
-				_ = s.Close()
-			}
-		}()
+	// The client listener drains first. The admin listener stays up
+	// meanwhile, so that load balancers read /readyz 503 (not a refused
+	// connection, which some take for a dead instance), /healthz stays 200
+	// and /metrics can be scraped to the end.
+	shutdown(clientSrv, grace, g.log, "requests still running at the end of the grace period were cut")
+	if adminSrv != nil {
+		shutdown(adminSrv, adminGrace, g.log, "admin requests still running after the client listener drained were cut")
 	}
-	wg.Wait()
 	g.health.Close()
 	// Every request has finished: what is queued goes to the store (or the
 	// journal) before the process ends.
@@ -198,4 +209,28 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// adminGrace is how long admin requests (a profile, a usage report) may take
+// to finish once the client listener has drained.
+const adminGrace = 5 * time.Second
+
+// shutdown shuts s down, closing what is still running after grace.
+func shutdown(s *http.Server, grace time.Duration, log *slog.Logger, cut string) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		log.Warn(cut, "err", err)
+		_ = s.Close()
+	}
+}
+
+// Connections returns the client listener's counters (zero before Serve):
+// connections open, accepted and refused over the caps, and requests refused
+// for their framing or answered by net/http itself.
+func (g *Gateway) Connections() listener.Stats {
+	if l := g.conns.Load(); l != nil {
+		return l.Stats()
+	}
+	return listener.Stats{}
 }
