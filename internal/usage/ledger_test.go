@@ -150,7 +150,7 @@ func newLedger(t testing.TB, opts Options) *Ledger {
 
 func closeLedger(t testing.TB, l *Ledger) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := l.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
