@@ -123,6 +123,22 @@ func TestConnectionCaps(t *testing.T) {
 	if resp, err := client.Get(f.admin + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/readyz with the client listener full: %v; want 200", err)
 	}
+	// The metrics say what happened.
+	resp, err := client.Get(f.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`sluice_client_connections 8`,
+		`sluice_client_connections_refused_total{reason="max_connections"} 1`,
+		`sluice_client_connections_refused_total{reason="max_connections_per_ip"} 1`,
+	} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 
 	// Closing a connection frees its slot: a keyed request gets through.
 	held[0].Close()

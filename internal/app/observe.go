@@ -69,6 +69,11 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 			return metrics.LedgerStats{QueueDepth: s.QueueDepth, JournalBytes: s.JournalBytes,
 				WriteErrors: uint64(s.WriteErrors), Dropped: uint64(s.Dropped), Degraded: s.Degraded}
 		},
+		Connections: func() metrics.ConnectionStats {
+			s := g.Connections()
+			return metrics.ConnectionStats{Open: s.Open, Accepted: s.Accepted, RefusedMax: s.RefusedMax,
+				RefusedPerIP: s.RefusedPerIP, Ambiguous: s.Ambiguous, Malformed: s.Malformed}
+		},
 	}), nil
 }
 

@@ -108,3 +108,41 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped))
 	ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, degraded)
 }
+
+// connectionCollector exports the client listener's counters, read once per
+// scrape.
+type connectionCollector struct {
+	source                       func() ConnectionStats
+	open, accepted, refused, bad *prometheus.Desc
+}
+
+func newConnectionCollector(source func() ConnectionStats) *connectionCollector {
+	return &connectionCollector{
+		source: source,
+		open: prometheus.NewDesc("sluice_client_connections",
+			"Client connections open now, idle keep-alive ones included.", nil, nil),
+		accepted: prometheus.NewDesc("sluice_client_connections_accepted_total",
+			"Client connections accepted and handed to the server.", nil, nil),
+		refused: prometheus.NewDesc("sluice_client_connections_refused_total",
+			"Client connections answered 503 and closed before any request was read, by the cap they were over.", []string{"reason"}, nil),
+		bad: prometheus.NewDesc("sluice_client_requests_refused_total",
+			"Client requests refused before reaching the API: ambiguous framing (a smuggling attempt), or what net/http could not read.", []string{"reason"}, nil),
+	}
+}
+
+func (c *connectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.open
+	ch <- c.accepted
+	ch <- c.refused
+	ch <- c.bad
+}
+
+func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.source()
+	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(s.Open))
+	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(s.Accepted))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedMax), "max_connections")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedPerIP), "max_connections_per_ip")
+	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Ambiguous), "ambiguous_framing")
+	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Malformed), "malformed")
+}

@@ -22,6 +22,7 @@ func everything() *Metrics {
 		Backends:         func() []BackendState { return []BackendState{{Name: "b", Breaker: "closed"}} },
 		LimitStoreErrors: func() uint64 { return 0 },
 		Ledger:           func() LedgerStats { return LedgerStats{} },
+		Connections:      func() ConnectionStats { return ConnectionStats{} },
 	})
 	m.Observe(streamed())
 	m.Observe(&Request{Operation: "chat", Status: 429, LimitRejection: "quota", Duration: time.Millisecond})

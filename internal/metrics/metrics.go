@@ -92,6 +92,14 @@ type LedgerStats struct {
 	Degraded     bool   // the usage store does not answer: records wait in the journal
 }
 
+// ConnectionStats are the client listener's counters as a scrape sees them.
+type ConnectionStats struct {
+	Open                     int    // client connections open now
+	Accepted                 uint64 // connections handed to the server
+	RefusedMax, RefusedPerIP uint64 // refused over server.max_connections, and over server.max_connections_per_ip
+	Ambiguous, Malformed     uint64 // requests refused for ambiguous framing, and for what net/http could not read
+}
+
 // Options configures New.
 type Options struct {
 	// Dimensions are the labels request metrics keep.
@@ -103,6 +111,9 @@ type Options struct {
 	LimitStoreErrors func() uint64
 	// Ledger reads the usage ledger's state; nil exports no usage metrics.
 	Ledger func() LedgerStats
+	// Connections reads the client listener's counters; nil exports no
+	// connection metrics.
+	Connections func() ConnectionStats
 }
 
 // Metrics holds Sluice's metrics and their registry. Create it with New; its
@@ -223,6 +234,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Ledger != nil {
 		m.reg.MustRegister(newLedgerCollector(opts.Ledger))
+	}
+	if opts.Connections != nil {
+		m.reg.MustRegister(newConnectionCollector(opts.Connections))
 	}
 	return m
 }
