@@ -87,7 +87,7 @@ func (g *Gateway) backendStates() []metrics.BackendState {
 		out = append(out, metrics.BackendState{
 			Name: b.Name, Region: b.Region, Breaker: b.State.Breaker.Snapshot(now).State.String(),
 			InFlight: b.State.InFlight(), Latency: b.State.Latency(),
-			Requests: b.State.Requests(), Errors: b.State.Errors(),
+			Requests: b.State.Requests(), Errors: b.State.Errors(), CredentialErrors: b.State.CredentialErrors(),
 		})
 	}
 	return out

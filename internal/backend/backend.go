@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/config"
-	"github.com/sluice-gateway/sluice/internal/secret"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
@@ -95,14 +94,15 @@ type Backend struct {
 	host        string   // url.Host as http.NewRequest leaves it
 	apiVersion  string
 	apiQuery    string // the query that sends apiVersion
-	authHeader  string // the header that carries the credential
-	auth        secret.Value
+	cred        Credential
 	deployments map[string]deployment
 }
 
 // New compiles a validated backend config. st is the state to use: the
-// previous config's for the same backend, or NewState().
-func New(c config.Backend, st *State) (*Backend, error) {
+// previous config's for the same backend, or NewState(). cred authenticates
+// Sluice to the backend; nil means the static key of backends[].auth.api_key,
+// sent as the kind expects it (api-key for Azure, Bearer for OpenAI).
+func New(c config.Backend, st *State, cred Credential) (*Backend, error) {
 	kind, err := ParseKind(c.Kind)
 	if err != nil {
 		return nil, err
@@ -126,11 +126,14 @@ func New(c config.Backend, st *State) (*Backend, error) {
 		apiVersion: c.APIVersion, apiQuery: apiQuery(c.APIVersion),
 		deployments: make(map[string]deployment, len(c.Deployments)),
 	}
-	switch kind {
-	case KindAzureOpenAI:
-		b.authHeader, b.auth = "Api-Key", c.Auth.APIKey
-	case KindOpenAI:
-		b.authHeader, b.auth = "Authorization", secret.New("Bearer "+c.Auth.APIKey.Reveal())
+	b.cred = cred
+	if b.cred == nil {
+		switch kind {
+		case KindAzureOpenAI:
+			b.cred = APIKey(c.Auth.APIKey)
+		case KindOpenAI:
+			b.cred = BearerKey(c.Auth.APIKey)
+		}
 	}
 	for model, name := range c.Deployments {
 		d := deployment{name: name, quoted: wire.QuoteJSON(name)}
@@ -240,7 +243,7 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 		wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] || forwarding[k] })
 	}
 	if c.ForwardedFor != "" {
-		o.set(h, 3, "X-Forwarded-For", c.ForwardedFor)
+		o.set(h, 2, "X-Forwarded-For", c.ForwardedFor)
 	}
 	if h.Get("Content-Type") == "" {
 		o.set(h, 0, "Content-Type", "application/json")
@@ -248,7 +251,10 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	if c.RequestID != "" {
 		o.set(h, 1, "X-Request-Id", c.RequestID)
 	}
-	o.set(h, 2, b.authHeader, b.auth.Reveal())
+	if err := b.cred.Apply(ctx, h); err != nil {
+		b.State.credentialErrors.Add(1)
+		return nil, &CredentialError{Backend: b.Name, Err: err}
+	}
 	// A request with a context is only to be had from NewRequest or
 	// WithContext; this one stays on the stack.
 	tmpl := http.Request{
@@ -265,7 +271,7 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 type outbound struct {
 	url  url.URL
 	body bytes.Reader
-	vals [4]string // header values
+	vals [3]string // header values
 }
 
 // set sets the canonical header key to v, the slice taken from o.vals[i].
@@ -342,7 +348,9 @@ func (b *Backend) NewProbeRequest(ctx context.Context, path string) (*http.Reque
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", b.Name, err)
 	}
-	req.Header.Set(b.authHeader, b.auth.Reveal())
+	if err := b.cred.Apply(ctx, req.Header); err != nil {
+		return nil, &CredentialError{Backend: b.Name, Err: err}
+	}
 	return req, nil
 }
 

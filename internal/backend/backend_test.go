@@ -43,7 +43,7 @@ func TestNewRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := New(config.Backend{Name: "b", Kind: tt.kind, URL: tt.url, APIVersion: "2024-10-21",
-				Auth: config.BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"gpt-4o": "gpt-4o-ptu"}}, nil)
+				Auth: config.BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"gpt-4o": "gpt-4o-ptu"}}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestNewRequest(t *testing.T) {
 // once, as Azure expects it.
 func TestNewRequestEscapesOnce(t *testing.T) {
 	b, err := New(config.Backend{Name: "b", Kind: "azure-openai", URL: "http://x/base%20dir", APIVersion: "v",
-		Auth: config.BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "my dep"}}, nil)
+		Auth: config.BackendAuth{APIKey: secret.New("k")}, Deployments: map[string]string{"m": "my dep"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestNewRequestEscapesOnce(t *testing.T) {
 }
 
 func TestNewRequestUnknownModel(t *testing.T) {
-	b, err := New(config.Backend{Name: "b", Kind: "openai", URL: "http://x", Deployments: map[string]string{"a": "a"}}, nil)
+	b, err := New(config.Backend{Name: "b", Kind: "openai", URL: "http://x", Deployments: map[string]string{"a": "a"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

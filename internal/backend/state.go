@@ -23,10 +23,11 @@ type State struct {
 	transport      *http.Transport
 	connectTimeout atomic.Int64 // nanoseconds; read by every dial
 
-	inflight atomic.Int64
-	requests atomic.Uint64
-	errors   atomic.Uint64
-	latency  atomic.Uint64 // math.Float64bits of the moving average of time to first byte, in seconds
+	inflight         atomic.Int64
+	requests         atomic.Uint64
+	errors           atomic.Uint64
+	credentialErrors atomic.Uint64
+	latency          atomic.Uint64 // math.Float64bits of the moving average of time to first byte, in seconds
 
 	// What the backend last said of its capacity (ObserveCapacity).
 	remTokens, remRequests atomic.Int64
@@ -59,6 +60,10 @@ func NewState(name string, onChange func(breaker.Change)) *State {
 
 // Close releases the state's idle connections.
 func (s *State) Close() { s.transport.CloseIdleConnections() }
+
+// CredentialErrors returns the number of requests not sent because the
+// backend's credential could not be had.
+func (s *State) CredentialErrors() uint64 { return s.credentialErrors.Load() }
 
 // InFlight returns the number of requests being served now.
 func (s *State) InFlight() int64 { return s.inflight.Load() }

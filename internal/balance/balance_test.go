@@ -24,7 +24,7 @@ func newBackend(t testing.TB, name, region string) *backend.Backend {
 		Deployments: map[string]string{"m": "m"},
 		CircuitBreaker: &config.CircuitBreaker{Failures: 1, Interval: config.Duration(time.Minute),
 			StatusCodes: []string{"429"}, TripDuration: config.Duration(time.Minute)},
-	}, backend.NewState(name, nil))
+	}, backend.NewState(name, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

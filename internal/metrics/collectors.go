@@ -11,8 +11,8 @@ var breakerStates = [...]string{"closed", "open", "half-open"}
 // read from the source, never copied into gauges, so a scrape sees the
 // routing table in force and a backend removed by a reload disappears.
 type backendCollector struct {
-	source                                     BackendSource
-	breaker, inFlight, latency, requests, errs *prometheus.Desc
+	source                                               BackendSource
+	breaker, inFlight, latency, requests, errs, credErrs *prometheus.Desc
 }
 
 func newBackendCollector(source BackendSource) *backendCollector {
@@ -28,6 +28,9 @@ func newBackendCollector(source BackendSource) *backendCollector {
 			"Moving average of the backend's time to first byte, as least_latency balancing sees it; 0 before its first response.", l, nil),
 		requests: prometheus.NewDesc("sluice_backend_requests_total",
 			"Requests sent to the backend, retries included.", l, nil),
+		credErrs: prometheus.NewDesc("sluice_backend_credential_errors_total",
+			"Requests not sent to the backend because its credential could not be had (a token endpoint down); never counted against its breaker.",
+			[]string{"backend", "region"}, nil),
 		errs: prometheus.NewDesc("sluice_backend_errors_total",
 			"Requests to the backend that failed: transport errors, broken responses and statuses its breaker counts as failures.", l, nil),
 	}
@@ -39,6 +42,7 @@ func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.latency
 	ch <- c.requests
 	ch <- c.errs
+	ch <- c.credErrs
 }
 
 func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
@@ -62,6 +66,7 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, b.Latency.Seconds(), b.Name, b.Region)
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(b.Requests), b.Name, b.Region)
 		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(b.Errors), b.Name, b.Region)
+		ch <- prometheus.MustNewConstMetric(c.credErrs, prometheus.CounterValue, float64(b.CredentialErrors), b.Name, b.Region)
 	}
 }
 

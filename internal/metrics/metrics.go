@@ -81,6 +81,9 @@ type BackendState struct {
 	// restart at 0 when a reload replaces the backend, which Prometheus
 	// handles as a counter reset.
 	Requests, Errors uint64
+	// CredentialErrors counts the requests not sent because the backend's
+	// credential could not be had; like Requests, since the state began.
+	CredentialErrors uint64
 }
 
 // LedgerStats is the usage ledger's state as a scrape sees it.

@@ -34,8 +34,9 @@ type attempt struct {
 	first    []byte      // its first event
 	firstErr error       // what reading the first event ended with (nil or io.EOF)
 
-	err  error // the transport error, when there is no usable response
-	kind breaker.ErrorKind
+	err    error // the transport error, when there is no usable response
+	kind   breaker.ErrorKind
+	unsent bool // err is why the request could not be built: not the backend's failure
 
 	sent, reported, closed bool
 	span                   *trace.Span // the attempt's client span; nil when not tracing
@@ -56,10 +57,11 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 
 	req, err := b.NewRequest(ctx, call)
 	if err != nil {
-		// Only a config the validation let through wrongly gets here.
+		// The backend's credential could not be had (a token endpoint
+		// down), or a config the validation let through wrongly: the
+		// request was not sent, and the backend is not to blame.
 		x.logger().Error("building backend request", "backend", b.Name, "err", err)
-		a.fail(err)
-		a.kind = breaker.Connection
+		a.err, a.unsent = err, true
 		return a
 	}
 	a.sent = true
@@ -146,6 +148,9 @@ func (a *attempt) authFailed() bool {
 
 // outcome is what the breaker hears of the attempt as it stands.
 func (a *attempt) outcome(now time.Time) breaker.Outcome {
+	if a.unsent {
+		return breaker.Outcome{Ignore: true}
+	}
 	if a.err != nil {
 		return breaker.Outcome{Err: a.kind}
 	}

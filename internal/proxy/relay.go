@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -21,6 +22,15 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 	x.served.backend = a.b.Name
 	x.served.deployment, _ = a.b.Deployment(x.req.Model)
 	defer a.close()
+	if a.unsent {
+		now := x.h.now()
+		a.report(now, a.outcome(now))
+		if errors.As(a.err, new(*backend.CredentialError)) {
+			return wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "backend_credential_unavailable",
+				"The gateway cannot get a credential for its backend now. Retry later.")
+		}
+		return a.err // a config fault: a 500, detail in the log
+	}
 	if a.err != nil {
 		now := x.h.now()
 		a.report(now, a.outcome(now))

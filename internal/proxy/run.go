@@ -123,6 +123,9 @@ func (x *exchange) pick(pool *route.Pool, f *balance.Filter, aff balance.Affinit
 
 // retryable reports whether the pool's policy retries what a happened.
 func (x *exchange) retryable(pool *route.Pool, a *attempt) bool {
+	if a.unsent {
+		return true // another member may have a credential to hand
+	}
 	if a.err != nil {
 		return (a.kind == breaker.Timeout && pool.Retry.Timeout) ||
 			(a.kind == breaker.Connection && pool.Retry.Connection)

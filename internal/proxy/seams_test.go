@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -245,5 +251,77 @@ func TestAuthenticators(t *testing.T) {
 				t.Errorf("status %d; want %d", resp.StatusCode, tt.status)
 			}
 		})
+	}
+}
+
+// failingCredential is a credential whose token endpoint does not answer.
+type failingCredential struct{}
+
+func (failingCredential) Apply(context.Context, http.Header) error {
+	return errors.New("token endpoint: connection refused")
+}
+
+// TestCredentialUnavailable: a backend whose credential cannot be had is
+// not sent the request and not blamed for it: its breaker stays closed, the
+// request goes to another member when there is one, and otherwise the
+// client gets 503 backend_credential_unavailable.
+func TestCredentialUnavailable(t *testing.T) {
+	good := &recorder{}
+	srv := httptest.NewServer(good)
+	t.Cleanup(srv.Close)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+backends:
+  - { name: mi, url: "%[1]s", auth: { api_key: unused }, deployments: { gpt-4o: gpt-4o, gpt-4o-only: gpt-4o },
+      circuit_breaker: { failures: 1, status_codes: ["500-599"], errors: [timeout, connection] } }
+  - { name: keyed, url: "%[1]s", auth: { api_key: k }, deployments: { gpt-4o: gpt-4o } }
+pools:
+  - { name: spill, members: [{ backend: mi, priority: 1 }, { backend: keyed, priority: 2 }], retry: { attempts: 2, on: ["500-599"] } }
+  - { name: only, members: [{ backend: mi }] }
+models: { gpt-4o: spill, gpt-4o-only: only }
+products: [{ name: p, models: [gpt-4o, gpt-4o-only] }]
+subscriptions: [{ name: s, product: p, keys: [client-key] }]
+`, srv.URL)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := route.Compile(cfg, nil, route.Env{Credential: func(b config.Backend) (backend.Credential, error) {
+		if b.Name == "mi" {
+			return failingCredential{}, nil
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table.Activate()
+	gw := httptest.NewServer(proxy.New(proxy.Options{Table: func() *route.Table { return table }}))
+	t.Cleanup(gw.Close)
+	post := func(model string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions", strings.NewReader(`{"model":"`+model+`","messages":[]}`))
+		req.Header.Set("Api-Key", "client-key")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, body := post("gpt-4o"); resp.StatusCode != 200 || resp.Header.Get("X-Sluice-Backend") != "keyed" {
+		t.Errorf("with another member: %d from %q %s; want 200 from keyed", resp.StatusCode, resp.Header.Get("X-Sluice-Backend"), body)
+	}
+	resp, body := post("gpt-4o-only")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"code":"backend_credential_unavailable"`) {
+		t.Errorf("alone: %d %s; want 503 backend_credential_unavailable", resp.StatusCode, body)
+	}
+	mi := table.Backends["mi"]
+	if st := mi.State.Breaker.Snapshot(time.Now()).State.String(); st != "closed" {
+		t.Errorf("mi's breaker is %s; want closed: a credential outage is not the backend's failure", st)
+	}
+	if n := mi.State.CredentialErrors(); n != 2 {
+		t.Errorf("mi counted %d credential errors; want 2", n)
+	}
+	if good.count() != 1 {
+		t.Errorf("the backends saw %d requests; want 1 (keyed's)", good.count())
 	}
 }

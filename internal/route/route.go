@@ -141,6 +141,10 @@ type Env struct {
 	Log *slog.Logger
 	// Limiter enforces limits; nil: a limiter on a new memory store.
 	Limiter *limit.Limiter
+	// Credential returns the credential of a backend whose auth is not a
+	// static API key (managed identity, OAuth2); nil, or a nil Credential,
+	// means the backend's api_key.
+	Credential func(config.Backend) (backend.Credential, error)
 }
 
 // Compile builds a Table from a validated config. prev, the table in use, may
@@ -205,7 +209,14 @@ func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
 				st = old.State
 			}
 		}
-		b, err := backend.New(bc, st)
+		var cred backend.Credential
+		if env.Credential != nil {
+			var err error
+			if cred, err = env.Credential(bc); err != nil {
+				return nil, fmt.Errorf("backends %s: auth: %w", bc.Name, err)
+			}
+		}
+		b, err := backend.New(bc, st, cred)
 		if err != nil {
 			return nil, err
 		}
