@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, vet, and every test with the race
-# detector, fuzz seed corpora included. Usage: scripts/test.sh [go test flags]
+# Runs the whole test suite: formatting, vet, staticcheck, and every test
+# with the race detector, fuzz seed corpora included. Usage: scripts/test.sh [go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +33,6 @@ if [ -n "$unformatted" ]; then
 fi
 
 go vet ./...
+# staticcheck, pinned in go.mod as a tool (go get -tool).
+go tool staticcheck ./...
 go test -race -count=1 "$@" ./...
