@@ -48,6 +48,9 @@ const logEvery = 10 * time.Second
 // ErrSettled is Settle's answer to a reservation that was settled before.
 var ErrSettled = errors.New("limit: reservation already settled")
 
+// ErrStoreClosed marks the errors of a store that was closed.
+var ErrStoreClosed = errors.New("limit: counter store closed")
+
 // Key says which counter a rule uses: whose requests count together.
 type Key uint8
 
@@ -460,22 +463,22 @@ func (l *Limiter) Settle(ctx context.Context, res Reservation, actualTokens int6
 // reserve calls the store's Reserve with the limiter's deadline.
 func (l *Limiter) reserve(ctx context.Context, now time.Time, ops []Op) (bool, error) {
 	if l.local {
-		return l.store.Reserve(ctx, now, ops)
+		return l.store.Reserve(ctx, now, "", ops)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	return l.store.Reserve(ctx, now, ops)
+	return l.store.Reserve(ctx, now, "", ops)
 }
 
 // adjust calls the store's Adjust with the limiter's deadline, detached from
 // the caller's cancellation.
 func (l *Limiter) adjust(ctx context.Context, now time.Time, ops []Op) error {
 	if l.local {
-		return l.store.Adjust(ctx, now, ops)
+		return l.store.(*MemoryStore).Adjust(ctx, now, ops)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
 	defer cancel()
-	return l.store.Adjust(ctx, now, ops)
+	return l.store.Settle(ctx, []Settlement{{Ops: ops, Now: now}})
 }
 
 // failed wraps a store error and, unless the caller's ctx was cancelled (the

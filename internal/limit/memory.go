@@ -57,8 +57,9 @@ func NewMemory() *MemoryStore {
 // set.
 const maxStackOps = 8
 
-// Reserve implements Store. It never blocks for long and ignores ctx.
-func (m *MemoryStore) Reserve(_ context.Context, now time.Time, ops []Op) (bool, error) {
+// Reserve implements Store. It never blocks for long and ignores ctx and id:
+// its calls cannot fail or be sent twice, so no reservation is ever in doubt.
+func (m *MemoryStore) Reserve(_ context.Context, now time.Time, _ string, ops []Op) (bool, error) {
 	var idxBuf, setBuf [maxStackOps]uint8
 	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])
 	nowNs := now.UnixNano()
@@ -83,7 +84,19 @@ func (m *MemoryStore) Reserve(_ context.Context, now time.Time, ops []Op) (bool,
 	return true, nil
 }
 
-// Adjust implements Store. It never blocks for long and ignores ctx.
+// Settle implements Store. A MemoryStore holds every reservation it was
+// asked to count, so it adds every op's Delta whatever the mode and id.
+func (m *MemoryStore) Settle(ctx context.Context, batch []Settlement) error {
+	for i := range batch {
+		m.Adjust(ctx, batch[i].Now, batch[i].Ops)
+	}
+	return nil
+}
+
+// Adjust adds every op's Delta without checks, creating counters that do not
+// exist, and never lets a counter go below 0. It sets each op's Used to the
+// counter's new value; the counter lives at least until the op's Expires. It
+// never blocks for long and ignores ctx.
 func (m *MemoryStore) Adjust(_ context.Context, now time.Time, ops []Op) error {
 	var idxBuf, setBuf [maxStackOps]uint8
 	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])

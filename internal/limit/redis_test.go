@@ -433,3 +433,96 @@ func TestRedisCloseLeaksNothing(t *testing.T) {
 	use(s, 20)
 	closeAndWait("during an outage", s, base)
 }
+
+// counterValue reads a counter straight from Redis: 0 when it does not exist.
+func counterValue(t *testing.T, s *RedisStore, c Counter) int64 {
+	t.Helper()
+	v, err := s.client.Get(context.Background(), c.String()).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", c, err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("GET %s = %q: %v", c, v, err)
+	}
+	return n
+}
+
+// minuteCounter names the tokens-per-minute (or requests-per-minute) counter
+// of rule id for alice in now's minute.
+func minuteCounter(id string, kind Kind, now time.Time) Counter {
+	return Counter{Rule: id, Kind: kind, Period: Minute, Subject: "alice", Start: Minute.startUnix(now)}
+}
+
+// TestRedisReservationOnce checks the store's side of the idempotency: for
+// one reservation (500 tokens and 1 request reserved, 200 tokens used), any
+// order of its calls, and any copies of them, count it once.
+func TestRedisReservationOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	now := clock("12:00:00")
+	rule := &Rule{ID: "once", TokensPerMinute: 100_000, RequestsPerMinute: 100}
+	expires := now.Add(2 * time.Minute)
+	ops := func(tokens, requests int64) []Op {
+		return []Op{
+			{Counter: rule.counter(TokensPerMinute, Minute, &Subject{Subscription: "alice"}, Minute.startUnix(now)), Delta: tokens, Limit: rule.TokensPerMinute, Expires: expires, rule: rule},
+			{Counter: rule.counter(RequestsPerMinute, Minute, &Subject{Subscription: "alice"}, Minute.startUnix(now)), Delta: requests, Limit: rule.RequestsPerMinute, Expires: expires, rule: rule},
+		}
+	}
+	// The calls: a reservation, its late charge, and the settlements of a
+	// served request (200 used) and of a refused one.
+	type call func(t *testing.T, s *RedisStore, id string)
+	reserve := func(t *testing.T, s *RedisStore, id string) {
+		if _, err := s.Reserve(t.Context(), now, id, ops(500, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(mode SettleMode, tokens, requests int64) call {
+		return func(t *testing.T, s *RedisStore, id string) {
+			if err := s.Settle(t.Context(), []Settlement{{ID: id, Mode: mode, Tokens: 500, Ops: ops(tokens, requests), Now: now}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	late := settle(ChargeLate, 500, 1)
+	counted := settle(SettleCounted, -300, 0)
+	unsure := settle(SettleUnsure, -300, 0)
+	unsureRefused := settle(SettleUnsure, -500, -1)
+	tests := []struct {
+		name             string
+		calls            []call
+		tokens, requests int64
+	}{
+		{"reserved, settled", []call{reserve, counted}, 200, 1},
+		{"a settlement twice", []call{reserve, counted, counted}, 200, 1},
+		{"a reservation twice", []call{reserve, reserve}, 500, 1},
+		{"reserved, settled in doubt", []call{reserve, unsure}, 200, 1},
+		{"settled in doubt, the reservation never came", []call{unsure}, 200, 1},
+		{"settled in doubt, then the reservation came late", []call{unsure, reserve}, 200, 1},
+		{"settled in doubt twice", []call{reserve, unsure, unsure}, 200, 1},
+		{"refused, its reservation had counted", []call{reserve, unsureRefused}, 0, 0},
+		{"refused, its reservation never came", []call{unsureRefused}, 0, 0},
+		{"refused, then its reservation came late", []call{unsureRefused, reserve}, 0, 0},
+		{"charged late, settled", []call{late, unsure}, 200, 1},
+		{"charged late twice", []call{late, late}, 500, 1},
+		{"reserved, then charged late too", []call{reserve, late, unsure}, 200, 1},
+		{"charged late, then the reservation came", []call{late, reserve, unsure}, 200, 1},
+		{"settled, then the late charge came", []call{unsure, late}, 200, 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRedisStore(t, srv)
+			id := "test-" + strconv.Itoa(i)
+			for _, c := range tt.calls {
+				c(t, s, id)
+			}
+			tokens := counterValue(t, s, minuteCounter("once", TokensPerMinute, now))
+			requests := counterValue(t, s, minuteCounter("once", RequestsPerMinute, now))
+			if tokens != tt.tokens || requests != tt.requests {
+				t.Errorf("counters = %d tokens, %d requests; want %d, %d", tokens, requests, tt.tokens, tt.requests)
+			}
+		})
+	}
+}
