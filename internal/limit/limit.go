@@ -11,11 +11,15 @@
 // in a Store: MemoryStore for one instance, RedisStore for several sharing
 // one Redis, where admission and settlement cost one round trip each, every
 // call has a deadline, and a failing Redis answers by policy (fail open or
-// closed) instead of hanging the request.
+// closed) instead of hanging the request. A settlement Redis does not take is
+// retried in the background until it lands, once; under fail_open, each
+// instance meanwhile decides by its own count, so that it never admits more
+// than a limit in a window by itself.
 //
 // The package is a mechanism: it knows counters, windows and stores, not
-// HTTP, and imports no other Sluice package. It reads no clock: times come
-// from the caller.
+// HTTP, and imports no other Sluice package. Windows are reckoned on the
+// times the caller passes; only the background retries wait on the process's
+// clock.
 package limit
 
 import (
@@ -23,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -31,6 +36,10 @@ import (
 // DefaultTimeout is how long a store call may take when Options.Timeout is
 // not set.
 const DefaultTimeout = 50 * time.Millisecond
+
+// DefaultQueueSize is how many settlements wait for a failing store when
+// Options.QueueSize is not set.
+const DefaultQueueSize = 10000
 
 // Expiry margins: how long a store keeps a counter after its window ends, so
 // a request that settles after its window (a long stream) still finds the
@@ -47,6 +56,20 @@ const logEvery = 10 * time.Second
 
 // ErrSettled is Settle's answer to a reservation that was settled before.
 var ErrSettled = errors.New("limit: reservation already settled")
+
+// ErrStoreDown is the StoreError of a decision made by the limiter's own
+// count, without asking the store, because a store call failed moments ago
+// (see Options.OnStoreError).
+var ErrStoreDown = errors.New("limit: counter store unreachable; decided by this instance's count")
+
+// ErrStoreClosed marks the errors of a store that was closed: the Limiter
+// stops retrying calls to it.
+var ErrStoreClosed = errors.New("limit: counter store closed")
+
+// ErrNotCounted is Settle's error when the store failed and the settlement
+// cannot be retried, because the Limiter is closed: the usage is missing
+// from the store's count.
+var ErrNotCounted = errors.New("limit: settlement lost")
 
 // Key says which counter a rule uses: whose requests count together.
 type Key uint8
@@ -199,10 +222,11 @@ var unknown = Remaining{-1, -1, -1}
 type Reservation struct{ r *reservation }
 
 // Tokens returns the tokens reserved in each token counter: the request's
-// Tokens, or 0 when it was refused, charges after the fact, or was admitted
-// while the store failed.
+// Tokens, or 0 when it was refused or charges after the fact. A request
+// admitted while the store failed reserved its Tokens in the limiter's own
+// count.
 func (r Reservation) Tokens() int64 {
-	if r.r == nil {
+	if r.r == nil || r.r.remote != nil && r.r.remote.refused {
 		return 0
 	}
 	return r.r.tokens
@@ -221,7 +245,10 @@ type reservation struct {
 	tokenOps  int
 	adaptive  bool      // some op's limit is a share of another's remainder
 	remaining Remaining // after admission
-	inline    [inlineOps]Op
+	// remote is the reservation's state in a store that can fail; nil
+	// with a MemoryStore.
+	remote *remote
+	inline [inlineOps]Op
 }
 
 // Decision is Admit's answer.
@@ -232,9 +259,13 @@ type Decision struct {
 	Remaining Remaining
 	// Reservation must be settled exactly once, whether Allowed or not.
 	Reservation Reservation
-	// StoreError is set when the store failed and the policy decided:
-	// FailOpen admits, FailClosed refuses (the gateway answers 503).
+	// StoreError is set when the store failed, or is considered down, and
+	// the policy decided: FailClosed refuses (the gateway answers 503);
+	// FailOpen decides by the limiter's own count, and an admitted request
+	// carries the error too (a refused one has a Denial instead).
 	StoreError error
+	// Fallback says the limiter's own count decided, not the store.
+	Fallback bool
 }
 
 // Policy says what Admit does when the store fails or times out.
@@ -242,9 +273,12 @@ type Policy uint8
 
 // The policies.
 const (
-	// FailOpen admits the request uncounted and charges its usage at
-	// Settle if the store is back: an outage lifts the limits rather than
-	// stopping traffic.
+	// FailOpen decides by the limiter's own count of the requests it
+	// admitted in each window (starting from what the store last
+	// reported), with the same rules, until the store answers again and
+	// has been charged everything admitted meanwhile: an outage lets each
+	// instance admit up to the limit by itself rather than stopping
+	// traffic.
 	FailOpen Policy = iota
 	// FailClosed refuses the request.
 	FailClosed
@@ -276,23 +310,53 @@ type Options struct {
 	// Logger receives a warning about store failures, at most one per
 	// 10 seconds; nil: no logging.
 	Logger *slog.Logger
+	// QueueSize bounds the settlements (and late charges) waiting to be
+	// sent again after the store failed, at least 2; beyond it the oldest
+	// waiting is dropped and counted in Stats.Dropped. 0:
+	// DefaultQueueSize. A MemoryStore never fails and needs no queue.
+	QueueSize int
 }
 
 // Limiter admits requests against their rules' limits and settles their
 // usage. It is safe for concurrent use.
+//
+// With a store that can fail (not a MemoryStore), a settlement the store does
+// not take is queued and retried in the background until it lands; Close
+// stops that. Under FailOpen the Limiter also keeps its own count of what it
+// admits, which decides while the store is down.
 type Limiter struct {
 	store   Store
-	local   bool // the store is a MemoryStore: no deadlines needed
+	local   bool // the store is a MemoryStore: no deadlines, ids or retries needed
 	policy  Policy
 	timeout time.Duration
 	log     *slog.Logger
 
+	// With a store that can fail:
+	idPrefix string        // names this limiter's reservations in the store
+	ids      atomic.Uint64 // the last reservation number
+	// own counts, per counter and window, what this limiter admitted
+	// (reservations out to the store included) and at least what the store
+	// last reported; under FailOpen it decides while the store is down. Nil
+	// under FailClosed.
+	own *MemoryStore
+	// down is set when a store call fails, and cleared once the queue has
+	// drained (or, with nothing queued, after a pause: then requests try
+	// the store again); under FailOpen, own decides while it is set. It is
+	// only set or cleared with q.mu held, so that no request is admitted by
+	// own after the queue was found empty.
+	down atomic.Bool
+	q    queue
+
 	failures atomic.Uint64
 	loggedAt atomic.Int64  // when (Unix nanoseconds, callers' clock) the last failure was logged
 	unlogged atomic.Uint64 // failures since that line
+
+	fallbackAdmitted atomic.Uint64
+	fallbackRefused  atomic.Uint64
 }
 
-// New returns a Limiter.
+// New returns a Limiter. With a store other than a MemoryStore, call Close
+// when done with it.
 func New(opts Options) *Limiter {
 	l := &Limiter{
 		store:   opts.Store,
@@ -310,11 +374,21 @@ func New(opts Options) *Limiter {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
+	if !l.local {
+		l.idPrefix = strconv.FormatUint(rand.Uint64(), 36) + "-"
+		if l.policy == FailOpen {
+			l.own = NewMemory()
+		}
+		l.q.init(opts.QueueSize)
+	}
 	return l
 }
 
-// StoreErrors returns how many store calls have failed, for a metric. Calls
-// whose caller gave up (a cancelled context) are not counted.
+// StoreErrors returns how many store calls made for a request (Admit's and
+// Settle's) have failed, for a metric. Calls whose caller gave up (a
+// cancelled context) are not counted; decisions made while the store is
+// considered down make no call, and the background retries' failures are in
+// Stats.RetryErrors.
 func (l *Limiter) StoreErrors() uint64 { return l.failures.Load() }
 
 // Admit decides whether a request may proceed. When it may, its tokens are
@@ -373,18 +447,11 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 		}
 	}
 
-	ok, err := l.reserve(ctx, r.Now, res.ops)
-	if err != nil {
-		err = l.failed(ctx, "reserve", err, r.Now)
-		if l.policy == FailClosed {
-			return Decision{Remaining: unknown, StoreError: err}
-		}
-		// Whether the store counted anything is unknown; Settle charges
-		// the real usage, so the request is at worst counted twice.
-		res.tokens = 0
-		res.remaining = unknown
-		return Decision{Allowed: true, Remaining: unknown, Reservation: Reservation{res}, StoreError: err}
+	if !l.local {
+		return l.admitRemote(ctx, r.Now, res)
 	}
+	// A MemoryStore never fails.
+	ok, _ := l.store.Reserve(ctx, r.Now, "", res.ops)
 	if !ok {
 		return Decision{Denial: denial(res.ops, r.Now), Remaining: remaining(res.ops, false)}
 	}
@@ -415,10 +482,16 @@ func linkAdaptive(ops []Op) {
 // expiry margin ago are left alone. It returns what is left in those
 // windows; Requests is as at admission. A second Settle of the same
 // reservation does nothing and returns ErrSettled; a refused request's
-// reservation settles to nothing.
+// reservation settles to nothing, except that one refused because the store
+// failed takes back what its Reserve may have counted regardless.
 //
 // Settle runs even when ctx is cancelled, since the tokens were spent
-// whether or not the client stayed; only its own timeout stops it.
+// whether or not the client stayed; only its own timeout stops it. When the
+// store fails, or is considered down, the settlement is queued and retried
+// in the background until the store takes it, exactly once: Settle then
+// returns no error and -1 (unknown) for Tokens and QuotaTokens. Only a
+// settlement that can no longer be retried, because the Limiter is closed,
+// returns an error (ErrNotCounted).
 func (l *Limiter) Settle(ctx context.Context, res Reservation, actualTokens int64, now time.Time) (Remaining, error) {
 	r := res.r
 	if r == nil {
@@ -426,6 +499,9 @@ func (l *Limiter) Settle(ctx context.Context, res Reservation, actualTokens int6
 	}
 	if !r.settled.CompareAndSwap(false, true) {
 		return unknown, ErrSettled
+	}
+	if r.remote != nil {
+		return l.settleRemote(ctx, r, actualTokens, now)
 	}
 	delta := max(actualTokens, 0) - r.tokens
 	rem := r.remaining
@@ -444,9 +520,14 @@ func (l *Limiter) Settle(ctx context.Context, res Reservation, actualTokens int6
 	if len(ops) == 0 {
 		return rem, nil
 	}
-	if err := l.adjust(ctx, now, ops); err != nil {
-		return rem, l.failed(context.Background(), "settle", err, now)
-	}
+	// A MemoryStore never fails.
+	l.store.(*MemoryStore).Adjust(ctx, now, ops)
+	return settledRemaining(rem, ops), nil
+}
+
+// settledRemaining returns rem with the tokens left in the ops' counters,
+// as a store's settlement set their Used.
+func settledRemaining(rem Remaining, ops []Op) Remaining {
 	after := remaining(ops, false)
 	if after.Tokens >= 0 {
 		rem.Tokens = after.Tokens
@@ -454,28 +535,7 @@ func (l *Limiter) Settle(ctx context.Context, res Reservation, actualTokens int6
 	if after.QuotaTokens >= 0 {
 		rem.QuotaTokens = after.QuotaTokens
 	}
-	return rem, nil
-}
-
-// reserve calls the store's Reserve with the limiter's deadline.
-func (l *Limiter) reserve(ctx context.Context, now time.Time, ops []Op) (bool, error) {
-	if l.local {
-		return l.store.Reserve(ctx, now, ops)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	return l.store.Reserve(ctx, now, ops)
-}
-
-// adjust calls the store's Adjust with the limiter's deadline, detached from
-// the caller's cancellation.
-func (l *Limiter) adjust(ctx context.Context, now time.Time, ops []Op) error {
-	if l.local {
-		return l.store.Adjust(ctx, now, ops)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
-	defer cancel()
-	return l.store.Adjust(ctx, now, ops)
+	return rem
 }
 
 // failed wraps a store error and, unless the caller's ctx was cancelled (the
@@ -486,16 +546,22 @@ func (l *Limiter) failed(ctx context.Context, op string, err error, now time.Tim
 		return err
 	}
 	l.failures.Add(1)
+	l.logFailure(err, now)
+	return err
+}
+
+// logFailure logs a store failure, at most once per logEvery on the callers'
+// clock, with how many failures the line stands for.
+func (l *Limiter) logFailure(err error, now time.Time) {
 	l.unlogged.Add(1)
 	t := now.UnixNano()
 	last := l.loggedAt.Load()
 	if since := t - last; last != 0 && since >= 0 && since < int64(logEvery) {
-		return err
+		return
 	}
 	if l.loggedAt.CompareAndSwap(last, t) {
 		l.log.Warn("limit: counter store failed", "err", err, "failures", l.unlogged.Swap(0), "policy", l.policy.String())
 	}
-	return err
 }
 
 // fits reports whether the op passes its limit, as Store.Reserve checks.

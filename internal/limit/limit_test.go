@@ -26,10 +26,10 @@ func forEachStore(t *testing.T, f func(t *testing.T, newStore func(t *testing.T)
 }
 
 // newRedisStore returns a RedisStore on srv with an empty database, closed
-// when the test ends.
-func newRedisStore(t testing.TB, srv *redistest.Server) *RedisStore {
+// when the test ends. query, if any, is added to the URL: "?read_timeout=1s".
+func newRedisStore(t testing.TB, srv *redistest.Server, query ...string) *RedisStore {
 	t.Helper()
-	s, err := NewRedis(srv.URL())
+	s, err := NewRedis(srv.URL() + strings.Join(query, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +39,10 @@ func newRedisStore(t testing.TB, srv *redistest.Server) *RedisStore {
 	}
 	return s
 }
+
+// longTimeouts gives a RedisStore's calls as long as a busy test machine may
+// need, for tests in which Redis answers or refuses at once.
+const longTimeouts = "?dial_timeout=1s&read_timeout=1s&write_timeout=1s&pool_timeout=1s"
 
 // day0 is the day the steps' clock times are on, a Friday.
 const day0 = "2025-03-14"

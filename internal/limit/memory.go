@@ -57,8 +57,9 @@ func NewMemory() *MemoryStore {
 // set.
 const maxStackOps = 8
 
-// Reserve implements Store. It never blocks for long and ignores ctx.
-func (m *MemoryStore) Reserve(_ context.Context, now time.Time, ops []Op) (bool, error) {
+// Reserve implements Store. It never blocks for long and ignores ctx and id:
+// its calls cannot fail or be sent twice, so no reservation is ever in doubt.
+func (m *MemoryStore) Reserve(_ context.Context, now time.Time, _ string, ops []Op) (bool, error) {
 	var idxBuf, setBuf [maxStackOps]uint8
 	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])
 	nowNs := now.UnixNano()
@@ -83,7 +84,19 @@ func (m *MemoryStore) Reserve(_ context.Context, now time.Time, ops []Op) (bool,
 	return true, nil
 }
 
-// Adjust implements Store. It never blocks for long and ignores ctx.
+// Settle implements Store. A MemoryStore holds every reservation it was
+// asked to count, so it adds every op's Delta whatever the mode and id.
+func (m *MemoryStore) Settle(ctx context.Context, batch []Settlement) error {
+	for i := range batch {
+		m.Adjust(ctx, batch[i].Now, batch[i].Ops)
+	}
+	return nil
+}
+
+// Adjust adds every op's Delta without checks, creating counters that do not
+// exist, and never lets a counter go below 0. It sets each op's Used to the
+// counter's new value; the counter lives at least until the op's Expires. It
+// never blocks for long and ignores ctx.
 func (m *MemoryStore) Adjust(_ context.Context, now time.Time, ops []Op) error {
 	var idxBuf, setBuf [maxStackOps]uint8
 	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])
@@ -94,6 +107,53 @@ func (m *MemoryStore) Adjust(_ context.Context, now time.Time, ops []Op) error {
 		ops[i].Used = m.shards[idx[i]].addLocked(&ops[i], nowNs)
 	}
 	return nil
+}
+
+// holdOrRelease decides a request whose ops' Deltas are already added to the
+// counters (pre-charged while a shared store was asked): it passes when every
+// counter, without this request's Delta, passes Reserve's check. When not,
+// it takes the Deltas back. It sets each op's Used to the counter's value
+// without the request, and applies adaptive shares as Reserve does.
+func (m *MemoryStore) holdOrRelease(now time.Time, ops []Op) bool {
+	var idxBuf, setBuf [maxStackOps]uint8
+	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])
+	nowNs := now.UnixNano()
+	m.lock(set, nowNs)
+	defer m.unlock(set)
+	for i := range ops {
+		ops[i].Used = max(m.shards[idx[i]].valueLocked(ops[i].Counter, nowNs)-ops[i].Delta, 0)
+	}
+	adapt(ops)
+	for i := range ops {
+		if !ops[i].fits() {
+			for j := range ops {
+				m.shards[idx[j]].raiseLocked(&ops[j], -ops[j].Delta, 0, nowNs)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// reconcile brings counters pre-charged with ops' Deltas in line with a
+// shared store's answer to the same ops: it takes the Deltas back when the
+// store refused, and raises each counter to at least the store's count (the
+// op's Used, plus its Delta when the store added), so that the local count
+// never trails what the shared store last reported.
+func (m *MemoryStore) reconcile(now time.Time, ops []Op, added bool) {
+	var idxBuf, setBuf [maxStackOps]uint8
+	idx, set := m.shardsOf(ops, idxBuf[:0], setBuf[:0])
+	nowNs := now.UnixNano()
+	m.lock(set, nowNs)
+	defer m.unlock(set)
+	for i := range ops {
+		op := &ops[i]
+		if added {
+			m.shards[idx[i]].raiseLocked(op, 0, op.Used+op.Delta, nowNs)
+		} else {
+			m.shards[idx[i]].raiseLocked(op, -op.Delta, op.Used, nowNs)
+		}
+	}
 }
 
 // shardsOf appends each op's shard to idx, and the distinct shards in
@@ -152,6 +212,20 @@ func (s *shard) addLocked(op *Op, nowNs int64) int64 {
 	x.n = max(x.n+op.Delta, 0)
 	x.expires = max(x.expires, op.Expires.UnixNano())
 	return x.n
+}
+
+// raiseLocked adds delta to op's counter, creating it, and raises it to at
+// least floor (and 0), extending its life to op.Expires.
+func (s *shard) raiseLocked(op *Op, delta, floor int64, nowNs int64) {
+	x := s.counters[op.Counter]
+	if x == nil {
+		x = &cell{}
+		s.counters[op.Counter] = x
+	} else if x.expires <= nowNs {
+		*x = cell{}
+	}
+	x.n = max(x.n+delta, floor, 0)
+	x.expires = max(x.expires, op.Expires.UnixNano())
 }
 
 // sweepLocked drops the shard's expired counters, at most once per

@@ -58,15 +58,17 @@ func waitHealthy(t *testing.T, l *Limiter, now time.Time) {
 
 // TestRedisOutage stops Redis under two limiters, one failing open and one
 // closed, then restarts it: while it is down, calls return within the
-// timeout and are decided by policy; after it is back, the same limiters
-// count again, and usage admitted during the outage is charged at Settle.
+// timeout and are decided by policy (fail_open by the instance's own count:
+// what it admitted before, plus what it admits meanwhile); after it is back,
+// the same limiters count again, and usage admitted during the outage is
+// charged.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
 	logs := &logBuffer{}
 	const timeout = 50 * time.Millisecond
-	open := New(Options{Store: newRedisStore(t, srv), OnStoreError: FailOpen, Timeout: timeout,
+	open := New(Options{Store: newRedisStore(t, srv), OnStoreError: FailOpen, Timeout: timeout})
+	closed := New(Options{Store: newRedisStore(t, srv), OnStoreError: FailClosed, Timeout: timeout,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	closed := New(Options{Store: newRedisStore(t, srv), OnStoreError: FailClosed, Timeout: timeout})
 	rules := []*Rule{tpm("t", 1000)}
 	alice := Subject{Subscription: "alice"}
 	now := clock("12:00:00")
@@ -82,22 +84,34 @@ func TestRedisOutage(t *testing.T) {
 	const calls = 20
 	var admittedDuringOutage Reservation
 	for i := range calls {
+		// The open instance admitted 400 before: it admits one more 400,
+		// then refuses by its own count.
+		ownUsed := int64(800)
+		if i == 0 {
+			ownUsed = 0
+		}
 		for _, tc := range []struct {
-			name    string
-			l       *Limiter
-			allowed bool
+			name       string
+			l          *Limiter
+			allowed    bool
+			storeError bool
+			usedByOwn  int64 // the own count of a refusal by it; 0: no denial
 		}{
-			{"fail_open", open, true},
-			{"fail_closed", closed, false},
+			{"fail_open", open, i == 0, i == 0, ownUsed},
+			{"fail_closed", closed, false, true, 0},
 		} {
 			start := time.Now()
 			d := tc.l.Admit(t.Context(), Request{Rules: rules, Subject: alice, Tokens: 400, Now: now})
 			if took := time.Since(start); took > timeout+slack {
 				t.Errorf("%s: Admit with Redis down took %v; timeout %v", tc.name, took, timeout)
 			}
-			if d.Allowed != tc.allowed || d.StoreError == nil || d.Denial != nil {
-				t.Errorf("%s: Admit with Redis down = allowed %v, store error %v, denial %+v; want allowed %v with a store error",
-					tc.name, d.Allowed, d.StoreError, d.Denial, tc.allowed)
+			if d.Allowed != tc.allowed || (d.StoreError != nil) != tc.storeError {
+				t.Errorf("%s, call %d: Admit with Redis down = allowed %v, store error %v; want allowed %v, store error %v",
+					tc.name, i+1, d.Allowed, d.StoreError, tc.allowed, tc.storeError)
+			}
+			if tc.usedByOwn == 0 && d.Denial != nil || tc.usedByOwn != 0 && (d.Denial == nil || d.Denial.Used != tc.usedByOwn || !d.Fallback) {
+				t.Errorf("%s, call %d: denial %+v, fallback %v; want a denial by the instance's own count (%d used): %v",
+					tc.name, i+1, d.Denial, d.Fallback, tc.usedByOwn, tc.usedByOwn != 0)
 			}
 			if d.Remaining != unknown {
 				t.Errorf("%s: Remaining with Redis down = %+v; want unknown", tc.name, d.Remaining)
@@ -110,15 +124,19 @@ func TestRedisOutage(t *testing.T) {
 	if got := closed.StoreErrors(); got != calls {
 		t.Errorf("fail_closed StoreErrors() = %d; want %d", got, calls)
 	}
-	if got := open.StoreErrors(); got != calls {
-		t.Errorf("fail_open StoreErrors() = %d; want %d", got, calls)
+	// The open instance asked the store once; after that it knew it down.
+	if got := open.StoreErrors(); got != 1 {
+		t.Errorf("fail_open StoreErrors() = %d; want 1", got)
+	}
+	if st := open.Stats(); !st.StoreDown || st.FallbackAdmitted != 1 || st.FallbackRefused != calls-1 {
+		t.Errorf("fail_open Stats() = %+v; want the store down, 1 admitted and %d refused by the own count", st, calls-1)
 	}
 	// One log line for the whole burst (same 10s), then one with the count
 	// of the failures it stood for.
-	if got := logs.lines(); len(got) != 1 || !strings.Contains(got[0], "failures=1 ") || !strings.Contains(got[0], "policy=fail_open") {
-		t.Errorf("log during the outage:\n%s\nwant one line with failures=1 and policy=fail_open", strings.Join(got, "\n"))
+	if got := logs.lines(); len(got) != 1 || !strings.Contains(got[0], "failures=1 ") || !strings.Contains(got[0], "policy=fail_closed") {
+		t.Errorf("log during the outage:\n%s\nwant one line with failures=1 and policy=fail_closed", strings.Join(got, "\n"))
 	}
-	open.Admit(t.Context(), Request{Rules: rules, Subject: alice, Tokens: 400, Now: now.Add(logEvery)})
+	closed.Admit(t.Context(), Request{Rules: rules, Subject: alice, Tokens: 400, Now: now.Add(logEvery)})
 	if got := logs.lines(); len(got) != 2 || !strings.Contains(got[1], "failures=20 ") {
 		t.Errorf("log 10s later:\n%s\nwant a second line with failures=20", strings.Join(got, "\n"))
 	}
@@ -126,8 +144,8 @@ func TestRedisOutage(t *testing.T) {
 	srv.Restart()
 	waitHealthy(t, open, now)
 	waitHealthy(t, closed, now)
-	// Redis came back empty. The request admitted during the outage
-	// reserved nothing; its usage is charged now.
+	// Redis came back empty. The request admitted during the outage was
+	// charged its reservation once Redis answered; its usage replaces it.
 	if rem, err := open.Settle(t.Context(), admittedDuringOutage, 300, now); err != nil || rem.Tokens != 700 {
 		t.Errorf("Settle of a request admitted during the outage = %+v, %v; want 700 tokens left", rem, err)
 	}
@@ -141,7 +159,8 @@ func TestRedisOutage(t *testing.T) {
 
 // TestRedisHang freezes Redis (SIGSTOP): connections stay open and nothing
 // answers. Admit and Settle must give up at the timeout, not hang the
-// request, and recover when Redis resumes.
+// request, and recover when Redis resumes; the settlements sent meanwhile
+// are counted once Redis answers.
 func TestRedisHang(t *testing.T) {
 	srv := redistest.Start(t)
 	const timeout = 50 * time.Millisecond
@@ -152,12 +171,16 @@ func TestRedisHang(t *testing.T) {
 		name    string
 		policy  Policy
 		allowed bool
+		want    int64 // the counters after the requests settled
 	}{
-		{"fail_open", FailOpen, true},
-		{"fail_closed", FailClosed, false},
+		// The eight admitted while Redis hung used 30 tokens each.
+		{"fail_open", FailOpen, true, 50 + 8*30},
+		{"fail_closed", FailClosed, false, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := New(Options{Store: newRedisStore(t, srv), OnStoreError: tc.policy, Timeout: timeout})
+			store := newRedisStore(t, srv)
+			l := New(Options{Store: store, OnStoreError: tc.policy, Timeout: timeout})
+			warm(t, l, now)
 			before := l.Admit(t.Context(), Request{Rules: rules, Subject: alice, Tokens: 100, Now: now})
 			if !before.Allowed || before.StoreError != nil {
 				t.Fatalf("before the hang: Admit = %+v", before)
@@ -166,7 +189,8 @@ func TestRedisHang(t *testing.T) {
 			srv.Pause()
 			var wg sync.WaitGroup
 			var slowest atomic.Int64
-			for range 8 {
+			decisions := make([]Decision, 8)
+			for i := range decisions {
 				wg.Go(func() {
 					start := time.Now()
 					d := l.Admit(t.Context(), Request{Rules: rules, Subject: alice, Tokens: 100, Now: now})
@@ -174,24 +198,43 @@ func TestRedisHang(t *testing.T) {
 					if d.Allowed != tc.allowed || d.StoreError == nil {
 						t.Errorf("Admit with Redis hung = allowed %v, store error %v; want allowed %v with a store error", d.Allowed, d.StoreError, tc.allowed)
 					}
+					decisions[i] = d
 				})
 			}
 			wg.Wait()
 			start := time.Now()
-			_, err := l.Settle(t.Context(), before.Reservation, 50, now)
+			rem, err := l.Settle(t.Context(), before.Reservation, 50, now)
 			settleTook := time.Since(start)
 			if settleTook > timeout+slack {
 				t.Errorf("Settle with Redis hung took %v; timeout %v", settleTook, timeout)
 			}
-			if err == nil {
-				t.Error("Settle with Redis hung succeeded")
+			if err != nil || rem.Tokens != -1 || rem.QuotaTokens != -1 {
+				t.Errorf("Settle with Redis hung = %+v, %v; want no error (it is retried) and the tokens left unknown", rem, err)
 			}
 			if took := time.Duration(slowest.Load()); took > timeout+slack {
 				t.Errorf("slowest Admit with Redis hung took %v; timeout %v", took, timeout)
 			}
 			t.Logf("with Redis hung: slowest Admit %v, Settle %v (timeout %v)", time.Duration(slowest.Load()), settleTook, timeout)
+			for _, d := range decisions {
+				actual := int64(0)
+				if d.Allowed {
+					actual = 30
+				}
+				if _, err := l.Settle(t.Context(), d.Reservation, actual, now); err != nil {
+					t.Errorf("Settle with Redis hung: %v", err)
+				}
+			}
 			srv.Resume()
+			drain(t, l)
 			waitHealthy(t, l, now)
+			for _, c := range []Counter{
+				minuteCounter("t", TokensPerMinute, now),
+				{Rule: "t", Kind: Quota, Period: Month, Subject: "alice", Start: Month.startUnix(now)},
+			} {
+				if got := counterValue(t, store, c); got != tc.want {
+					t.Errorf("after Redis resumed: %s = %d; want %d", c, got, tc.want)
+				}
+			}
 		})
 	}
 }
@@ -320,9 +363,31 @@ func TestRedisCounters(t *testing.T) {
 			t.Errorf("PTTL %s = %v, %v; want about %v: the window's end plus the margin", k.key, ttl, err, k.ttl)
 		}
 	}
-	if n, err := store.client.DBSize(t.Context()).Result(); err != nil || n != 3 {
-		t.Errorf("DBSIZE = %d, %v; want 3", n, err)
+	// And the key that remembers the reservation, until it is settled and
+	// for SettledFor after.
+	keys, err := store.client.Keys(t.Context(), "sluice:reservation:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("reservation keys: %q, %v; want one", keys, err)
 	}
+	if n, err := store.client.DBSize(t.Context()).Result(); err != nil || n != 4 {
+		t.Errorf("DBSIZE = %d, %v; want 4: three counters and the reservation", n, err)
+	}
+	checkKey := func(when, want string, ttl time.Duration) {
+		t.Helper()
+		v, err := store.client.Get(t.Context(), keys[0]).Result()
+		if err != nil || v != want {
+			t.Errorf("%s: GET %s = %q, %v; want %q", when, keys[0], v, err, want)
+		}
+		got, err := store.client.PTTL(t.Context(), keys[0]).Result()
+		if err != nil || got > ttl || got < ttl-time.Second {
+			t.Errorf("%s: PTTL %s = %v, %v; want about %v", when, keys[0], got, err, ttl)
+		}
+	}
+	checkKey("admitted", "r", HoldFor)
+	if _, err := l.Settle(t.Context(), d.Reservation, 200, now); err != nil {
+		t.Fatal(err)
+	}
+	checkKey("settled", "s", SettledFor)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -432,4 +497,97 @@ func TestRedisCloseLeaksNothing(t *testing.T) {
 	// when it does (its timing is its own): Close must stop that too.
 	use(s, 20)
 	closeAndWait("during an outage", s, base)
+}
+
+// counterValue reads a counter straight from Redis: 0 when it does not exist.
+func counterValue(t *testing.T, s *RedisStore, c Counter) int64 {
+	t.Helper()
+	v, err := s.client.Get(context.Background(), c.String()).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", c, err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("GET %s = %q: %v", c, v, err)
+	}
+	return n
+}
+
+// minuteCounter names the tokens-per-minute (or requests-per-minute) counter
+// of rule id for alice in now's minute.
+func minuteCounter(id string, kind Kind, now time.Time) Counter {
+	return Counter{Rule: id, Kind: kind, Period: Minute, Subject: "alice", Start: Minute.startUnix(now)}
+}
+
+// TestRedisReservationOnce checks the store's side of the idempotency: for
+// one reservation (500 tokens and 1 request reserved, 200 tokens used), any
+// order of its calls, and any copies of them, count it once.
+func TestRedisReservationOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	now := clock("12:00:00")
+	rule := &Rule{ID: "once", TokensPerMinute: 100_000, RequestsPerMinute: 100}
+	expires := now.Add(2 * time.Minute)
+	ops := func(tokens, requests int64) []Op {
+		return []Op{
+			{Counter: rule.counter(TokensPerMinute, Minute, &Subject{Subscription: "alice"}, Minute.startUnix(now)), Delta: tokens, Limit: rule.TokensPerMinute, Expires: expires, rule: rule},
+			{Counter: rule.counter(RequestsPerMinute, Minute, &Subject{Subscription: "alice"}, Minute.startUnix(now)), Delta: requests, Limit: rule.RequestsPerMinute, Expires: expires, rule: rule},
+		}
+	}
+	// The calls: a reservation, its late charge, and the settlements of a
+	// served request (200 used) and of a refused one.
+	type call func(t *testing.T, s *RedisStore, id string)
+	reserve := func(t *testing.T, s *RedisStore, id string) {
+		if _, err := s.Reserve(t.Context(), now, id, ops(500, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(mode SettleMode, tokens, requests int64) call {
+		return func(t *testing.T, s *RedisStore, id string) {
+			if err := s.Settle(t.Context(), []Settlement{{ID: id, Mode: mode, Tokens: 500, Ops: ops(tokens, requests), Now: now}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	late := settle(ChargeLate, 500, 1)
+	counted := settle(SettleCounted, -300, 0)
+	unsure := settle(SettleUnsure, -300, 0)
+	unsureRefused := settle(SettleUnsure, -500, -1)
+	tests := []struct {
+		name             string
+		calls            []call
+		tokens, requests int64
+	}{
+		{"reserved, settled", []call{reserve, counted}, 200, 1},
+		{"a settlement twice", []call{reserve, counted, counted}, 200, 1},
+		{"a reservation twice", []call{reserve, reserve}, 500, 1},
+		{"reserved, settled in doubt", []call{reserve, unsure}, 200, 1},
+		{"settled in doubt, the reservation never came", []call{unsure}, 200, 1},
+		{"settled in doubt, then the reservation came late", []call{unsure, reserve}, 200, 1},
+		{"settled in doubt twice", []call{reserve, unsure, unsure}, 200, 1},
+		{"refused, its reservation had counted", []call{reserve, unsureRefused}, 0, 0},
+		{"refused, its reservation never came", []call{unsureRefused}, 0, 0},
+		{"refused, then its reservation came late", []call{unsureRefused, reserve}, 0, 0},
+		{"charged late, settled", []call{late, unsure}, 200, 1},
+		{"charged late twice", []call{late, late}, 500, 1},
+		{"reserved, then charged late too", []call{reserve, late, unsure}, 200, 1},
+		{"charged late, then the reservation came", []call{late, reserve, unsure}, 200, 1},
+		{"settled, then the late charge came", []call{unsure, late}, 200, 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRedisStore(t, srv)
+			id := "test-" + strconv.Itoa(i)
+			for _, c := range tt.calls {
+				c(t, s, id)
+			}
+			tokens := counterValue(t, s, minuteCounter("once", TokensPerMinute, now))
+			requests := counterValue(t, s, minuteCounter("once", RequestsPerMinute, now))
+			if tokens != tt.tokens || requests != tt.requests {
+				t.Errorf("counters = %d tokens, %d requests; want %d, %d", tokens, requests, tt.tokens, tt.requests)
+			}
+		})
+	}
 }
