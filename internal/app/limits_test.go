@@ -302,8 +302,10 @@ func TestRetriedRequestChargedOnce(t *testing.T) {
 	}
 }
 
-// TestRedisOutage: with Redis gone, fail_open admits and fail_closed answers
-// 503, both within the store timeout; when Redis is back, counting resumes.
+// TestRedisOutage: with Redis gone, fail_open goes on limiting by the
+// instance's own count (requests within the limit pass) and fail_closed
+// answers 503, both within the store timeout; when Redis is back, counting
+// resumes there.
 func TestRedisOutage(t *testing.T) {
 	for _, policy := range []string{"fail_open", "fail_closed"} {
 		t.Run(policy, func(t *testing.T) {
@@ -312,10 +314,11 @@ func TestRedisOutage(t *testing.T) {
 			clk := newFakeClock()
 			f := newFixture(t, withConfig(limitsYAML), withClock(clk.Now))
 			const afterKey = "sk-fixture-after-0123456789"
-			send := func() int {
-				resp, _ := do(t, "POST", f.url+"/v1/chat/completions", afterKey, limitedChat)
+			sendAs := func(key string) int {
+				resp, _ := do(t, "POST", f.url+"/v1/chat/completions", key, limitedChat)
 				return resp.StatusCode
 			}
+			send := func() int { return sendAs(afterKey) }
 			if status := send(); status != 200 {
 				t.Fatalf("with Redis up: %d", status)
 			}
@@ -323,8 +326,10 @@ func TestRedisOutage(t *testing.T) {
 			var slowest time.Duration
 			want := map[string]int{"fail_open": 200, "fail_closed": 503}[policy]
 			for range 5 {
+				// team-alpha's 3,000 tokens a minute hold five requests of
+				// about 58 tokens, by Redis or by the instance's own count.
 				start := time.Now()
-				status := send()
+				status := sendAs(fxAlphaKey)
 				slowest = max(slowest, time.Since(start))
 				if status != want {
 					t.Fatalf("with Redis down: %d; want %d", status, want)
@@ -332,6 +337,13 @@ func TestRedisOutage(t *testing.T) {
 			}
 			if slowest > time.Second {
 				t.Errorf("a request took %v with Redis down; want about the 100ms store timeout at most", slowest)
+			}
+			if policy == "fail_open" {
+				// The charge-after limit of 100 tokens still holds on this
+				// instance: one more request fits, the next does not.
+				if s1, s2 := send(), send(); s1 != 200 || s2 != 429 {
+					t.Errorf("over the limit with Redis down: %d %d; want 200 then 429 by the instance's own count", s1, s2)
+				}
 			}
 			rs.Restart()
 			deadline := time.Now().Add(10 * time.Second)

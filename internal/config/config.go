@@ -98,8 +98,10 @@ type State struct {
 	// across any number of instances. Default memory.
 	Store string `yaml:"store" json:"store"`
 	// OnStoreError is what happens when the store does not answer within
-	// Timeout: fail_open admits the request, and counts the miss in a metric
-	// and a log line; fail_closed answers 503. Default fail_open.
+	// Timeout: fail_open limits by each instance's own count of what it
+	// admitted, and charges the store once it answers; fail_closed answers
+	// 503. Both count the miss in a metric and a log line. Default
+	// fail_open.
 	OnStoreError string `yaml:"on_store_error" json:"on_store_error"`
 	// Timeout is the longest a request waits for the store before
 	// OnStoreError applies, so that a Redis outage slows no request by more.
