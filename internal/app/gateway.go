@@ -20,7 +20,8 @@ import (
 )
 
 // Gateway is a running Sluice: the routing table in force, swapped whole on
-// reload, and the client and admin HTTP servers. It is safe for concurrent use.
+// reload, what outlives a table (its registry), and the client and admin
+// HTTP servers. It is safe for concurrent use.
 type Gateway struct {
 	source func() (*config.Config, error)
 	log    *slog.Logger
@@ -28,9 +29,8 @@ type Gateway struct {
 	obs    observability
 
 	table    atomic.Pointer[route.Table]
-	health   *health.Checker
-	reloadMu sync.Mutex // serialises reloads: guards the compile-and-swap and counters
-	counters counterStore
+	registry *route.Registry // backend states, limiters and health probes across reloads
+	reloadMu sync.Mutex      // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 
@@ -42,42 +42,42 @@ type Gateway struct {
 
 // NewGateway loads a first config from source and compiles it. Reload calls
 // source again. now is the clock of breakers and latency (nil: time.Now).
-func NewGateway(source func() (*config.Config, error), log *slog.Logger, now func() time.Time) (*Gateway, error) {
+// On an error, whatever it had opened is closed again.
+func NewGateway(source func() (*config.Config, error), log *slog.Logger, now func() time.Time) (g *Gateway, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{source: source, log: log, now: now}
+	g = &Gateway{source: source, log: log, now: now}
 	cfg, err := source()
 	if err != nil {
 		return nil, err
 	}
+	g.registry = route.NewRegistry(route.RegistryOptions{Log: log, OpenStore: openStore, Health: health.New(log, now),
+		Drain: cfg.Server.ShutdownGrace.D()})
+	defer func() {
+		if err != nil {
+			g.closeObservability()
+			_ = g.registry.Close(context.Background())
+		}
+	}()
 	if g.obs.metrics, err = newMetrics(cfg, g); err != nil {
 		return nil, err
 	}
 	if g.obs.tracer, err = newTracer(context.Background(), cfg); err != nil {
 		return nil, err
 	}
-	lim, commit, err := g.limiterFor(cfg)
+	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry})
 	if err != nil {
-		return nil, err
-	}
-	t, err := route.Compile(cfg, nil, route.Env{Log: log, Limiter: lim})
-	if err != nil {
-		closeStore(lim.Store(), log)
 		return nil, err
 	}
 	if g.obs.ledger, g.obs.store, err = openLedger(context.Background(), cfg, g); err != nil {
-		closeStore(lim.Store(), log)
 		return nil, err
 	}
-	commit()
-	t.Activate()
+	g.registry.Commit(t)
 	g.table.Store(t)
-	g.health = health.New(log, now)
-	g.health.Sync(t.Backends)
 	g.ready.Store(true)
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger, Tracer: g.obs.tracer})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
@@ -106,23 +106,12 @@ func (g *Gateway) Reload() error {
 	if err := checkRestartOnly(prev.Config, cfg); err != nil {
 		return err
 	}
-	lim, commit, err := g.limiterFor(cfg)
+	next, err := route.Compile(cfg, route.Env{Log: g.log, Registry: g.registry})
 	if err != nil {
 		return err
 	}
-	next, err := route.Compile(cfg, prev, route.Env{Log: g.log, Limiter: lim})
-	if err != nil {
-		if lim.Store() != g.counters.store {
-			closeStore(lim.Store(), g.log)
-		}
-		return err
-	}
-	next.Activate()
-	g.obs.limitErrors.Add(prev.Limiter.StoreErrors())
 	g.table.Store(next)
-	commit()
-	g.health.Sync(next.Backends)
-	route.Release(prev, next)
+	g.registry.Commit(next)
 	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
 	return nil
 }
@@ -183,28 +172,16 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	if adminSrv != nil {
 		shutdown(adminSrv, adminGrace, g.log, "admin requests still running after the client listener drained were cut")
 	}
-	g.health.Close()
-	// Every request has finished: what is queued goes to the store (or the
+	// Every request has finished: what is queued goes to its store (or the
 	// journal) before the process ends.
-	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if lerr := g.obs.ledger.Close(lctx); lerr != nil {
-		g.log.Warn("closing the usage ledger", "err", lerr)
-	}
-	lcancel()
-	if serr := g.obs.store.Close(); serr != nil {
-		g.log.Warn("closing the usage store", "err", serr)
-	}
-	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if terr := g.obs.tracer.Shutdown(tctx); terr != nil {
-		g.log.Warn("flushing traces", "err", terr)
-	}
-	tcancel()
+	g.closeObservability()
 	g.reloadMu.Lock()
-	closeStore(g.counters.store, g.log)
-	g.reloadMu.Unlock()
-	for _, b := range g.Table().Backends {
-		b.State.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if rerr := g.registry.Close(rctx); rerr != nil {
+		g.log.Warn("closing limiters and backends", "err", rerr)
 	}
+	rcancel()
+	g.reloadMu.Unlock()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -233,4 +210,26 @@ func (g *Gateway) Connections() listener.Stats {
 		return l.Stats()
 	}
 	return listener.Stats{}
+}
+
+// closeObservability closes the usage ledger (its queue goes to the store or
+// the journal) and its store, and flushes the traces.
+func (g *Gateway) closeObservability() {
+	if g.obs.ledger != nil {
+		lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := g.obs.ledger.Close(lctx); err != nil {
+			g.log.Warn("closing the usage ledger", "err", err)
+		}
+		lcancel()
+	}
+	if g.obs.store != nil {
+		if err := g.obs.store.Close(); err != nil {
+			g.log.Warn("closing the usage store", "err", err)
+		}
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := g.obs.tracer.Shutdown(tctx); err != nil {
+		g.log.Warn("flushing traces", "err", err)
+	}
+	tcancel()
 }

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/redistest"
 	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -357,5 +359,51 @@ func TestCheckRestartOnly(t *testing.T) {
 				t.Errorf("checkRestartOnly = %v; want a RestartError naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReloadRetiresLimiter: a reload that changes state.* retires the old
+// limiter (its queue handed to Redis, its client closed), one that keeps it
+// keeps the limiter, and after shutdown no goroutine of either is left.
+func TestReloadRetiresLimiter(t *testing.T) {
+	rs := redistest.Start(t)
+	before := runtime.NumGoroutine()
+	useStore(t, rs.URL(), "fail_open")
+	f := newFixture(t, withConfig(limitsYAML))
+	if resp, body := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, limitedChat); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	first := f.gw.Table().Limiter
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if f.gw.Table().Limiter != first {
+		t.Errorf("a reload that kept state.* replaced the limiter")
+	}
+	t.Setenv("FX_ON_STORE_ERROR", "fail_closed")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if f.gw.Table().Limiter == first {
+		t.Errorf("a reload that changed state.on_store_error kept the limiter")
+	}
+	if resp, body := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, limitedChat); resp.StatusCode != 200 {
+		t.Fatalf("after the reload: %d %s", resp.StatusCode, body)
+	}
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.simServers {
+		s.Close()
+	}
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after shutdown; want at most %d as before:\n%s",
+				runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

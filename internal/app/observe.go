@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/config"
@@ -21,9 +20,6 @@ type observability struct {
 	store   usage.Store // the ledger's; closed after it
 	tracer  *trace.Tracer
 	metrics *metrics.Metrics
-	// limitErrors counts the store errors of the limiters that reloads
-	// replaced, so that the metric never goes down.
-	limitErrors atomic.Uint64
 }
 
 // openLedger opens the usage store and starts the ledger. A SQLite file that
@@ -63,7 +59,13 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 	return metrics.New(metrics.Options{
 		Dimensions:       dims,
 		Backends:         g.backendStates,
-		LimitStoreErrors: func() uint64 { return g.obs.limitErrors.Load() + g.Table().Limiter.StoreErrors() },
+		LimitStoreErrors: func() uint64 { _, n := g.registry.LimitStats(); return n },
+		Limits: func() metrics.LimitStats {
+			s, _ := g.registry.LimitStats()
+			return metrics.LimitStats{StoreDown: s.StoreDown, QueueLen: s.QueueLen, Queued: s.Queued, Landed: s.Landed,
+				Dropped: s.Dropped, Expired: s.Expired, RetryErrors: s.RetryErrors,
+				FallbackAdmitted: s.FallbackAdmitted, FallbackRefused: s.FallbackRefused}
+		},
 		Ledger: func() metrics.LedgerStats {
 			s := g.obs.ledger.Stats()
 			return metrics.LedgerStats{QueueDepth: s.QueueDepth, JournalBytes: s.JournalBytes,

@@ -151,3 +151,51 @@ func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Ambiguous), "ambiguous_framing")
 	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Malformed), "malformed")
 }
+
+// limitCollector exports the limiter's settlement queue and fallback, read
+// once per scrape.
+type limitCollector struct {
+	source                                               func() LimitStats
+	down, queue, queued, landed, dropped, expired, retry *prometheus.Desc
+	fallback                                             *prometheus.Desc
+}
+
+func newLimitCollector(source func() LimitStats) *limitCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &limitCollector{
+		source:   source,
+		down:     d("sluice_limit_store_down", "1 while the limit store failed and its queue has not drained: under fail_open each instance limits by its own count meanwhile."),
+		queue:    d("sluice_limit_settle_queue", "Settlements waiting to be sent to the limit store again."),
+		queued:   d("sluice_limit_settles_queued_total", "Settlements queued because the limit store did not take them, or was down."),
+		landed:   d("sluice_limit_settles_landed_total", "Queued settlements the limit store took."),
+		dropped:  d("sluice_limit_settles_dropped_total", "Queued settlements given up (the queue was full, or shutdown came first): the store's counts lack their usage."),
+		expired:  d("sluice_limit_settles_expired_total", "Queued settlements whose windows had all ended before the store took them."),
+		retry:    d("sluice_limit_settle_retry_errors_total", "Sends of queued settlements that failed."),
+		fallback: d("sluice_limit_fallback_decisions_total", "Requests decided by the instance's own count while the limit store was down (fail_open).", "decision"),
+	}
+}
+
+func (c *limitCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.down, c.queue, c.queued, c.landed, c.dropped, c.expired, c.retry, c.fallback} {
+		ch <- d
+	}
+}
+
+func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.source()
+	down := 0.0
+	if s.StoreDown {
+		down = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.down, prometheus.GaugeValue, down)
+	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.QueueLen))
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.CounterValue, float64(s.Queued))
+	ch <- prometheus.MustNewConstMetric(c.landed, prometheus.CounterValue, float64(s.Landed))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped))
+	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(s.Expired))
+	ch <- prometheus.MustNewConstMetric(c.retry, prometheus.CounterValue, float64(s.RetryErrors))
+	ch <- prometheus.MustNewConstMetric(c.fallback, prometheus.CounterValue, float64(s.FallbackAdmitted), "admitted")
+	ch <- prometheus.MustNewConstMetric(c.fallback, prometheus.CounterValue, float64(s.FallbackRefused), "refused")
+}

@@ -23,6 +23,7 @@ func everything() *Metrics {
 		LimitStoreErrors: func() uint64 { return 0 },
 		Ledger:           func() LedgerStats { return LedgerStats{} },
 		Connections:      func() ConnectionStats { return ConnectionStats{} },
+		Limits:           func() LimitStats { return LimitStats{} },
 	})
 	m.Observe(streamed())
 	m.Observe(&Request{Operation: "chat", Status: 429, LimitRejection: "quota", Duration: time.Millisecond})

@@ -103,6 +103,20 @@ type ConnectionStats struct {
 	Ambiguous, Malformed     uint64 // requests refused for ambiguous framing, and for what net/http could not read
 }
 
+// LimitStats are the limiter's queue of settlements and its fallback, as a
+// scrape sees them (see limit.Stats).
+type LimitStats struct {
+	StoreDown        bool   // a store call failed and the queue has not drained: fail_open counts on its own
+	QueueLen         int    // settlements waiting for the store
+	Queued           uint64 // settlements ever queued
+	Landed           uint64 // queued settlements the store took
+	Dropped          uint64 // queued settlements given up: the store's counts lack them
+	Expired          uint64 // queued settlements whose windows ended first
+	RetryErrors      uint64 // failed sends of queued settlements
+	FallbackAdmitted uint64 // requests the instance's own count admitted while the store was down
+	FallbackRefused  uint64 // requests it refused
+}
+
 // Options configures New.
 type Options struct {
 	// Dimensions are the labels request metrics keep.
@@ -117,6 +131,9 @@ type Options struct {
 	// Connections reads the client listener's counters; nil exports no
 	// connection metrics.
 	Connections func() ConnectionStats
+	// Limits reads the limiter's settlement queue and fallback; nil exports
+	// no such metrics.
+	Limits func() LimitStats
 }
 
 // Metrics holds Sluice's metrics and their registry. Create it with New; its
@@ -240,6 +257,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Connections != nil {
 		m.reg.MustRegister(newConnectionCollector(opts.Connections))
+	}
+	if opts.Limits != nil {
+		m.reg.MustRegister(newLimitCollector(opts.Limits))
 	}
 	return m
 }

@@ -37,7 +37,7 @@ subscriptions: [{ name: s, product: p, keys: [client-key] }]
 	if err != nil {
 		b.Fatal(err)
 	}
-	table, err := route.Compile(cfg, nil, route.Env{})
+	table, err := route.Compile(cfg, route.Env{})
 	if err != nil {
 		b.Fatal(err)
 	}

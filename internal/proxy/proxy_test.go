@@ -166,7 +166,7 @@ func newHarnessWith(t *testing.T, timeout string, opts proxy.Options, extraYAML 
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	table, err := route.Compile(cfg, nil, route.Env{})
+	table, err := route.Compile(cfg, route.Env{})
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}

@@ -284,7 +284,7 @@ subscriptions: [{ name: s, product: p, keys: [client-key] }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, err := route.Compile(cfg, nil, route.Env{Credential: func(b config.Backend) (backend.Credential, error) {
+	table, err := route.Compile(cfg, route.Env{Credential: func(b config.Backend) (backend.Credential, error) {
 		if b.Name == "mi" {
 			return failingCredential{}, nil
 		}

@@ -41,10 +41,12 @@ type Table struct {
 	// X-Forwarded-For and Forwarded headers are believed and passed on.
 	TrustedProxies []netip.Prefix
 
-	keys     *auth.Index[*Subscription]
-	models   map[string]*Model
-	products map[string]*Product
-	pools    map[string]*Pool
+	registry  *Registry
+	stateKeys []stateKey // the registry's backend states this table uses
+	keys      *auth.Index[*Subscription]
+	models    map[string]*Model
+	products  map[string]*Product
+	pools     map[string]*Pool
 }
 
 // Subscription is a caller.
@@ -139,7 +141,11 @@ func (r *Retry) RetriesStatus(code int) bool {
 type Env struct {
 	// Log receives a line for every breaker state change; nil: discard.
 	Log *slog.Logger
-	// Limiter enforces limits; nil: a limiter on a new memory store.
+	// Registry keeps what outlives a table (backend states, limiters); a
+	// table compiled against the registry of the table in force shares
+	// them. nil: a registry of the table's own.
+	Registry *Registry
+	// Limiter enforces limits; nil: the registry's limiter for state.*.
 	Limiter *limit.Limiter
 	// Credential returns the credential of a backend whose auth is not a
 	// static API key (managed identity, OAuth2); nil, or a nil Credential,
@@ -147,19 +153,29 @@ type Env struct {
 	Credential func(config.Backend) (backend.Credential, error)
 }
 
-// Compile builds a Table from a validated config. prev, the table in use, may
-// be nil; its backends' states are carried over to backends of the same name
-// and URL. The table must be activated before it serves.
-func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
+// Compile builds a Table from a validated config. Backends take their live
+// state from the registry by name and URL, so a reload keeps it for those
+// that stay. The table serves once Registry.Commit puts it in force; one
+// that never does is given back with Close.
+func Compile(cfg *config.Config, env Env) (*Table, error) {
 	log := env.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	reg := env.Registry
+	if reg == nil {
+		reg = NewRegistry(RegistryOptions{Log: log})
+	}
 	if env.Limiter == nil {
-		env.Limiter = limit.New(limit.Options{})
+		lim, err := reg.limiter(cfg.State)
+		if err != nil {
+			return nil, fmt.Errorf("state.store: %w", err)
+		}
+		env.Limiter = lim
 	}
 	t := &Table{
 		Config:   cfg,
+		registry: reg,
 		Limiter:  env.Limiter,
 		Backends: make(map[string]*backend.Backend, len(cfg.Backends)),
 		keys:     auth.NewIndex[*Subscription](),
@@ -203,12 +219,8 @@ func Compile(cfg *config.Config, prev *Table, env Env) (*Table, error) {
 		t.Redactor = r
 	}
 	for _, bc := range cfg.Backends {
-		st := backend.NewState(bc.Name, onChange)
-		if prev != nil {
-			if old, ok := prev.Backends[bc.Name]; ok && old.URL() == bc.URL {
-				st = old.State
-			}
-		}
+		st := reg.state(bc.Name, bc.URL, onChange)
+		t.stateKeys = append(t.stateKeys, stateKey{bc.Name, bc.URL})
 		var cred backend.Credential
 		if env.Credential != nil {
 			var err error
@@ -386,18 +398,11 @@ func (t *Table) Activate() {
 	}
 }
 
-// Release closes the idle connections of prev's backends that next no longer
-// uses. Requests still running on them finish normally.
-func Release(prev, next *Table) {
-	if prev == nil {
-		return
-	}
-	for name, b := range prev.Backends {
-		if nb, ok := next.Backends[name]; !ok || nb.State != b.State {
-			b.State.Close()
-		}
-	}
-}
+// Close gives back what a table that was never put in force made for itself
+// in its registry (backend states, a limiter and its store), keeping what
+// the table in force uses. Closing the table in force does nothing: its
+// registry's Close ends it.
+func (t *Table) Close() { t.registry.Discard(t) }
 
 // Subscription returns the subscription of a clear key.
 func (t *Table) Subscription(key string) (*Subscription, bool) { return t.keys.Lookup(key) }

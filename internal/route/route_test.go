@@ -1,6 +1,7 @@
 package route
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,9 +9,10 @@ import (
 	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/balance"
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/limit"
 )
 
-func compile(t *testing.T, prev *Table, urlA, urlB string) *Table {
+func compile(t *testing.T, reg *Registry, urlA, urlB string) *Table {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 backends:
@@ -26,7 +28,7 @@ subscriptions: [{ name: s, product: prod, keys: [client-key] }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := Compile(cfg, prev, Env{})
+	tb, err := Compile(cfg, Env{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,17 +63,65 @@ func TestCompile(t *testing.T) {
 }
 
 // TestCompileKeepsState: across a reload a backend keeps its live state when
-// its name and URL stay, and gets a new one when its URL changes.
+// its name and URL stay, and gets a new one when its URL changes; the one it
+// no longer uses is closed when the new table goes into force.
 func TestCompileKeepsState(t *testing.T) {
-	first := compile(t, nil, "http://a.example", "http://b.example")
-	second := compile(t, first, "http://a.example", "http://b2.example")
+	reg := NewRegistry(RegistryOptions{})
+	first := compile(t, reg, "http://a.example", "http://b.example")
+	reg.Commit(first)
+	second := compile(t, reg, "http://a.example", "http://b2.example")
 	if second.Backends["a"].State != first.Backends["a"].State {
 		t.Error("backend a lost its state across a reload")
 	}
 	if second.Backends["b"].State == first.Backends["b"].State {
 		t.Error("backend b kept its state although its URL changed")
 	}
-	Release(first, second) // closes b's old idle connections; must not touch a's
+	reg.Commit(second)
+	if len(reg.states) != 2 {
+		t.Errorf("the registry holds %d backend states after the swap; want the 2 the table in force uses", len(reg.states))
+	}
+	third := compile(t, reg, "http://a3.example", "http://b2.example")
+	third.Close() // refused after compiling: its new state for a goes
+	if len(reg.states) != 2 || reg.states[stateKey{"a", "http://a.example"}] == nil {
+		t.Errorf("after a refused table was closed the registry holds %v; want the table in force's 2", reg.states)
+	}
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRegistryKeepsLimiter: a reload that keeps state.* keeps the limiter
+// (its counts and its queue); one that changes it gets a new limiter, and
+// the old one is closed once the new table is in force.
+func TestRegistryKeepsLimiter(t *testing.T) {
+	opened := 0
+	reg := NewRegistry(RegistryOptions{OpenStore: func(config.State) (limit.Store, error) {
+		opened++
+		return limit.NewMemory(), nil
+	}})
+	first := compile(t, reg, "http://a.example", "http://b.example")
+	reg.Commit(first)
+	second := compile(t, reg, "http://a.example", "http://b.example")
+	if second.Limiter != first.Limiter || opened != 1 {
+		t.Errorf("a reload with the same state.* made a new limiter (stores opened: %d)", opened)
+	}
+	reg.Commit(second)
+	cfg := *second.Config
+	cfg.State.Timeout = config.Duration(time.Second)
+	third, err := Compile(&cfg, Env{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Limiter == second.Limiter || opened != 2 {
+		t.Errorf("a reload with another state.* kept the limiter (stores opened: %d)", opened)
+	}
+	reg.Commit(third)
+	if len(reg.limiters) != 1 {
+		t.Errorf("the registry holds %d limiters; want the one in force", len(reg.limiters))
+	}
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestCompileLimits(t *testing.T) {
@@ -91,7 +141,7 @@ subscriptions: [{ name: s, product: prod, keys: [client-key] }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := Compile(cfg, nil, Env{})
+	tb, err := Compile(cfg, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
