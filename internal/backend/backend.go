@@ -236,24 +236,9 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 			o.url.RawQuery = apiQuery(v)
 		}
 	}
-	h := make(http.Header, len(c.Header)+4)
-	if c.TrustedPeer {
-		wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] })
-	} else {
-		wire.CopyHeader(h, c.Header, func(k string) bool { return notForwarded[k] || forwarding[k] })
-	}
-	if c.ForwardedFor != "" {
-		o.set(h, 2, "X-Forwarded-For", c.ForwardedFor)
-	}
-	if h.Get("Content-Type") == "" {
-		o.set(h, 0, "Content-Type", "application/json")
-	}
-	if c.RequestID != "" {
-		o.set(h, 1, "X-Request-Id", c.RequestID)
-	}
-	if err := b.cred.Apply(ctx, h); err != nil {
-		b.State.credentialErrors.Add(1)
-		return nil, &CredentialError{Backend: b.Name, Err: err}
+	h, err := b.header(ctx, o, c.Header, c.TrustedPeer, c.ForwardedFor, c.RequestID)
+	if err != nil {
+		return nil, err
 	}
 	// A request with a context is only to be had from NewRequest or
 	// WithContext; this one stays on the stack.
@@ -265,6 +250,88 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	req := tmpl.WithContext(ctx)
 	setBody(req, &o.body, body)
 	return req, nil
+}
+
+// header builds an outbound request's header: the client's less its
+// credentials, hop-by-hop headers and (unless the peer is a trusted proxy)
+// forwarding headers, then X-Forwarded-For, the content type, the request id
+// and the backend's credential.
+func (b *Backend) header(ctx context.Context, o *outbound, client http.Header, trusted bool, forwardedFor, requestID string) (http.Header, error) {
+	h := make(http.Header, len(client)+4)
+	if trusted {
+		wire.CopyHeader(h, client, func(k string) bool { return notForwarded[k] })
+	} else {
+		wire.CopyHeader(h, client, func(k string) bool { return notForwarded[k] || forwarding[k] })
+	}
+	if forwardedFor != "" {
+		o.set(h, 2, "X-Forwarded-For", forwardedFor)
+	}
+	if h.Get("Content-Type") == "" {
+		o.set(h, 0, "Content-Type", "application/json")
+	}
+	if requestID != "" {
+		o.set(h, 1, "X-Request-Id", requestID)
+	}
+	if err := b.cred.Apply(ctx, h); err != nil {
+		b.State.credentialErrors.Add(1)
+		return nil, &CredentialError{Backend: b.Name, Err: err}
+	}
+	return h, nil
+}
+
+// ResponseCall is a call on a response the Responses API stored on a
+// backend: retrieve (GET), delete (DELETE), its input items (GET with
+// Action "input_items") or cancel (POST with Action "cancel").
+type ResponseCall struct {
+	Method string
+	ID     string
+	// Action is "", "input_items" or "cancel".
+	Action string
+	// RawQuery is the client's query (pagination, include[], stream);
+	// credentials and api-version are not passed on.
+	RawQuery string
+	// Header, RequestID, ForwardedFor and TrustedPeer are as in Call.
+	Header       http.Header
+	RequestID    string
+	ForwardedFor string
+	TrustedPeer  bool
+}
+
+// ServesResponses reports whether the backend serves the Responses API,
+// and so may hold stored responses.
+func (b *Backend) ServesResponses() bool { return b.Kind == KindOpenAI || b.Kind == KindAzureOpenAI }
+
+// NewResponseRequest builds the outbound request of a call on a stored
+// response: /v1/responses/{id}[/action] on an OpenAI-compatible backend,
+// /openai/v1/responses/{id}[/action] on Azure OpenAI.
+func (b *Backend) NewResponseRequest(ctx context.Context, c *ResponseCall) (*http.Request, error) {
+	o := &outbound{url: *b.url}
+	o.url.Host = b.host
+	prefix := "/v1/responses/"
+	if b.Kind == KindAzureOpenAI {
+		prefix = "/openai/v1/responses/"
+	}
+	o.url.Path = b.url.Path + prefix + c.ID
+	if c.Action != "" {
+		o.url.Path += "/" + c.Action
+	}
+	if c.RawQuery != "" {
+		q, _ := url.ParseQuery(c.RawQuery)
+		for _, k := range []string{"api-key", "subscription-key", "api-version"} {
+			q.Del(k)
+		}
+		o.url.RawQuery = q.Encode()
+	}
+	h, err := b.header(ctx, o, c.Header, c.TrustedPeer, c.ForwardedFor, c.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := http.Request{
+		Method: c.Method, URL: &o.url, Host: b.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody,
+	}
+	return tmpl.WithContext(ctx), nil
 }
 
 // outbound is what an outbound request points to, allocated together.

@@ -126,6 +126,9 @@ type Filter struct {
 	// Regions, when not nil, are the only regions the request may be served
 	// in (the product's data residency).
 	Regions map[string]bool
+	// Only, when set, is the one backend that may serve the request: the
+	// one that holds what the request continues (a stored response).
+	Only string
 }
 
 // allows reports whether the filter lets b serve, breaker aside.
@@ -134,6 +137,9 @@ func (f *Filter) allows(b *backend.Backend) bool {
 		return true
 	}
 	if f.Regions != nil && !f.Regions[b.Region] {
+		return false
+	}
+	if f.Only != "" && b.Name != f.Only {
 		return false
 	}
 	for _, t := range f.Tried {

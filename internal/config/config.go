@@ -71,6 +71,13 @@ type Server struct {
 	// address (the peer's; a trusted proxy counts as itself), so one client
 	// cannot take all of MaxConnections. Default 1024; 0 is not allowed.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// PathPrefixes are path prefixes under which every API is served too,
+	// stripped before routing: with "/myAPI", a client of an API Management
+	// API whose URL suffix was myAPI/openai calls
+	// /myAPI/openai/deployments/{deployment}/chat/completions unchanged.
+	// Each starts with "/", does not end with one, and is not /v1 or /openai
+	// (or under them). Default: none.
+	PathPrefixes []string `yaml:"path_prefixes" json:"path_prefixes"`
 	// TrustedProxies are the addresses (IPs or CIDR ranges) of proxies in
 	// front of Sluice. Only a request from one of them may bring
 	// X-Forwarded-For and Forwarded headers, which then name the client in

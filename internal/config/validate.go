@@ -92,6 +92,17 @@ func (c *Config) validateServer(p *problems) {
 	if s.MaxConnectionsPerIP <= 0 {
 		p.add("server.max_connections_per_ip", "must be greater than 0")
 	}
+	for i, pre := range s.PathPrefixes {
+		path := index("server.path_prefixes", i)
+		switch {
+		case !strings.HasPrefix(pre, "/") || pre == "/" || strings.HasSuffix(pre, "/"):
+			p.add(path, "%s: want a path such as /myAPI, starting with / and not ending with one", quote(pre))
+		case strings.ContainsAny(pre, "?#% \t"):
+			p.add(path, "%s: a prefix is a plain path, without a query, fragment, escapes or spaces", quote(pre))
+		case pre == "/v1" || pre == "/openai" || strings.HasPrefix(pre, "/v1/") || strings.HasPrefix(pre, "/openai/"):
+			p.add(path, "%s would hide Sluice's own /v1 and /openai paths", quote(pre))
+		}
+	}
 	for i, tp := range s.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
 			p.add(index("server.trusted_proxies", i), "%v", err)

@@ -74,6 +74,7 @@ type served struct {
 	respModel    string        // the model the backend said it used, for the span
 	completion   string        // a non-streaming response's text, kept only for prompt logging
 	current      *attempt      // the attempt being relayed; closed by end at the latest
+	pin          string        // the only backend that may serve: the one holding previous_response_id
 	relayed      bool          // a backend's answer went out, or began to
 	complete     bool          // the answer reached the client whole
 	firstAttempt attempt       // the first attempt's storage; see send
@@ -115,6 +116,16 @@ func (h *head) set(key, v string) {
 		h.extra = http.Header{}
 	}
 	h.extra[key] = []string{v}
+}
+
+// has reports whether key is set.
+func (h *head) has(key string) bool {
+	for i := range h.n {
+		if h.keys[i] == key {
+			return true
+		}
+	}
+	return h.extra[key] != nil
 }
 
 // writeHead writes the response status with Sluice's headers added to what

@@ -66,6 +66,10 @@ func (x *exchange) forward(op wire.Operation, deployment string) error {
 	if err := x.admit(); err != nil {
 		return err
 	}
+	if op == wire.OpResponses {
+		x.pinToOwner(m.Pool)
+		x.req.AddTap(&ownerTap{x: x})
+	}
 	call := backend.Call{
 		Op:         op,
 		Model:      model,

@@ -49,6 +49,7 @@ func (x *exchange) admitBudget() error {
 		"The budget of "+strconv.FormatFloat(float64(d.Denial.Limit)/1e6, 'f', -1, 64)+" "+x.table.Prices.Currency+
 			" per "+periodName(p.Budget.QuotaPeriod)+" for your subscription is spent. It renews in "+wait.String()+".")
 	e.RetryAfterMillis = max(d.Denial.RetryAfter.Milliseconds(), 1)
+	e.NoRetry = true // spent until the period turns
 	return e
 }
 
@@ -140,6 +141,9 @@ func denialError(dn *limit.Denial) *wire.Error {
 	if !dn.TooLarge {
 		e.RetryAfterMillis = max(dn.RetryAfter.Milliseconds(), 1)
 	}
+	// A request no window can hold never succeeds, and a quota is spent
+	// until its period turns: an SDK's retries within seconds cannot help.
+	e.NoRetry = dn.TooLarge || dn.Kind == limit.Quota
 	return e
 }
 

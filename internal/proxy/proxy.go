@@ -24,6 +24,7 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/metrics"
@@ -67,12 +68,13 @@ type Handler struct {
 	tracer  *trace.Tracer
 	authn   []Authenticator
 	stages  []Stage
+	owners  *owners // which backend made each stored response
 }
 
 // New returns a Handler.
 func New(opts Options) *Handler {
 	h := &Handler{table: opts.Table, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, ledger: opts.Ledger,
-		tracer: opts.Tracer, authn: opts.Authenticators, stages: opts.Stages}
+		tracer: opts.Tracer, authn: opts.Authenticators, stages: opts.Stages, owners: newOwners()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,16 +108,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve runs the request's steps; the first that fails returns why.
 func (x *exchange) serve() error {
-	kind, op, deployment := parsePath(x.r.URL.Path)
-	switch kind {
+	x.table = x.h.table()
+	path := stripPrefix(x.r.URL.Path, x.table.PathPrefixes)
+	t := parsePath(path)
+	switch t.kind {
 	case pathUnknown:
 		return wire.NewError(http.StatusNotFound, wire.TypeNotFound, "not_found",
-			"No API at "+x.r.Method+" "+wire.EchoText(x.r.URL.Path)+". Sluice serves the OpenAI (/v1/...) and Azure OpenAI (/openai/deployments/{deployment}/...) APIs.")
-	case pathModels:
+			"No API at "+x.r.Method+" "+wire.EchoText(x.r.URL.Path)+". Sluice serves the OpenAI API under /v1/... "+
+				"(chat/completions, completions, embeddings, responses, models), the Azure OpenAI v1 API under /openai/v1/..., "+
+				"and the Azure OpenAI deployment API under /openai/deployments/{deployment}/... with ?api-version=.")
+	case pathModels, pathModel:
 		if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
 			x.w.Header().Set("Allow", "GET, HEAD")
 			return wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
-				"Use GET to list models.")
+				"Use GET for "+wire.EchoText(x.r.URL.Path)+".")
 		}
 	case pathOperation:
 		if x.r.Method != http.MethodPost {
@@ -123,13 +129,23 @@ func (x *exchange) serve() error {
 			return wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
 				"Use POST for "+wire.EchoText(x.r.URL.Path)+".")
 		}
+	case pathResponse:
+		if allow := responseMethods(t.action); !strings.Contains(allow, x.r.Method) {
+			x.w.Header().Set("Allow", allow)
+			return wire.NewError(http.StatusMethodNotAllowed, wire.TypeInvalidRequest, "method_not_allowed",
+				"Use "+allow+" for "+wire.EchoText(x.r.URL.Path)+".")
+		}
 	}
-	x.table = x.h.table()
 	if err := x.authenticate(); err != nil {
 		return err
 	}
-	if kind == pathModels {
-		return x.listModels()
+	switch t.kind {
+	case pathModels:
+		return x.listModels(t.azure)
+	case pathModel:
+		return x.getModel(t.id, t.azure)
+	case pathResponse:
+		return x.storedResponse(t)
 	}
-	return x.forward(op, deployment)
+	return x.forward(t.op, t.deployment)
 }

@@ -51,6 +51,7 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 	resp := a.resp
 	h := x.w.Header()
 	wire.CopyHeader(h, resp.Header, dropFromBackend)
+	x.replaceBackendLimits(h)
 	x.head.set("X-Sluice-Backend", a.b.Name)
 	if a.b.Region != "" && h.Get("X-Ms-Region") == "" {
 		x.head.set("X-Ms-Region", a.b.Region)
@@ -115,6 +116,22 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 		x.abort = true
 	}
 	return nil
+}
+
+// replaceBackendLimits drops the backend's figures of a limit whose
+// remaining count Sluice sends itself: the backend's own limit and reset
+// beside Sluice's remaining would mislead a client that throttles itself.
+// (Sluice's remaining values replace the backend's in writeHead.)
+func (x *exchange) replaceBackendLimits(h http.Header) {
+	names := x.req.Subscription.Product.Headers
+	if x.head.has(names.RemainingTokens) {
+		h.Del("X-Ratelimit-Limit-Tokens")
+		h.Del("X-Ratelimit-Reset-Tokens")
+	}
+	if x.head.has(names.RemainingRequests) {
+		h.Del("X-Ratelimit-Limit-Requests")
+		h.Del("X-Ratelimit-Reset-Requests")
+	}
 }
 
 // tapError is a tap's refusal of an answer, told apart from the backend's

@@ -18,7 +18,7 @@ import (
 // retried, or the attempts are spent, and relays the last answer.
 func (x *exchange) run(pool *route.Pool, call *backend.Call) error {
 	var tried [8]*backend.Backend
-	f := balance.Filter{Tried: tried[:0], Regions: x.req.Subscription.Product.Regions}
+	f := balance.Filter{Tried: tried[:0], Regions: x.req.Subscription.Product.Regions, Only: x.served.pin}
 	aff := x.affinity(pool)
 	if pool.Throttle != nil && x.lowPriority() && !x.waitForCapacity(pool, &f) {
 		x.acct.rejection = "low_priority"
@@ -107,7 +107,7 @@ func (x *exchange) pick(pool *route.Pool, f *balance.Filter, aff balance.Affinit
 	if ok || !retry || len(f.Tried) == 0 {
 		return b, t, ok
 	}
-	if pool.Eligible(&balance.Filter{Regions: f.Regions}) != 1 {
+	if pool.Eligible(&balance.Filter{Regions: f.Regions, Only: f.Only}) != 1 {
 		return nil, t, false
 	}
 	timer := time.NewTimer(pool.Retry.Backoff)
@@ -138,10 +138,13 @@ func (x *exchange) retryable(pool *route.Pool, a *attempt) bool {
 func (x *exchange) unavailable(pool *route.Pool, f *balance.Filter) *wire.Error {
 	e := wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "no_backend_available",
 		"No backend can serve the model "+strconv.Quote(x.model)+" now. Retry later.")
-	if f.Regions != nil && pool.Eligible(&balance.Filter{Regions: f.Regions}) == 0 {
+	switch {
+	case f.Only != "":
+		e.Message = "The backend that holds the previous response is not available now. Retry later."
+	case f.Regions != nil && pool.Eligible(&balance.Filter{Regions: f.Regions}) == 0:
 		e.Message = "No backend in the regions your subscription may use serves the model " + strconv.Quote(x.model) + "."
 	}
-	if at := pool.NextAvailable(&balance.Filter{Regions: f.Regions}); !at.IsZero() {
+	if at := pool.NextAvailable(&balance.Filter{Regions: f.Regions, Only: f.Only}); !at.IsZero() {
 		e.RetryAfterMillis = max(at.Sub(x.h.now()).Milliseconds(), 1)
 	}
 	return e

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -37,6 +38,9 @@ type Table struct {
 	// Redactor cleans prompt and completion text for the access log; nil
 	// when logging.prompts is off.
 	Redactor *redact.Redactor
+	// PathPrefixes are server.path_prefixes, longest first: stripped from a
+	// request's path before routing.
+	PathPrefixes []string
 	// TrustedProxies are server.trusted_proxies: peers whose
 	// X-Forwarded-For and Forwarded headers are believed and passed on.
 	TrustedProxies []netip.Prefix
@@ -204,6 +208,8 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 		prices[m] = pr
 	}
 	t.Prices = pricing.New(cfg.Usage.Prices.Currency, prices)
+	t.PathPrefixes = slices.Clone(cfg.Server.PathPrefixes)
+	slices.SortFunc(t.PathPrefixes, func(a, b string) int { return len(b) - len(a) })
 	for _, tp := range cfg.Server.TrustedProxies {
 		pf, err := config.ParsePrefix(tp)
 		if err != nil {

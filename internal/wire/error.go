@@ -30,6 +30,11 @@ type Error struct {
 	// RetryAfterMillis, when positive, is sent as Retry-After (seconds) and
 	// retry-after-ms.
 	RetryAfterMillis int64
+	// NoRetry says a retry cannot succeed (a request larger than a whole
+	// limit, a quota spent until its period turns): the answer carries
+	// x-should-retry: false, which the OpenAI SDKs honour. Otherwise a 429
+	// or a 5xx carries x-should-retry: true.
+	NoRetry bool
 }
 
 // Error returns the message.
@@ -68,6 +73,12 @@ func (e *Error) Prepare(h http.Header) []byte {
 		secs := (e.RetryAfterMillis + 999) / 1000
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))
 		h.Set("retry-after-ms", strconv.FormatInt(e.RetryAfterMillis, 10))
+	}
+	switch {
+	case e.NoRetry:
+		h.Set("X-Should-Retry", "false")
+	case e.Status == http.StatusTooManyRequests || (e.Status >= 500 && e.Status != http.StatusNotImplemented):
+		h.Set("X-Should-Retry", "true")
 	}
 	body := e.Body()
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -92,6 +92,10 @@ type Request struct {
 	// MaxTokens: the larger of "n" and, for completions, "best_of"; 1 when
 	// neither is set.
 	Choices int64
+	// PreviousResponseID is a Responses request's previous_response_id:
+	// the stored response it continues, which lives on one backend. It
+	// refers into the body.
+	PreviousResponseID string
 
 	// modelStart and modelEnd delimit the raw JSON value of "model" in the
 	// body, so that it can be replaced without re-encoding the rest.
@@ -172,6 +176,14 @@ func ParseRequest(body []byte) (Request, error) {
 			}
 			maxKey = key.Str
 			r.MaxTokens, err = count(key.Str, value, 0)
+		case "previous_response_id":
+			switch value.Type {
+			case gjson.String:
+				r.PreviousResponseID = value.Str
+			case gjson.Null:
+			default:
+				err = fmt.Errorf("%w: \"previous_response_id\" must be a string", ErrBadRequest)
+			}
 		case "n", "best_of":
 			if value.Type == gjson.Null {
 				return true
