@@ -72,7 +72,7 @@ func (m *meter) text(t []byte) {
 		m.pending = append(m.pending[:0], m.pending[cut:]...)
 	}
 	if m.pending == nil {
-		m.pending = make([]byte, 0, min(meterBlock, max(len(t), 256)))
+		m.pending = make([]byte, 0, min(meterBlock, max(len(t), 1024)))
 	}
 	m.pending = append(m.pending, t...)
 }
