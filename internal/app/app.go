@@ -162,6 +162,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := g.Table().Config
 	ln, adminLn, err := listen(cfg.Server.Listen, cfg.Admin.Listen)
 	if err != nil {
+		g.Close()
 		return err
 	}
 	log.Info("sluice serving", "version", versionString(), "listen", ln.Addr().String(),

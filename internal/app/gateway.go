@@ -59,8 +59,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		Drain: cfg.Server.ShutdownGrace.D()})
 	defer func() {
 		if err != nil {
-			g.closeObservability()
-			_ = g.registry.Close(context.Background())
+			g.Close()
 		}
 	}()
 	if g.obs.metrics, err = newMetrics(cfg, g); err != nil {
@@ -132,10 +131,14 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg := g.Table().Config
 	newServer := func(h http.Handler) *http.Server {
 		return &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
-			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+			Handler: h,
+			// OPTIONS * goes to the handler too, which answers it 404
+			// and closes, instead of a 200 that keeps a keyless
+			// connection open.
+			DisableGeneralOptionsHandler: true,
+			ReadHeaderTimeout:            cfg.Server.ReadHeaderTimeout.D(),
+			IdleTimeout:                  2 * time.Minute,
+			ErrorLog:                     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		}
 	}
 	fileLimit := listener.FileLimit()
@@ -210,6 +213,15 @@ func (g *Gateway) Connections() listener.Stats {
 		return l.Stats()
 	}
 	return listener.Stats{}
+}
+
+// Close closes what NewGateway opened, for a gateway that will not serve (its
+// listeners could not be opened); Serve closes it all itself when it ends.
+func (g *Gateway) Close() {
+	g.closeObservability()
+	if err := g.registry.Close(context.Background()); err != nil {
+		g.log.Warn("closing limiters and backends", "err", err)
+	}
 }
 
 // closeObservability closes the usage ledger (its queue goes to the store or

@@ -124,6 +124,20 @@ func TestStrangersCannotHoldConnections(t *testing.T) {
 			}
 		})
 	}
+	// Answers other than 401 to a client without a key close too: a 404
+	// or a 405 now and then would otherwise keep a keyless connection.
+	for _, tt := range []struct{ name, req, status string }{
+		{"unknown path", "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", "404"},
+		{"wrong method", "GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n", "405"},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "404"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, closed := rawRequest(t, addr, tt.req, 5*time.Second)
+			if !strings.HasPrefix(resp, "HTTP/1.1 "+tt.status+" ") || !closed {
+				t.Errorf("response %q (closed %v); want %s and the connection closed", resp, closed, tt.status)
+			}
+		})
+	}
 	t.Run("body trickled with a key", func(t *testing.T) {
 		start := time.Now()
 		resp, closed := rawRequest(t, addr, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nApi-Key: "+fxAlphaKey+
@@ -405,5 +419,27 @@ func TestReloadRetiresLimiter(t *testing.T) {
 				runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestContentEncodingRefused: a body labelled compressed is refused, so that
+// a backend that decodes bodies by that label cannot read other bytes than
+// the ones Sluice checked.
+func TestContentEncodingRefused(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Api-Key", fxAlphaKey)
+	req.Header.Set("Content-Encoding", "br")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 415 || !strings.Contains(string(body), `"code":"unsupported_content_encoding"`) {
+		t.Errorf("Content-Encoding br: %d %s; want 415 unsupported_content_encoding", resp.StatusCode, body)
+	}
+	if n := len(f.seen.all()); n != 0 {
+		t.Errorf("the backends saw %d requests; want none", n)
 	}
 }

@@ -11,9 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
-
-	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // DigestPrefix marks a key given in config as its SHA-256 hex digest.
@@ -109,11 +108,15 @@ func KeyFromRequest(r *http.Request) (string, error) {
 	if err != nil && !errors.Is(err, ErrNoKey) {
 		return "", err
 	}
-	if r.URL.RawQuery == "" {
-		return key, err
+	if !strings.Contains(r.URL.RawQuery, "key") {
+		return key, err // most requests: no key in the query at all
 	}
+	q, _ := url.ParseQuery(r.URL.RawQuery)
 	for _, name := range [...]string{"subscription-key", "api-key"} {
-		if k := wire.QueryValue(r.URL.RawQuery, name); k != "" {
+		for _, k := range q[name] {
+			if k == "" {
+				continue
+			}
 			if key != "" && k != key {
 				return "", ErrConflict
 			}
@@ -132,14 +135,22 @@ func KeyFromRequest(r *http.Request) (string, error) {
 // logs of proxies on the way.
 func KeyFromHeader(h http.Header) (string, error) {
 	var key string
-	for _, k := range [...]string{h.Get("Api-Key"), h.Get("Ocp-Apim-Subscription-Key"), bearer(h.Get("Authorization"))} {
-		if k == "" {
-			continue
+	// Every value of every header counts: a second api-key line with
+	// another key is a conflict too.
+	for _, name := range [...]string{"Api-Key", "Ocp-Apim-Subscription-Key", "Authorization"} {
+		for _, v := range h[name] {
+			k := v
+			if name == "Authorization" {
+				k = bearer(v)
+			}
+			if k == "" {
+				continue
+			}
+			if key != "" && k != key {
+				return "", ErrConflict
+			}
+			key = k
 		}
-		if key != "" && k != key {
-			return "", ErrConflict
-		}
-		key = k
 	}
 	if key == "" {
 		return "", ErrNoKey

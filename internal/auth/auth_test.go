@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -85,6 +86,7 @@ func TestKeyFromRequest(t *testing.T) {
 		{name: "apim and api-key", header: map[string]string{"api-key": "a", "Ocp-Apim-Subscription-Key": "b"}, wantErr: ErrConflict},
 		{name: "header and query", header: map[string]string{"api-key": "h"}, query: "api-key=q", wantErr: ErrConflict},
 		{name: "two query keys", query: "subscription-key=a&api-key=b", wantErr: ErrConflict},
+		{name: "two query keys of one name", query: "api-key=a&api-key=b", wantErr: ErrConflict},
 		{name: "none", wantErr: ErrNoKey},
 		{name: "none with a query", query: "api-version=1", wantErr: ErrNoKey},
 	}
@@ -99,6 +101,19 @@ func TestKeyFromRequest(t *testing.T) {
 				t.Errorf("KeyFromRequest = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestKeyFromHeaderRepeated: a second line of one header with another key
+// is a conflict, not a key the first line hides.
+func TestKeyFromHeaderRepeated(t *testing.T) {
+	h := http.Header{"Api-Key": {"a", "b"}}
+	if got, err := KeyFromHeader(h); !errors.Is(err, ErrConflict) {
+		t.Errorf("KeyFromHeader = %q, %v; want ErrConflict", got, err)
+	}
+	h = http.Header{"Authorization": {"Bearer a", "Bearer a"}}
+	if got, err := KeyFromHeader(h); err != nil || got != "a" {
+		t.Errorf("KeyFromHeader = %q, %v; want a", got, err)
 	}
 }
 

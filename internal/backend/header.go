@@ -19,6 +19,7 @@ var notForwarded = map[string]bool{
 	"Cookie":                    true,
 	"Host":                      true,
 	"Content-Length":            true,
+	"Content-Encoding":          true, // Sluice accepts only identity bodies
 	"Accept-Encoding":           true, // see DisableCompression in NewState
 	"X-Request-Id":              true,
 	"X-Sluice-Affinity":         true,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -23,6 +24,12 @@ func (x *exchange) readBody() ([]byte, error) {
 	}
 	if x.r.ContentLength > max {
 		return nil, tooLarge()
+	}
+	if ce := x.r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// Sluice reads the body as it comes: a backend that decoded it by
+		// this header would read other bytes than the ones Sluice checked.
+		return nil, wire.NewError(http.StatusUnsupportedMediaType, wire.TypeInvalidRequest, "unsupported_content_encoding",
+			"Send the request body uncompressed: Content-Encoding "+strconv.Quote(wire.EchoText(ce))+" is not accepted.")
 	}
 	// A deadline on the connection's reads while the body comes in, so a
 	// client trickling it cannot hold the connection; cleared once the body

@@ -25,6 +25,8 @@ func TestClientIP(t *testing.T) {
 		{"spoofed left entries", "10.1.2.3:4000", []string{"1.1.1.1, 6.6.6.6"}, trusted, "6.6.6.6", "1.1.1.1, 6.6.6.6, 10.1.2.3", true},
 		{"garbage entry", "10.1.2.3:4000", []string{"nonsense, 10.9.9.9"}, trusted, "10.9.9.9", "nonsense, 10.9.9.9, 10.1.2.3", true},
 		{"trusted, no header", "10.1.2.3:4000", nil, trusted, "10.1.2.3", "10.1.2.3", true},
+		{"ip:port entries", "10.1.2.3:4000", []string{"6.6.6.6:51234, 10.9.9.9:443"}, trusted, "6.6.6.6", "6.6.6.6:51234, 10.9.9.9:443, 10.1.2.3", true},
+		{"v6 with port", "10.1.2.3:4000", []string{"[2001:db8::1]:443"}, trusted, "2001:db8::1", "[2001:db8::1]:443, 10.1.2.3", true},
 		{"mapped v6 peer", "[::ffff:10.1.2.3]:4000", []string{"6.6.6.6"}, trusted, "6.6.6.6", "6.6.6.6, ::ffff:10.1.2.3", true},
 	}
 	for _, tt := range tests {

@@ -33,10 +33,10 @@ func (x *exchange) end() {
 	if a := x.served.current; a != nil && !a.closed {
 		a.abandon(x.h.now())
 	}
-	if x.table != nil {
-		x.settle(false)
-	}
 	x.account(x.h.now())
+	if x.table != nil {
+		x.table.Done()
+	}
 	if x.abort {
 		// The standard library's way to close the connection without
 		// finishing the response; it logs nothing.
@@ -106,6 +106,9 @@ func (x *exchange) account(end time.Time) {
 			x.logger().Error("panic accounting for a request", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
+	if x.table != nil {
+		x.settle(false)
+	}
 	x.endTaps()
 	x.log(end)
 	x.observe(end)
@@ -208,7 +211,7 @@ func (x *exchange) clientIP() string {
 	for i := len(xff) - 1; i >= 0; i-- {
 		parts := strings.Split(xff[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			a, err := forwardedAddr(strings.TrimSpace(parts[j]))
 			if err != nil {
 				return client // not an address: believe no further
 			}
@@ -219,6 +222,16 @@ func (x *exchange) clientIP() string {
 		}
 	}
 	return client
+}
+
+// forwardedAddr reads an X-Forwarded-For entry: an address, or an address
+// and port as some proxies write it (Azure Application Gateway: ip:port).
+func forwardedAddr(s string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	return ap.Addr(), err
 }
 
 // forwardedFor is the X-Forwarded-For a backend gets, and whether the peer

@@ -148,7 +148,8 @@ func (x *exchange) writeHead(status int) {
 // before the body was read closes the connection when the request has a
 // body or is not authenticated: net/http would otherwise read what is left
 // of the body before answering, so a stranger trickling a body would hold
-// the connection, and an unauthenticated client could keep it for more.
+// the connection, and a client without a key could keep one open forever
+// with a 404 now and then.
 func (x *exchange) fail(err error) {
 	var e *wire.Error
 	switch {
@@ -164,7 +165,7 @@ func (x *exchange) fail(err error) {
 	if x.started {
 		return
 	}
-	closeConn := !x.bodyRead && (e.Status == http.StatusUnauthorized || x.r.ContentLength != 0)
+	closeConn := !x.bodyRead && (x.req.Subscription == nil || x.r.ContentLength != 0)
 	if closeConn {
 		x.w.Header().Set("Connection", "close")
 	}

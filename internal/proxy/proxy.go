@@ -109,6 +109,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs the request's steps; the first that fails returns why.
 func (x *exchange) serve() error {
 	x.table = x.h.table()
+	for !x.table.Hold() {
+		x.table = x.h.table() // replaced since loaded: take the new one
+	}
 	path := stripPrefix(x.r.URL.Path, x.table.PathPrefixes)
 	t := parsePath(path)
 	switch t.kind {

@@ -86,6 +86,7 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 		// The backend did its part; a tap refused the answer.
 		a.report(now, a.outcome(now))
 		if !x.started {
+			clear(h) // the backend's headers belong to the refused answer
 			return errors.Unwrap(relayErr)
 		}
 		x.outcome = "tap_refused"
@@ -98,7 +99,9 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 		a.report(now, breaker.Outcome{Status: resp.StatusCode, Err: kind})
 		x.logger().Warn("backend response broke off", "backend", a.b.Name, "err", relayErr)
 		if !x.started {
-			// Nothing went out yet: the client can get a clean error.
+			// Nothing went out yet: the client can get a clean error,
+			// without the backend's headers.
+			clear(h)
 			if kind == breaker.Timeout {
 				return wire.NewError(http.StatusGatewayTimeout, wire.TypeServer, "backend_timeout",
 					"The backend did not finish its answer in time. Retry later.")

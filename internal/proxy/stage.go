@@ -105,6 +105,7 @@ func (x *exchange) writeAnswer(a *Answer) error {
 		for _, t := range x.req.taps {
 			var err error
 			if body, err = t.Body(body); err != nil {
+				clear(h) // the stage's headers belong to the refused answer
 				return err
 			}
 		}
@@ -120,10 +121,15 @@ func (x *exchange) writeAnswer(a *Answer) error {
 	}
 	x.firstByte = x.h.now()
 	x.writeHead(a.Status)
+	rc := http.NewResponseController(x.w)
 	for _, ev := range a.Events {
 		out, end, err := x.tapEvent(ev)
 		if err != nil {
-			return err
+			// As for a backend's stream: an error event, then the
+			// connection is aborted, so no client takes it for whole.
+			x.writeErrorEvent(rc, err)
+			x.outcome, x.abort = "tap_refused", true
+			return nil
 		}
 		if _, werr := x.w.Write(out); werr != nil {
 			return nil // the client went away; end logs it
@@ -132,7 +138,7 @@ func (x *exchange) writeAnswer(a *Answer) error {
 			break
 		}
 	}
-	_ = http.NewResponseController(x.w).Flush()
+	_ = rc.Flush()
 	x.served.complete = true
 	return nil
 }

@@ -52,15 +52,16 @@ func (x *exchange) tapEvent(ev []byte) (out []byte, end bool, err error) {
 	ev, _ = x.meter.Event(ev)
 	for _, t := range x.req.taps {
 		if len(ev) == 0 {
-			return nil, false, nil
+			break
 		}
 		ev, err = t.Event(ev)
-		if errors.Is(err, ErrEndStream) {
-			return ev, true, nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrEndStream):
+			// The taps after this one still see the last events.
+			end = true
+		case err != nil:
 			return nil, false, err
 		}
 	}
-	return ev, false, nil
+	return ev, end, nil
 }

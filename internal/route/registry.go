@@ -19,28 +19,39 @@ import (
 
 // A Registry owns what outlives a routing table: each backend's live state
 // (its connection pool, breaker, latency and counters) by name and URL, the
-// limiter of each state config (its store, its queue of settlements, its own
-// counts), and the health probes. Tables compiled against one Registry share
-// these; Commit puts a table in force and closes what it no longer uses, and
-// Close closes everything. It is safe for concurrent use.
+// counter store of each state.store (its counts, its connections), the
+// limiter of each state config (its queue of settlements, its own counts),
+// and the health probes. Tables compiled against one Registry share these.
+//
+// Commit puts a table in force. What the new table no longer uses is
+// retired once the requests still running on the table it replaced have
+// ended: a limiter hands its queue to its store, a store no table uses is
+// closed, a backend's idle connections are closed. So a request admitted
+// before a reload settles into the store it reserved in. Close closes
+// everything. A Registry is safe for concurrent use.
 type Registry struct {
 	log       *slog.Logger
 	openStore func(config.State) (limit.Store, error)
 	health    *health.Checker
 	drain     time.Duration
 
-	mu       sync.Mutex // guards the maps, inForce and retired
+	mu       sync.Mutex // guards the maps, inForce, retiring and retired
 	states   map[stateKey]*backend.State
+	stores   map[string]limit.Store // by state.store
 	limiters map[config.State]*limit.Limiter
 	inForce  *Table
+	retiring []*limit.Limiter // retired limiters still draining, counted in LimitStats
 	retired  retiredStats
-	closing  sync.WaitGroup // limiters draining after a swap
+
+	ctx     context.Context // ends the drains on Close
+	cancel  context.CancelFunc
+	closing sync.WaitGroup // drains running
 }
 
 type stateKey struct{ name, url string }
 
-// retiredStats sums the counters of the limiters a swap closed, so that the
-// metrics read from them never go down.
+// retiredStats sums the counters of the limiters closed since the start, so
+// that the metrics read from them never go down.
 type retiredStats struct {
 	storeErrors uint64
 	limit       limit.Stats
@@ -55,15 +66,16 @@ type RegistryOptions struct {
 	OpenStore func(config.State) (limit.Store, error)
 	// Health, when set, probes the backends of the table in force.
 	Health *health.Checker
-	// Drain bounds how long a limiter that a swap retired may take to hand
-	// its queued settlements to its store before it is closed. Default 10s.
+	// Drain bounds how long a retired limiter may take to hand its queued
+	// settlements to its store. Default 10s.
 	Drain time.Duration
 }
 
 // NewRegistry returns an empty Registry.
 func NewRegistry(o RegistryOptions) *Registry {
 	r := &Registry{log: o.Log, openStore: o.OpenStore, health: o.Health, drain: o.Drain,
-		states: map[stateKey]*backend.State{}, limiters: map[config.State]*limit.Limiter{}}
+		states: map[stateKey]*backend.State{}, stores: map[string]limit.Store{},
+		limiters: map[config.State]*limit.Limiter{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -73,6 +85,7 @@ func NewRegistry(o RegistryOptions) *Registry {
 	if r.drain <= 0 {
 		r.drain = 10 * time.Second
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
 
@@ -90,18 +103,23 @@ func (r *Registry) state(name, url string, onChange func(breaker.Change)) *backe
 	return st
 }
 
-// limiter returns the limiter of a state config, opening its store when no
-// table had it: a reload that keeps state.* keeps the limiter, its counts
-// and its queue.
+// limiter returns the limiter of a state config. A reload that keeps
+// state.* keeps the limiter, its own counts and its queue; one that keeps
+// only state.store gets a new limiter on the same store, whose counts
+// (memory) or connections (Redis) carry on.
 func (r *Registry) limiter(st config.State) (*limit.Limiter, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l, ok := r.limiters[st]; ok {
 		return l, nil
 	}
-	store, err := r.openStore(st)
-	if err != nil {
-		return nil, err
+	store, ok := r.stores[st.Store]
+	if !ok {
+		var err error
+		if store, err = r.openStore(st); err != nil {
+			return nil, err
+		}
+		r.stores[st.Store] = store
 	}
 	policy := limit.FailOpen
 	if st.OnStoreError == "fail_closed" {
@@ -112,24 +130,47 @@ func (r *Registry) limiter(st config.State) (*limit.Limiter, error) {
 	return l, nil
 }
 
-// Commit puts t in force: it activates t, has the health probes follow its
-// backends, and closes what no table in force uses any more: the idle
-// connections of backends t dropped, and the limiters of a state config t
-// changed, after they hand their queued settlements to their store.
-// Requests still running on the previous table finish normally.
+// Commit puts t in force: it activates t and has the health probes follow
+// its backends. Once the requests still running on the table t replaces
+// have ended, what t does not use is retired.
 func (r *Registry) Commit(t *Table) {
 	t.Activate()
 	r.mu.Lock()
+	prev := r.inForce
 	r.inForce = t
-	r.releaseLocked()
 	r.mu.Unlock()
 	if r.health != nil {
 		r.health.Sync(t.Backends)
 	}
+	if prev == nil || prev == t {
+		return
+	}
+	r.closing.Add(1)
+	go func() {
+		defer r.closing.Done()
+		prev.drain(r.ctx)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.releaseLocked()
+	}()
 }
 
-// releaseLocked closes what the registry holds that the table in force does
-// not use.
+// Discard gives back what only t holds, for a table compiled but never put
+// in force (a reload refused after compiling).
+func (r *Registry) Discard(t *Table) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t == r.inForce {
+		return
+	}
+	t.retired.Store(true)
+	r.releaseLocked()
+}
+
+// releaseLocked retires what the registry holds that the table in force
+// does not use: idle connections of backends that left, limiters whose
+// state.* changed (closed in the background after they drain) and stores no
+// limiter uses.
 func (r *Registry) releaseLocked() {
 	for k, st := range r.states {
 		if r.inForce == nil || !slices.Contains(r.inForce.stateKeys, k) {
@@ -142,90 +183,114 @@ func (r *Registry) releaseLocked() {
 			continue
 		}
 		delete(r.limiters, st)
-		r.retired.storeErrors += l.StoreErrors()
+		r.retiring = append(r.retiring, l)
+		var store limit.Store
+		if s, ok := r.stores[st.Store]; ok && !r.storeUsedLocked(st.Store) {
+			delete(r.stores, st.Store)
+			store = s
+		}
 		r.closing.Add(1)
 		go func() {
 			defer r.closing.Done()
-			r.closeLimiter(l)
+			r.retire(l, store)
 		}()
 	}
 }
 
-// closeLimiter drains a retired limiter's queue into its store, bounded by
-// the drain time, then closes the store, and keeps its counters.
-func (r *Registry) closeLimiter(l *limit.Limiter) {
+// storeUsedLocked reports whether a limiter still held uses the store of url.
+func (r *Registry) storeUsedLocked(url string) bool {
+	for st := range r.limiters {
+		if st.Store == url {
+			return true
+		}
+	}
+	return false
+}
+
+// retire drains a retired limiter's queue into its store, bounded by the
+// drain time, folds its counters into the retired ones, and closes store
+// when no limiter uses it any more (nil: others still do).
+func (r *Registry) retire(l *limit.Limiter, store limit.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.drain)
 	defer cancel()
 	if err := l.Close(ctx); err != nil {
 		r.log.Warn("closing a retired limiter", "err", err)
 	}
-	if c, ok := l.Store().(io.Closer); ok {
+	if c, ok := store.(io.Closer); ok {
 		if err := c.Close(); err != nil {
 			r.log.Warn("closing the counter store", "err", err)
 		}
 	}
-	s := l.Stats()
-	r.mu.Lock()
-	r.retired.limit.Queued += s.Queued
-	r.retired.limit.Landed += s.Landed
-	r.retired.limit.Dropped += s.Dropped
-	r.retired.limit.Expired += s.Expired
-	r.retired.limit.RetryErrors += s.RetryErrors
-	r.retired.limit.FallbackAdmitted += s.FallbackAdmitted
-	r.retired.limit.FallbackRefused += s.FallbackRefused
-	r.mu.Unlock()
-}
-
-// Discard releases what only t holds, for a table compiled but never put in
-// force (a reload refused after compiling): the states and the limiter it
-// made that the table in force does not use.
-func (r *Registry) Discard(t *Table) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t == r.inForce {
-		return
+	if i := slices.Index(r.retiring, l); i >= 0 {
+		r.retiring = slices.Delete(r.retiring, i, i+1)
+		r.retired.add(l)
 	}
-	r.releaseLocked()
+}
+
+// add folds a limiter's counters in.
+func (s *retiredStats) add(l *limit.Limiter) {
+	s.storeErrors += l.StoreErrors()
+	addStats(&s.limit, l.Stats())
+}
+
+func addStats(to *limit.Stats, s limit.Stats) {
+	to.Queued += s.Queued
+	to.Landed += s.Landed
+	to.Dropped += s.Dropped
+	to.Expired += s.Expired
+	to.RetryErrors += s.RetryErrors
+	to.FallbackAdmitted += s.FallbackAdmitted
+	to.FallbackRefused += s.FallbackRefused
 }
 
 // LimitStats returns the limiter counters of the table in force added to
-// those of the limiters retired before it, and its store errors likewise.
+// those of every limiter retired before it (draining or closed), and their
+// store errors likewise, so that they never go down.
 func (r *Registry) LimitStats() (limit.Stats, uint64) {
 	r.mu.Lock()
-	t, retired := r.inForce, r.retired
-	r.mu.Unlock()
-	if t == nil {
-		return retired.limit, retired.storeErrors
+	defer r.mu.Unlock()
+	var s limit.Stats
+	errs := r.retired.storeErrors
+	if r.inForce != nil {
+		s = r.inForce.Limiter.Stats()
+		errs += r.inForce.Limiter.StoreErrors()
 	}
-	s := t.Limiter.Stats()
-	s.Queued += retired.limit.Queued
-	s.Landed += retired.limit.Landed
-	s.Dropped += retired.limit.Dropped
-	s.Expired += retired.limit.Expired
-	s.RetryErrors += retired.limit.RetryErrors
-	s.FallbackAdmitted += retired.limit.FallbackAdmitted
-	s.FallbackRefused += retired.limit.FallbackRefused
-	return s, retired.storeErrors + t.Limiter.StoreErrors()
+	addStats(&s, r.retired.limit)
+	for _, l := range r.retiring {
+		ls := l.Stats()
+		addStats(&s, ls)
+		s.QueueLen += ls.QueueLen
+		errs += l.StoreErrors()
+	}
+	return s, errs
 }
 
-// Close closes everything: the health probes, every limiter (after it
-// hands its queue to its store, until ctx ends) and store, and every
-// backend's idle connections. Call it once no request runs.
+// Close closes everything: the health probes, the drains under way, every
+// limiter (after it hands its queue to its store, until ctx ends), every
+// store, and every backend's idle connections. Call it once no request runs.
 func (r *Registry) Close(ctx context.Context) error {
 	if r.health != nil {
 		r.health.Close()
 	}
+	r.cancel()
+	r.closing.Wait()
 	r.mu.Lock()
-	limiters := r.limiters
-	states := r.states
-	r.limiters, r.states, r.inForce = map[config.State]*limit.Limiter{}, map[stateKey]*backend.State{}, nil
+	limiters, stores, states := r.limiters, r.stores, r.states
+	r.limiters, r.stores, r.states, r.inForce = map[config.State]*limit.Limiter{}, map[string]limit.Store{}, map[stateKey]*backend.State{}, nil
 	r.mu.Unlock()
 	var errs []error
 	for _, l := range limiters {
 		if err := l.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("limiter: %w", err))
 		}
-		if c, ok := l.Store().(io.Closer); ok {
+		r.mu.Lock()
+		r.retired.add(l)
+		r.mu.Unlock()
+	}
+	for _, s := range stores {
+		if c, ok := s.(io.Closer); ok {
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("counter store: %w", err))
 			}
@@ -234,6 +299,5 @@ func (r *Registry) Close(ctx context.Context) error {
 	for _, st := range states {
 		st.Close()
 	}
-	r.closing.Wait()
 	return errors.Join(errs...)
 }

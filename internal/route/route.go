@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
@@ -46,7 +47,9 @@ type Table struct {
 	TrustedProxies []netip.Prefix
 
 	registry  *Registry
-	stateKeys []stateKey // the registry's backend states this table uses
+	stateKeys []stateKey   // the registry's backend states this table uses
+	inflight  atomic.Int64 // requests running on the table (Hold, Done)
+	retired   atomic.Bool  // replaced: Hold refuses new requests
 	keys      *auth.Index[*Subscription]
 	models    map[string]*Model
 	products  map[string]*Product
@@ -401,6 +404,40 @@ func compileRetry(rc config.Retry) (Retry, error) {
 func (t *Table) Activate() {
 	for _, b := range t.Backends {
 		b.Activate()
+	}
+}
+
+// Hold counts a request that runs on the table, until Done. It reports
+// false, counting nothing, when the table has been replaced: the caller
+// takes the table in force instead. A table's retired parts are closed only
+// once every request it held is done.
+func (t *Table) Hold() bool {
+	t.inflight.Add(1)
+	if t.retired.Load() {
+		t.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Done ends a request Hold counted.
+func (t *Table) Done() { t.inflight.Add(-1) }
+
+// drainPoll is how often drain looks at the requests still running.
+const drainPoll = 20 * time.Millisecond
+
+// drain marks the table replaced and waits until the requests it held are
+// done, or ctx ends.
+func (t *Table) drain(ctx context.Context) {
+	t.retired.Store(true)
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for t.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 

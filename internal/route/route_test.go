@@ -77,13 +77,23 @@ func TestCompileKeepsState(t *testing.T) {
 		t.Error("backend b kept its state although its URL changed")
 	}
 	reg.Commit(second)
-	if len(reg.states) != 2 {
-		t.Errorf("the registry holds %d backend states after the swap; want the 2 the table in force uses", len(reg.states))
+	states := func() (int, bool) {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return len(reg.states), reg.states[stateKey{"a", "http://a.example"}] != nil
+	}
+	// The old table held no request: its parts go at once, in the background.
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := states(); n != 2; n, _ = states() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry holds %d backend states after the swap; want the 2 the table in force uses", n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	third := compile(t, reg, "http://a3.example", "http://b2.example")
 	third.Close() // refused after compiling: its new state for a goes
-	if len(reg.states) != 2 || reg.states[stateKey{"a", "http://a.example"}] == nil {
-		t.Errorf("after a refused table was closed the registry holds %v; want the table in force's 2", reg.states)
+	if n, a := states(); n != 2 || !a {
+		t.Errorf("after a refused table was closed the registry holds %d states (a's kept: %v); want the table in force's 2", n, a)
 	}
 	if err := reg.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -91,33 +101,78 @@ func TestCompileKeepsState(t *testing.T) {
 }
 
 // TestRegistryKeepsLimiter: a reload that keeps state.* keeps the limiter
-// (its counts and its queue); one that changes it gets a new limiter, and
-// the old one is closed once the new table is in force.
+// (its counts and its queue); one that changes only its policy or timeout
+// gets a new limiter on the same store, whose counts carry on; one that
+// changes the store opens another, and the old one is closed only once the
+// requests still running on the table it served are done.
 func TestRegistryKeepsLimiter(t *testing.T) {
-	opened := 0
-	reg := NewRegistry(RegistryOptions{OpenStore: func(config.State) (limit.Store, error) {
-		opened++
+	var opened []string
+	reg := NewRegistry(RegistryOptions{OpenStore: func(st config.State) (limit.Store, error) {
+		opened = append(opened, st.Store)
 		return limit.NewMemory(), nil
 	}})
 	first := compile(t, reg, "http://a.example", "http://b.example")
 	reg.Commit(first)
+	rule := &limit.Rule{ID: "q", TokenQuota: 1000, QuotaPeriod: limit.Month}
+	admit := func(tb *Table, tokens int64) limit.Decision {
+		return tb.Limiter.Admit(context.Background(), limit.Request{Rules: []*limit.Rule{rule},
+			Subject: limit.Subject{Subscription: "s"}, Tokens: tokens, Now: time.Now()})
+	}
+	if d := admit(first, 900); !d.Allowed {
+		t.Fatalf("first 900 tokens refused: %+v", d)
+	}
+
 	second := compile(t, reg, "http://a.example", "http://b.example")
-	if second.Limiter != first.Limiter || opened != 1 {
-		t.Errorf("a reload with the same state.* made a new limiter (stores opened: %d)", opened)
+	if second.Limiter != first.Limiter {
+		t.Errorf("a reload with the same state.* made a new limiter")
 	}
 	reg.Commit(second)
+
 	cfg := *second.Config
 	cfg.State.Timeout = config.Duration(time.Second)
 	third, err := Compile(&cfg, Env{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.Limiter == second.Limiter || opened != 2 {
-		t.Errorf("a reload with another state.* kept the limiter (stores opened: %d)", opened)
+	if third.Limiter == second.Limiter || len(opened) != 1 {
+		t.Errorf("a reload changing state.timeout: new limiter %v, stores opened %v; want a new limiter on the same store",
+			third.Limiter != second.Limiter, opened)
+	}
+	if !second.Hold() {
+		t.Fatal("the table in force refused a request")
 	}
 	reg.Commit(third)
-	if len(reg.limiters) != 1 {
-		t.Errorf("the registry holds %d limiters; want the one in force", len(reg.limiters))
+	if d := admit(third, 900); d.Allowed {
+		t.Errorf("900 more tokens admitted after a reload changing state.timeout: the quota's count was lost")
+	}
+
+	// A new store; the old one stays open while second has a request.
+	cfg2 := cfg
+	cfg2.State.Store = "redis://elsewhere"
+	fourth, err := Compile(&cfg2, Env{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Commit(fourth)
+	if len(opened) != 2 {
+		t.Errorf("stores opened %v; want the new one", opened)
+	}
+	if second.Hold() {
+		t.Errorf("a replaced table took a new request")
+	}
+	second.Done()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		reg.mu.Lock()
+		n, stores := len(reg.limiters), len(reg.stores)
+		reg.mu.Unlock()
+		if n == 1 && stores == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the old table's requests ended: %d limiters, %d stores; want the one in force of each", n, stores)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := reg.Close(context.Background()); err != nil {
 		t.Fatal(err)

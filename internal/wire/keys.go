@@ -73,7 +73,8 @@ var requestShape = func() *shape {
 
 // foldKey returns the key every spelling of k under Unicode simple case
 // folding shares, as encoding/json's foldName does: each rune becomes the
-// smallest of its fold orbit, and ASCII letters lower case. Keys already in
+// smallest of its fold orbit, and ASCII letters lower case; a rune whose
+// upper or lower case is ASCII becomes that letter too. Keys already in
 // that form, which real requests' are, come back as they are, unallocated.
 func foldKey(k string) string {
 	i := 0
@@ -99,6 +100,16 @@ func foldKey(k string) string {
 		small := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			small = min(small, f)
+		}
+		// Readers that compare upper- or lower-cased runes (.NET's
+		// OrdinalIgnoreCase, which System.Text.Json uses) also take the
+		// dotless ı for an i and the dotted İ for an I, though simple
+		// folding keeps them apart.
+		if u := unicode.ToUpper(r); u < utf8.RuneSelf {
+			small = u
+		}
+		if l := unicode.ToLower(r); l < utf8.RuneSelf {
+			small = l
 		}
 		if small < utf8.RuneSelf {
 			small = unicode.ToLower(small)

@@ -53,6 +53,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "n in upper case", body: `{"N":100}`, wantErr: true},
 		{name: "Kelvin sign", body: "{\"max_to\u212Aens\":500}", wantErr: true},
 		{name: "long s", body: "{\"\u017Ftream\":true}", wantErr: true},
+		{name: "dotless i", body: "{\"max_tokens\":1,\"max_completıon_tokens\":5000}", wantErr: true},
+		{name: "dotted I", body: "{\"İnput\":\"x\",\"input\":\"y\"}", wantErr: true},
 		{name: "escaped upper case", body: `{"model":"a","\u004dodel":"b"}`, wantErr: true},
 		{name: "escaped duplicate", body: `{"model":"a","\u006dodel":"b"}`, wantErr: true},
 		{name: "unknown key twice", body: `{"temperature":0,"temperature":2}`, wantErr: true},
