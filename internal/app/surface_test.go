@@ -11,6 +11,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/azure"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // TestSDKModels: models.list and models.retrieve through the official SDK in
@@ -167,6 +168,58 @@ func TestLimitHeadersOnEverySurface(t *testing.T) {
 					t.Errorf("x-ratelimit-limit-tokens %q passed through from the backend beside Sluice's remaining", v)
 				}
 			})
+		}
+	}
+}
+
+// TestSDKResponsesBothModes: the Responses API through the SDK in OpenAI mode
+// (/v1/responses) and Azure mode (the AzureOpenAI client calls
+// /openai/responses?api-version=), streaming and not, metered like chat.
+func TestSDKResponsesBothModes(t *testing.T) {
+	f := newFixture(t)
+	for mode, client := range sdkClients(f, fxAlphaKey) {
+		t.Run(mode, func(t *testing.T) {
+			params := responses.ResponseNewParams{
+				Model:           "gpt-4o",
+				Input:           responses.ResponseNewParamsInputUnion{OfString: openai.String("Say something about rivers.")},
+				MaxOutputTokens: openai.Int(30),
+			}
+			r, err := client.Responses.New(context.Background(), params)
+			if err != nil {
+				t.Fatalf("responses.create: %v", err)
+			}
+			if r.OutputText() == "" || r.Usage.OutputTokens == 0 {
+				t.Errorf("response %q with usage %+v; want text and its usage", r.OutputText(), r.Usage)
+			}
+			stream := client.Responses.NewStreaming(context.Background(), params)
+			var text strings.Builder
+			completed := false
+			for stream.Next() {
+				ev := stream.Current()
+				switch ev.Type {
+				case "response.output_text.delta":
+					text.WriteString(ev.Delta)
+				case "response.completed", "response.incomplete": // incomplete: max_output_tokens reached
+					completed = true
+				}
+			}
+			if err := stream.Err(); err != nil || !completed || text.Len() == 0 {
+				t.Errorf("streamed response: %d bytes of text, completed %v, err %v", text.Len(), completed, err)
+			}
+		})
+	}
+	var azure int
+	for _, r := range f.seen.all() {
+		if strings.HasSuffix(r.path, "/responses") {
+			azure++
+		}
+	}
+	if azure != 4 {
+		t.Errorf("the backends saw %d Responses requests; want 4", azure)
+	}
+	for _, line := range accessLog(t, f) {
+		if line["model"] == "gpt-4o" && num(line["completion_tokens"]) == 0 {
+			t.Errorf("a Responses request was logged without its usage: %v", line)
 		}
 	}
 }
