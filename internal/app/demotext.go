@@ -305,7 +305,7 @@ environment. Each simulator runs in the background, the gateway in the foregroun
 {{range .Exports}}  export {{.}}
 {{end}}{{range .Simulators}}  {{$.Self}} simulate --listen {{.Addr}} --key "${{.KeyVar}}" --region {{.Region}} \
    {{range .Deployments}} --deployment {{.}}{{end}} \
-    {{$.Latency}} &
+    {{$.Latency}} --log-level warn &
 {{end}}  {{.Self}} serve --config sluice.yaml --log-format text
 
 Then, from another terminal, with your key ({{.User}}):
