@@ -81,6 +81,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
+	if strings.HasPrefix(cmd, "-") {
+		// "sluice --load 5" is the demo with its flags.
+		return demo(ctx, args, stdout, stderr)
+	}
 	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usageText)
 	return &ExitError{Code: 2}
 }
@@ -151,6 +155,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log, err := lf.logger(stderr)
 	if err != nil {
 		return err
+	}
+	if _, err := os.Stat(*path); errors.Is(err, os.ErrNotExist) {
+		// A new user's first try: say where a config comes from.
+		const missing = `sluice serve: %[1]s: no such file (--config names the config file).
+To start from the demo's config, examples/sluice.yaml, against three simulators:
+
+  %[2]s demo --print-config > sluice.yaml
+
+saves it and prints the commands that run it. Or write your own from
+examples/sluice.yaml (every field is in docs/configuration.md) and run
+"%[2]s serve --config FILE". To see Sluice at work first: %[2]s demo
+`
+		fmt.Fprintf(stderr, missing, *path, selfCommand())
+		return &ExitError{Code: 1}
 	}
 	raiseFileLimit(log)
 	source := func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,20 +27,22 @@ import (
 // reference config gives it.
 type demoBackend struct {
 	name, addr, region string
+	keyVar             string // the environment variable the reference config takes its key from
+	ptu                bool   // reserved capacity, which the chat pool uses first
 	deployments        map[string]simulator.Deployment
 }
 
 var demoBackends = []demoBackend{
 	{
 		// PTU-like: reserved capacity, a small token limit, so that it
-		// throttles under load and the pool spills over.
-		name: "ptu-swedencentral", addr: "127.0.0.1:9101", region: "swedencentral",
+		// throttles under the demo's load and the pool spills over.
+		name: "ptu-swedencentral", addr: "127.0.0.1:9101", region: "swedencentral", keyVar: "PTU_API_KEY", ptu: true,
 		deployments: map[string]simulator.Deployment{
 			"gpt-4o-ptu": {Model: "gpt-4o", TokensPerMinute: 3000, RequestsPerMinute: 30},
 		},
 	},
 	{
-		name: "payg-westeurope", addr: "127.0.0.1:9102", region: "westeurope",
+		name: "payg-westeurope", addr: "127.0.0.1:9102", region: "westeurope", keyVar: "PAYG_WESTEUROPE_API_KEY",
 		deployments: map[string]simulator.Deployment{
 			"gpt-4o":                 {Model: "gpt-4o", TokensPerMinute: 100000, RequestsPerMinute: 600},
 			"text-embedding-3-small": {Model: "text-embedding-3-small", TokensPerMinute: 350000},
@@ -47,7 +51,7 @@ var demoBackends = []demoBackend{
 	{
 		// Kind openai in the reference config: the simulator answers both
 		// the Azure and the OpenAI paths.
-		name: "payg-francecentral", addr: "127.0.0.1:9103", region: "francecentral",
+		name: "payg-francecentral", addr: "127.0.0.1:9103", region: "francecentral", keyVar: "PAYG_FRANCECENTRAL_API_KEY",
 		deployments: map[string]simulator.Deployment{
 			"gpt-4o":                 {Model: "gpt-4o", TokensPerMinute: 100000, RequestsPerMinute: 600},
 			"text-embedding-3-small": {Model: "text-embedding-3-small", TokensPerMinute: 350000},
@@ -55,21 +59,37 @@ var demoBackends = []demoBackend{
 	},
 }
 
+// demoLatency is the simulators' latency with --latency: long enough to see
+// a stream arrive token by token.
+var demoLatency = simulator.Latency{Base: 40 * time.Millisecond, PerToken: 12 * time.Millisecond, PerTokenStdDev: 4 * time.Millisecond}
+
+// The demo's two subscriptions of the reference config. The user's key is
+// never used by the demo's load, so the snippets printed with it work
+// however high --load is; the load's subscription, in a product with a small
+// tokens-per-minute limit, is the one that reaches it.
+const (
+	demoUserSubscription = "team-beta"
+	demoUserKeyVar       = "TEAM_BETA_KEY"
+	demoLoadSubscription = "team-alpha"
+	demoLoadKeyVar       = "TEAM_ALPHA_KEY"
+	demoLoadMaxTokens    = 400
+)
+
 // demoEnv are the environment variables the reference config names, generated
-// for the demo.
+// for the demo, and TEAM_BETA_KEY, whose digest the config holds.
 type demoEnv map[string]string
 
 func newDemoEnv() demoEnv {
 	env := demoEnv{
-		"SLUICE_ADMIN_KEY":           "sk-admin-" + randomHex(12),
-		"PTU_API_KEY":                randomHex(16),
-		"PAYG_WESTEUROPE_API_KEY":    randomHex(16),
-		"PAYG_FRANCECENTRAL_API_KEY": randomHex(16),
-		"TEAM_ALPHA_KEY":             "sk-alpha-" + randomHex(12),
-		"TEAM_BETA_KEY":              "sk-beta-" + randomHex(12),
+		"SLUICE_ADMIN_KEY": "sk-admin-" + randomHex(12),
+		demoLoadKeyVar:     "sk-alpha-" + randomHex(12),
+		demoUserKeyVar:     "sk-beta-" + randomHex(12),
 	}
-	sum := sha256.Sum256([]byte(env["TEAM_BETA_KEY"]))
-	env["TEAM_BETA_KEY_SHA256"] = hex.EncodeToString(sum[:])
+	for _, b := range demoBackends {
+		env[b.keyVar] = randomHex(16)
+	}
+	sum := sha256.Sum256([]byte(env[demoUserKeyVar]))
+	env[demoUserKeyVar+"_SHA256"] = hex.EncodeToString(sum[:])
 	return env
 }
 
@@ -84,19 +104,10 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// demoUsageDB is the demo's usage ledger.
-var demoUsageDB = filepath.Join(os.TempDir(), "sluice-demo-usage.db")
-
-// backendKeyVar names the env variable of each demo backend's key.
-var backendKeyVar = map[string]string{
-	"ptu-swedencentral":  "PTU_API_KEY",
-	"payg-westeurope":    "PAYG_WESTEUROPE_API_KEY",
-	"payg-francecentral": "PAYG_FRANCECENTRAL_API_KEY",
-}
-
-// demoConfig is the reference config with the demo's keys, and with the
-// backends and listeners moved to the addresses actually bound.
-func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen string) (*config.Config, error) {
+// demoConfig is the reference config with the demo's keys, the backends and
+// listeners moved to the addresses actually bound, and its usage ledger in
+// dir, so that each run starts with an empty one.
+func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, dir string) (*config.Config, error) {
 	cfg, err := config.Parse("examples/sluice.yaml", examples.Reference, env.lookup)
 	if err != nil {
 		return nil, err
@@ -107,10 +118,8 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen s
 		}
 	}
 	cfg.Server.Listen, cfg.Admin.Listen = listen, adminListen
-	// The demo's ledger lives in the temporary directory, not wherever it
-	// was started from.
-	cfg.Usage.Store = "sqlite:" + demoUsageDB
-	cfg.Usage.Journal = demoUsageDB + ".journal"
+	cfg.Usage.Store = "sqlite:" + filepath.Join(dir, "usage.db")
+	cfg.Usage.Journal = filepath.Join(dir, "usage.journal")
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -128,50 +137,103 @@ func listenOr(addr string) (net.Listener, error) {
 	return net.Listen("tcp", net.JoinHostPort(host, "0"))
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// demoFlags are the demo's command line.
+type demoFlags struct {
+	listen, adminListen string
+	latency             bool
+	load                float64
+	logRequests         bool
+	printConfig         bool
+	log                 logFlags
+}
+
+// maxDemoLoad bounds --load: beyond it the demo would only measure itself.
+const maxDemoLoad = 1000
+
+func parseDemoFlags(args []string, stderr io.Writer) (*demoFlags, error) {
 	fs := newFlags("demo", stderr)
-	listenAddr := fs.String("listen", "127.0.0.1:8080", "gateway address (a free port is taken if it is busy)")
-	adminAddr := fs.String("admin-listen", "127.0.0.1:8081", "admin address (a free port is taken if it is busy)")
-	latency := fs.Bool("latency", true, "simulate realistic model latency")
-	load := fs.Float64("load", 2, "requests per second the demo sends itself as team-beta, and half as many as team-alpha, to show pools and limits at work (0: none)")
-	var lf logFlags
-	lf.bind(fs)
-	lf.format = "text"
+	f := &demoFlags{}
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "gateway address (a free port is taken if it is busy)")
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:8081", "admin address (a free port is taken if it is busy)")
+	fs.BoolVar(&f.latency, "latency", true, "simulate realistic model latency")
+	fs.Float64Var(&f.load, "load", 1, "requests per second the demo sends itself as "+demoLoadSubscription+
+		", to show the PTU spilling over and a limit reached (0: none)")
+	fs.BoolVar(&f.logRequests, "log-requests", false, "print the access log (a line per request) here, instead of into the demo's access.log file")
+	fs.BoolVar(&f.printConfig, "print-config", false, "print the demo's config (examples/sluice.yaml) and, on standard error, "+
+		"the commands that run it against three simulators with fresh keys; then exit")
+	fs.StringVar(&f.log.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.log.format, "log-format", "text", "log format: text or json")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	log, err := lf.logger(stderr)
+	if !(f.load >= 0 && f.load <= maxDemoLoad) || math.IsNaN(f.load) {
+		fmt.Fprintf(stderr, "sluice demo: --load: want requests per second from 0 to %d, got %v\n", maxDemoLoad, f.load)
+		return nil, &ExitError{Code: 2}
+	}
+	return f, nil
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseDemoFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	env := newDemoEnv()
-	// The simulators log only their warnings: the gateway's access log tells
-	// the story of each request.
-	simLF := lf
+	if f.printConfig {
+		return printDemoConfig(stdout, stderr, env)
+	}
+	termLog, err := f.log.logger(stderr)
+	if err != nil {
+		return err
+	}
+	// Each run has its own directory, for a ledger that starts empty and
+	// the access log; it goes when the demo stops.
+	dir, err := os.MkdirTemp("", "sluice-demo-")
+	if err != nil {
+		return fmt.Errorf("demo directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	log, accessLog := termLog, ""
+	if !f.logRequests {
+		accessLog = filepath.Join(dir, "access.log")
+		file, err := os.OpenFile(accessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("demo access log: %w", err)
+		}
+		defer file.Close()
+		fileLog, _ := f.log.logger(file) // the flags were checked above
+		log = slog.New(accessSplit{access: fileLog.Handler(), rest: termLog.Handler()})
+	}
+	// The simulators log only their warnings: the demo's own lines tell the
+	// story of the requests.
+	simLF := f.log
 	simLF.level = "warn"
 	simLog, _ := simLF.logger(stderr)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// On the way out the goroutines are told to stop, then waited for.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errc := make(chan error, len(demoBackends)+1)
 	urls := make(map[string]string, len(demoBackends))
+	ptu := make(map[string]bool)
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
 			return fmt.Errorf("demo backend %s: %w", db.name, err)
 		}
 		opts := simulator.Options{
-			APIKey:      env[backendKeyVar[db.name]],
+			APIKey:      env[db.keyVar],
 			Region:      db.region,
 			Deployments: db.deployments,
 			Logger:      simLog.With("simulator", db.name),
 		}
-		if *latency {
-			opts.Latency = simulator.Latency{Base: 40 * time.Millisecond, PerToken: 12 * time.Millisecond, PerTokenStdDev: 4 * time.Millisecond}
+		if f.latency {
+			opts.Latency = demoLatency
 		}
 		urls[db.name] = "http://" + ln.Addr().String()
+		ptu[db.name] = db.ptu
 		sim := simulator.New(opts)
 		wg.Add(1)
 		go func() {
@@ -181,41 +243,49 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	ln, err := listenOr(*listenAddr)
+	ln, err := listenOr(f.listen)
 	if err != nil {
 		return err
 	}
-	adminLn, err := listenOr(*adminAddr)
+	adminLn, err := listenOr(f.adminListen)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	source := func() (*config.Config, error) {
-		return demoConfig(env, urls, ln.Addr().String(), adminLn.Addr().String())
+		return demoConfig(env, urls, ln.Addr().String(), adminLn.Addr().String(), dir)
 	}
-	g, err := NewGateway(source, log, nil)
+	var banner bytes.Buffer
+	cfg, err := source()
+	if err == nil {
+		err = printBanner(&banner, bannerFor(cfg, env, urls, "http://"+ln.Addr().String(), "http://"+adminLn.Addr().String(),
+			f.load, accessLog, dir))
+	}
+	var g *Gateway
+	if err == nil {
+		g, err = NewGateway(source, log, nil)
+	}
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
-	printBanner(stdout, env, urls, "http://"+ln.Addr().String(), "http://"+adminLn.Addr().String(),
-		strconv.FormatFloat(*load, 'g', -1, 64))
+	_, _ = banner.WriteTo(stdout)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
 	}()
-	dl := &demoLoad{url: "http://" + ln.Addr().String(), interval: 10 * time.Second, out: stdout,
-		client: &http.Client{Timeout: time.Minute}, senders: []demoSender{
-			{name: "team-beta", key: env["TEAM_BETA_KEY"], rate: *load, maxTokens: 40},
-			{name: "team-alpha", key: env["TEAM_ALPHA_KEY"], rate: *load / 2, maxTokens: 400},
-		}}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		dl.run(ctx)
-	}()
+	if f.load > 0 {
+		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,
+			maxTokens: demoLoadMaxTokens, ptu: ptu, interval: 10 * time.Second, out: stdout,
+			client: &http.Client{Timeout: time.Minute}, now: time.Now}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl.run(ctx)
+		}()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -223,6 +293,38 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// accessSplit sends the access log, the pipeline's "request" records, to
+// one handler and every other record to another: the demo's terminal shows
+// what happens to the backends and its story, not a line per request.
+type accessSplit struct{ access, rest slog.Handler }
+
+// accessMessage is the message of the pipeline's access-log records
+// (docs/operations.md).
+const accessMessage = "request"
+
+func (s accessSplit) Enabled(ctx context.Context, level slog.Level) bool {
+	return s.access.Enabled(ctx, level) || s.rest.Enabled(ctx, level)
+}
+
+func (s accessSplit) Handle(ctx context.Context, r slog.Record) error {
+	h := s.rest
+	if r.Message == accessMessage {
+		h = s.access
+	}
+	if !h.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handle(ctx, r)
+}
+
+func (s accessSplit) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return accessSplit{access: s.access.WithAttrs(attrs), rest: s.rest.WithAttrs(attrs)}
+}
+
+func (s accessSplit) WithGroup(name string) slog.Handler {
+	return accessSplit{access: s.access.WithGroup(name), rest: s.rest.WithGroup(name)}
 }
 
 // serveUntil serves h on ln until ctx ends, then shuts down within 5 s.
@@ -244,66 +346,4 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return err
 	}
 	return nil
-}
-
-func printBanner(w io.Writer, env demoEnv, backends map[string]string, gw, adm, loadRate string) {
-	fmt.Fprintf(w, `
-Sluice demo: three simulated Azure OpenAI backends behind the gateway,
-configured by examples/sluice.yaml.
-
-  gateway        %s
-  admin          %s   (admin key: %s)
-  backends       ptu-swedencentral %s, payg-westeurope %s, payg-francecentral %s
-
-  subscription   team-alpha (product standard)  key: %s
-  subscription   team-beta  (product premium)   key: %s
-
-Azure OpenAI style:
-
-  curl -s '%s/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21' \
-    -H "api-key: %s" -H "Content-Type: application/json" \
-    -d '{"messages":[{"role":"user","content":"Hello!"}]}'
-
-OpenAI style, streaming:
-
-  curl -sN %s/v1/chat/completions \
-    -H "Authorization: Bearer %s" -H "Content-Type: application/json" \
-    -d '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hello!"}]}'
-
-Python (pip install openai):
-
-  from openai import OpenAI
-  client = OpenAI(base_url="%s/v1", api_key="%s")
-  print(client.chat.completions.create(model="gpt-4o",
-        messages=[{"role": "user", "content": "Hello!"}]).choices[0].message.content)
-
-Go (github.com/openai/openai-go/v3):
-
-  client := openai.NewClient(option.WithBaseURL("%s/v1"), option.WithAPIKey("%s"))
-  resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-      Model:    "gpt-4o",
-      Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")},
-  })
-
-The demo sends itself %s request(s) per second as team-beta, and half as many as team-alpha
-(--load), and every 10 s prints what happened to them: the PTU backend fills its small token
-limit, answers 429, its circuit breaker opens for the Retry-After, and pay-as-you-go takes over
-until it reopens; team-alpha, with 400-token requests, reaches its product's limit of 5,000
-tokens per minute and is refused with 429 until the minute turns.
-Live backend state: curl -s -H "api-key: %[18]s" %[19]s/admin/backends
-Prometheus metrics: curl -s %[19]s/metrics
-Usage report:       go run ./cmd/sluice usage --store sqlite:%[20]s --group-by subscription,backend
-                    curl -s -H "api-key: %[18]s" '%[19]s/admin/usage?group_by=subscription,model'
-
-Press Ctrl-C to stop.
-`,
-		gw, adm, env["SLUICE_ADMIN_KEY"],
-		backends["ptu-swedencentral"], backends["payg-westeurope"], backends["payg-francecentral"],
-		env["TEAM_ALPHA_KEY"], env["TEAM_BETA_KEY"],
-		gw, env["TEAM_ALPHA_KEY"],
-		gw, env["TEAM_ALPHA_KEY"],
-		gw, env["TEAM_ALPHA_KEY"],
-		gw, env["TEAM_ALPHA_KEY"],
-		loadRate, env["SLUICE_ADMIN_KEY"], adm, demoUsageDB,
-	)
 }

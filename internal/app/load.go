@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,45 +12,42 @@ import (
 	"time"
 )
 
-// demoLoad sends a steady trickle of chat requests through the gateway, so
-// that the demo shows it at work. team-beta (premium: a high limit) sends
-// most: the PTU backend fills its small token limit, answers 429, its
-// breaker opens for the Retry-After, and the pay-as-you-go backends take
-// the traffic until it reopens. team-alpha (standard: 5,000 tokens per
-// minute, with estimation) sends a little, with large max_tokens, and hits
-// its own limit. Every interval it prints what happened to each.
+// demoLoad sends a steady trickle of chat requests through the gateway as one
+// subscription, so that the demo tells its story: the PTU backend fills its
+// small token limit, answers 429, its breaker opens for the Retry-After and
+// pay-as-you-go takes the traffic; then the subscription reaches its
+// product's tokens-per-minute limit and is refused until the minute turns.
+// It prints each of these turns as it sees it, and every interval a summary
+// of where its requests went. No other subscription is ever used, so keys
+// given to the user are never driven over their limits by it.
+//
+// Its fields are set before run and not changed after.
 type demoLoad struct {
-	url      string
-	senders  []demoSender
-	interval time.Duration
-	out      io.Writer
-	client   *http.Client
+	url       string
+	name, key string          // the subscription it sends as
+	rate      float64         // requests per second
+	maxTokens int             // each request's max_tokens
+	ptu       map[string]bool // the backends that are PTU, by name
+	interval  time.Duration
+	out       io.Writer
+	client    *http.Client
+	now       func() time.Time
 
-	mu     sync.Mutex // guards counts
-	counts map[string]map[string]int
-}
-
-// demoSender is one subscription's share of the load.
-type demoSender struct {
-	name, key string
-	rate      float64 // requests per second
-	maxTokens int
+	mu         sync.Mutex     // guards what follows, and serialises writes to out
+	seq        uint64         // requests sent
+	counts     map[string]int // outcomes since the last summary
+	lastServed uint64         // the newest request served
+	offPTU     bool           // whether it was served by pay-as-you-go
+	lastAnswer uint64         // the newest request served or refused by the limit
+	limited    bool           // whether it was refused
 }
 
 func (l *demoLoad) run(ctx context.Context) {
-	l.counts = make(map[string]map[string]int)
+	l.counts = make(map[string]int)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, s := range l.senders {
-		if s.rate <= 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.send(ctx, s)
-		}()
-	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / l.rate))
+	defer tick.Stop()
 	report := time.NewTicker(l.interval)
 	defer report.Stop()
 	for {
@@ -58,77 +56,105 @@ func (l *demoLoad) run(ctx context.Context) {
 			return
 		case <-report.C:
 			l.report()
-		}
-	}
-}
-
-func (l *demoLoad) send(ctx context.Context, s demoSender) {
-	tick := time.NewTicker(time.Duration(float64(time.Second) / s.rate))
-	defer tick.Stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
 		case <-tick.C:
+			l.mu.Lock()
+			l.seq++
+			seq := l.seq
+			l.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.one(ctx, s)
+				l.one(ctx, seq)
 			}()
 		}
 	}
 }
 
-func (l *demoLoad) one(ctx context.Context, s demoSender) {
-	body := fmt.Sprintf(`{"model":"gpt-4o","max_tokens":%d,"messages":[{"role":"user","content":"Tell me about rivers."}]}`, s.maxTokens)
+// one sends request number seq and records what became of it.
+func (l *demoLoad) one(ctx context.Context, seq uint64) {
+	body := fmt.Sprintf(`{"model":"gpt-4o","max_tokens":%d,"messages":[{"role":"user","content":"Tell me about rivers."}]}`, l.maxTokens)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/v1/chat/completions", strings.NewReader(body))
 	if err != nil {
 		return
 	}
-	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("Authorization", "Bearer "+l.key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := l.client.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			l.record(seq, "no answer", "", "")
+		}
 		return
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	what := resp.Header.Get("X-Sluice-Backend")
+	backend := resp.Header.Get("X-Sluice-Backend")
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests && what == "":
-		what = "refused by its limit (429)"
-	case resp.StatusCode != http.StatusOK:
-		what = fmt.Sprintf("%s (%d)", what, resp.StatusCode)
+	case resp.StatusCode == http.StatusOK:
+		l.record(seq, "served by "+backend, backend, "")
+	case resp.StatusCode == http.StatusTooManyRequests && backend == "":
+		// The gateway's own refusal: no backend was asked.
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(data, &e)
+		l.record(seq, "refused by its limit (429)", "", e.Error.Message)
+	default:
+		what := fmt.Sprintf("answered %d", resp.StatusCode)
+		if backend != "" {
+			what += " by " + backend
+		}
+		l.record(seq, what, "", "")
 	}
-	l.mu.Lock()
-	if l.counts[s.name] == nil {
-		l.counts[s.name] = make(map[string]int)
-	}
-	l.counts[s.name][what]++
-	l.mu.Unlock()
 }
 
+// record counts an outcome for the summary and prints a turn of the story:
+// served is the backend that served the request, refusal the message of a
+// limit's 429. A turn is told by a request newer than the one that told the
+// last: a slow answer from before a turn does not undo it.
+func (l *demoLoad) record(seq uint64, what, served, refusal string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.counts[what]++
+	say := func(format string, args ...any) {
+		fmt.Fprintf(l.out, "%s  %s\n", l.now().Format(time.TimeOnly), fmt.Sprintf(format, args...))
+	}
+	if (served != "" || refusal != "") && seq > l.lastAnswer {
+		l.lastAnswer = seq
+		switch limited := refusal != ""; {
+		case limited && !l.limited:
+			say("%s reached its limit and is refused with 429: %s", l.name, refusal)
+		case !limited && l.limited:
+			say("the minute turned: %s is served again", l.name)
+		}
+		l.limited = refusal != ""
+	}
+	if served != "" && seq > l.lastServed {
+		l.lastServed = seq
+		switch offPTU := !l.ptu[served]; {
+		case offPTU && !l.offPTU:
+			say("spillover: the PTU is full, so pay-as-you-go serves %s: %s", l.name, served)
+		case !offPTU && l.offPTU:
+			say("the PTU serves %s again: %s", l.name, served)
+		}
+		l.offPTU = !l.ptu[served]
+	}
+}
+
+// report prints where the requests answered since the last report went.
 func (l *demoLoad) report() {
 	l.mu.Lock()
-	counts := l.counts
-	l.counts = make(map[string]map[string]int)
-	l.mu.Unlock()
-	var parts []string
-	for _, s := range l.senders {
-		c := counts[s.name]
-		if len(c) == 0 {
-			continue
-		}
-		var items []string
-		for what, n := range c {
-			items = append(items, fmt.Sprintf("%s %d", what, n))
-		}
-		sort.Strings(items)
-		parts = append(parts, s.name+": "+strings.Join(items, ", "))
+	defer l.mu.Unlock()
+	n := 0
+	items := make([]string, 0, len(l.counts))
+	for what, c := range l.counts {
+		n += c
+		items = append(items, fmt.Sprintf("%s %d", what, c))
 	}
-	if len(parts) > 0 {
-		fmt.Fprintf(l.out, "demo load, last %v: %s\n", l.interval, strings.Join(parts, "; "))
+	clear(l.counts)
+	if n == 0 {
+		return
 	}
+	sort.Strings(items)
+	fmt.Fprintf(l.out, "%s  last %v, %s: %d answered: %s\n", l.now().Format(time.TimeOnly), l.interval, l.name, n, strings.Join(items, ", "))
 }
