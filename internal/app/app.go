@@ -45,7 +45,7 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 const usageText = `Sluice is a gateway for the Azure OpenAI and OpenAI APIs.
 
 Usage:
-  sluice                         start the demo (same as "sluice demo")
+  sluice [demo flags]            start the demo (same as "sluice demo"; see "sluice demo -h")
   sluice serve --config FILE     run the gateway
   sluice check --config FILE     validate a config file and summarise it
   sluice simulate --listen ADDR  run the Azure OpenAI / OpenAI backend simulator
