@@ -28,6 +28,11 @@ type apiRequest struct {
 	Instructions        string          `json:"instructions"`
 	Dimensions          *int            `json:"dimensions"`
 	EncodingFormat      string          `json:"encoding_format"`
+	Tools               json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	ResponseFormat      json.RawMessage `json:"response_format"` // chat
+	Text                json.RawMessage `json:"text"`            // Responses: text.format
 }
 
 func (r *apiRequest) includeUsage() bool {
@@ -87,14 +92,21 @@ func (s *Simulator) serveAPI(c *call, body []byte) {
 		texts []string // embeddings inputs
 		dims  int
 		b64   bool
+		use   toolUse
 	)
 	switch c.route.op {
 	case opChat:
 		ok = c.countChat(&req)
+		if ok {
+			use, ok = c.readTools(&req)
+		}
 	case opCompletions:
 		ok = c.countPrompt(req.Prompt, "prompt", nil)
 	case opResponses:
 		ok = c.countResponsesInput(&req)
+		if ok {
+			use, ok = c.readTools(&req)
+		}
 	case opEmbeddings:
 		ok = c.countPrompt(req.Input, "input", &texts)
 		if ok {
@@ -116,19 +128,24 @@ func (s *Simulator) serveAPI(c *call, body []byte) {
 		return
 	}
 	n, finish := c.replyLength(limit)
+	if c.route.op == opCompletions {
+		if req.Stream {
+			s.completionsStream(c, &req, n, finish)
+		} else {
+			s.completions(c, n, finish)
+		}
+		return
+	}
+	a := c.answer(&use, limit, n, finish)
 	switch {
 	case c.route.op == opChat && req.Stream:
-		s.chatStream(c, &req, n, finish)
+		s.chatStream(c, &req, &a)
 	case c.route.op == opChat:
-		s.chat(c, n, finish)
-	case c.route.op == opCompletions && req.Stream:
-		s.completionsStream(c, &req, n, finish)
-	case c.route.op == opCompletions:
-		s.completions(c, n, finish)
+		s.chat(c, &a)
 	case req.Stream:
-		s.responsesStream(c, &req, limit, n, finish)
+		s.responsesStream(c, &req, limit, &a)
 	default:
-		s.responses(c, &req, limit, n, finish)
+		s.responses(c, &req, limit, &a)
 	}
 }
 
@@ -333,6 +350,7 @@ func (c *call) countResponsesInput(req *apiRequest) bool {
 		c.badRequest("invalid_value", "Invalid 'input': %v.", err)
 		return false
 	}
+	n += responsesToolTokens(c.d.model, req.Input)
 	if len(msgs) > 0 {
 		n += tokens.CountChat(c.d.model, msgs) - tokens.CountChat(c.d.model, nil) // the reply is primed once
 	}

@@ -38,6 +38,20 @@ func BenchmarkChatStream(b *testing.B) {
 		`{"role":"user","content":"Summarise the plot of Hamlet in three sentences."}],"max_tokens":100}`)
 }
 
+const benchTools = `"tools":[{"type":"function","function":{"name":"get_weather","description":"Get the weather forecast for a city.",` +
+	`"parameters":{"type":"object","properties":{"city":{"type":"string","description":"The city"},` +
+	`"unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer","minimum":1,"maximum":7}},` +
+	`"required":["city","unit","days"],"additionalProperties":false},"strict":true}}]`
+
+func BenchmarkChatToolCall(b *testing.B) {
+	benchmarkRequest(b, chatPath, `{"messages":[{"role":"user","content":"What will the weather be in Oslo?"}],`+benchTools+`}`)
+}
+
+func BenchmarkChatToolCallStream(b *testing.B) {
+	benchmarkRequest(b, chatPath, `{"stream":true,"stream_options":{"include_usage":true},`+
+		`"messages":[{"role":"user","content":"What will the weather be in Oslo?"}],`+benchTools+`}`)
+}
+
 func BenchmarkEmbeddings(b *testing.B) {
 	benchmarkRequest(b, "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21",
 		`{"input":"The food was delicious and the waiter was very friendly."}`)

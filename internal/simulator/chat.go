@@ -1,25 +1,49 @@
 package simulator
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/sluice-gateway/sluice/internal/tokens"
+)
 
 // chat answers a chat completion at once, after the latency of the
 // whole reply, as Azure OpenAI's chat.completion object.
-func (s *Simulator) chat(c *call, n int, finish string) {
-	reply := newText(c.rng, n, finish == "stop").all()
-	if !c.sleep(s.latency.total(c.rng, n)) {
+func (s *Simulator) chat(c *call, a *answer) {
+	reply := ""
+	if len(a.calls) == 0 {
+		reply = c.content(a)
+	}
+	if !c.sleep(s.latency.total(c.rng, a.n)) {
 		c.status = 499
 		return
 	}
-	b := make([]byte, 0, 1024+len(reply))
+	b := make([]byte, 0, 1024+len(reply)+128*len(a.calls))
 	b = append(b, `{"choices":[{`...)
 	if c.route.azure {
 		b = append(b, `"content_filter_results":`+choiceFilter+`,`...)
 	}
 	b = append(b, `"finish_reason":`...)
-	b = appendString(b, finish)
+	b = appendString(b, a.finish)
 	b = append(b, `,"index":0,"logprobs":null,"message":{"annotations":[],"content":`...)
-	b = appendString(b, reply)
-	b = append(b, `,"refusal":null,"role":"assistant"}}]`...)
+	if len(a.calls) > 0 {
+		b = append(b, `null,"refusal":null,"role":"assistant","tool_calls":[`...)
+		for i, tc := range a.calls {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"function":{"arguments":`...)
+			b = appendString(b, tc.args)
+			b = append(b, `,"name":`...)
+			b = appendString(b, tc.name)
+			b = append(b, `},"id":`...)
+			b = appendString(b, tc.id)
+			b = append(b, `,"type":"function"}`...)
+		}
+		b = append(b, `]}}]`...)
+	} else {
+		b = appendString(b, reply)
+		b = append(b, `,"refusal":null,"role":"assistant"}}]`...)
+	}
 	b = c.appendHeader(b, "chat.completion", newID("chatcmpl-", 29))
 	if c.route.azure {
 		b = append(b, `,"prompt_filter_results":`+promptFilter...)
@@ -27,9 +51,9 @@ func (s *Simulator) chat(c *call, n int, finish string) {
 	b = append(b, `,"system_fingerprint":`...)
 	b = appendString(b, c.d.fingerprint)
 	b = append(b, `,"usage":`...)
-	b = appendChatUsage(b, c.prompt, n)
+	b = appendChatUsage(b, c.prompt, a.n)
 	b = append(b, '}')
-	c.answered, c.completion = true, n
+	c.answered, c.completion = true, a.n
 	c.writeBody(200, b)
 }
 
@@ -59,7 +83,11 @@ func appendChatUsage(b []byte, prompt, completion int) []byte {
 // event with the prompt's filter results and no choices (Azure only), one
 // with the assistant role, one per token, one with the finish reason, one
 // with the usage when stream_options.include_usage is set, then [DONE].
-func (s *Simulator) chatStream(c *call, req *apiRequest, n int, finish string) {
+// Tool calls stream as OpenAI streams them: the first chunk of each call
+// carries its index, id, type and name with empty arguments (the first call
+// with the role, content null), the following ones its index and a piece of
+// the arguments.
+func (s *Simulator) chatStream(c *call, req *apiRequest, a *answer) {
 	if !c.sleep(s.latency.Base) {
 		c.status = 499
 		return
@@ -82,28 +110,46 @@ func (s *Simulator) chatStream(c *call, req *apiRequest, n int, finish string) {
 	if c.route.azure && !st.data(azureFirstChatLike) {
 		return
 	}
-	b := append(st.open(""), `{"choices":[{`+filter+`"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}]`...)
-	if !st.send(append(b, tail...), 0) {
-		return
-	}
-	head := `{"choices":[{"delta":{"content":`
-	if c.route.azure {
-		head = `{"choices":[{"content_filter_results":` + chunkFilter + `,"delta":{"content":`
-	}
-	t := newText(c.rng, n, finish == "stop")
-	for p := t.next(); p != ""; p = t.next() {
-		if !st.pace() {
+	if len(a.calls) > 0 {
+		if !chatStreamCalls(st, a, filter, tail) {
 			return
 		}
-		b := append(st.open(""), head...)
-		b = appendString(b, p)
-		b = append(b, `},"finish_reason":null,"index":0,"logprobs":null}]`...)
-		if !st.send(append(b, tail...), 1) {
+	} else {
+		b := append(st.open(""), `{"choices":[{`+filter+`"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}]`...)
+		if !st.send(append(b, tail...), 0) {
 			return
 		}
+		head := `{"choices":[{"delta":{"content":`
+		if c.route.azure {
+			head = `{"choices":[{"content_filter_results":` + chunkFilter + `,"delta":{"content":`
+		}
+		content := func(p string, k int) bool {
+			if !st.pace(k) {
+				return false
+			}
+			b := append(st.open(""), head...)
+			b = appendString(b, p)
+			b = append(b, `},"finish_reason":null,"index":0,"logprobs":null}]`...)
+			return st.send(append(b, tail...), k)
+		}
+		if a.json != "" {
+			for p, k := range tokens.EncodingFor(c.d.model).Pieces(a.json) {
+				if !content(p, k) {
+					return
+				}
+			}
+		} else {
+			// Text, the hot path, without an iterator: a token a piece.
+			t := newText(c.rng, a.n, a.finish == "stop")
+			for p := t.next(); p != ""; p = t.next() {
+				if !content(p, 1) {
+					return
+				}
+			}
+		}
 	}
-	b = append(st.open(""), `{"choices":[{`+filter+`"delta":{},"finish_reason":`...)
-	b = appendString(b, finish)
+	b := append(st.open(""), `{"choices":[{`+filter+`"delta":{},"finish_reason":`...)
+	b = appendString(b, a.finish)
 	b = append(b, `,"index":0,"logprobs":null}]`...)
 	if !st.send(append(b, tail...), 0) {
 		return
@@ -112,10 +158,48 @@ func (s *Simulator) chatStream(c *call, req *apiRequest, n int, finish string) {
 		b = append(st.open(""), `{"choices":[]`...)
 		b = append(b, tail[:len(tail)-len(`,"usage":null}`)]...)
 		b = append(b, `,"usage":`...)
-		b = appendChatUsage(b, c.prompt, n)
+		b = appendChatUsage(b, c.prompt, a.n)
 		if !st.send(append(b, '}'), 0) {
 			return
 		}
 	}
 	st.data("[DONE]")
+}
+
+// chatStreamCalls streams an answer's tool calls, reporting whether the
+// client is still there.
+func chatStreamCalls(st *sse, a *answer, filter string, tail []byte) bool {
+	enc := tokens.EncodingFor(st.c.d.model)
+	for i, tc := range a.calls {
+		if !st.pace(tc.nameTokens) {
+			return false
+		}
+		b := append(st.open(""), `{"choices":[{`+filter+`"delta":{`...)
+		if i == 0 {
+			b = append(b, `"content":null,"refusal":null,"role":"assistant",`...)
+		}
+		b = append(b, `"tool_calls":[{"function":{"arguments":"","name":`...)
+		b = appendString(b, tc.name)
+		b = append(b, `},"id":`...)
+		b = appendString(b, tc.id)
+		b = appendInt(b, "index", int64(i))
+		b = append(b, `,"type":"function"}]},"finish_reason":null,"index":0,"logprobs":null}]`...)
+		if !st.send(append(b, tail...), tc.nameTokens) {
+			return false
+		}
+		for p, k := range enc.Pieces(tc.args) {
+			if !st.pace(k) {
+				return false
+			}
+			b := append(st.open(""), `{"choices":[{`+filter+`"delta":{"tool_calls":[{"function":{"arguments":`...)
+			b = appendString(b, p)
+			b = append(b, '}')
+			b = appendInt(b, "index", int64(i))
+			b = append(b, `}]},"finish_reason":null,"index":0,"logprobs":null}]`...)
+			if !st.send(append(b, tail...), k) {
+				return false
+			}
+		}
+	}
+	return true
 }

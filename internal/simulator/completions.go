@@ -66,7 +66,7 @@ func (s *Simulator) completionsStream(c *call, req *apiRequest, n int, finish st
 	}
 	t := newText(c.rng, n, finish == "stop")
 	for p := t.next(); p != ""; p = t.next() {
-		if !st.pace() {
+		if !st.pace(1) {
 			return
 		}
 		b := append(st.open(""), head...)

@@ -30,6 +30,12 @@ func FuzzServeHTTP(f *testing.F) {
 		`{"error_rate":0,"added_latency":"0s"}`,
 		`{"messages":[{"role":"user","content":"\u0000\ud800"}],"max_tokens":1e3}`,
 		`{"input":[1,"a"],"dimensions":-1}`, `null`, `[]`, `"x"`, `{"max_tokens":99999999999999999999}`,
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather",` +
+			`"parameters":{"type":"object","properties":{"a":{"type":"array","items":{"$ref":"#"}}},"required":["a"]}}}],"stream":true}`,
+		`{"model":"gpt-4o","input":"x","tools":[{"type":"function","name":"f","parameters":{"anyOf":[{"type":"string","minLength":9}]}}],` +
+			`"tool_choice":"required","max_output_tokens":3,"stream":true,"text":{"format":{"type":"json_object"}}}`,
+		`{"messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"x",` +
+			`"schema":{"type":"object","properties":{"n":{"type":"number","minimum":1e308}}}}},"max_tokens":2}`,
 	} {
 		for i := range fuzzPaths {
 			f.Add(uint8(i), b)

@@ -10,6 +10,33 @@
 // known defects: latency applies per completion token to every API and to
 // embeddings, streams end with "data: [DONE]" and carry usage when asked,
 // and 429s carry retry-after-ms as well as Retry-After.
+//
+// Chat completions and the Responses API call function tools and follow
+// response formats as the service does, so that agent frameworks run
+// against it. Which functions the simulated model calls is a deterministic
+// rule:
+//
+//   - tool_choice "none", or no function tools: no call;
+//   - a named function: one call to it (chat's finish_reason is then "stop",
+//     as OpenAI's is);
+//   - "auto" (the default with tools): a call to every function that the
+//     last user message mentions, that is, contains its name, or as a whole
+//     word one of its name's words of four letters or more (the name split at
+//     '_', '-' and lower-to-upper case changes: "get_weather" and
+//     "getWeather" are mentioned by "weather"), ignoring case; none when the
+//     conversation ends with tool results (a tool message, or a
+//     function_call_output item), which get a text answer;
+//   - "required": the functions mentioned, or the first when none is,
+//     tool results or not, since the API guarantees a call;
+//   - allowed_tools narrows the functions and gives one of these modes, and
+//     parallel_tool_calls false keeps only the first call.
+//
+// Arguments are generated from the function's parameters schema with the
+// request's random source (see schema.go for the keywords honoured), and
+// JSON content likewise for a json_schema response format; json_object gets
+// an object of a few fields. Completion usage counts a call's name and
+// arguments, or the JSON, with the model's tokenizer; prompt usage adds the
+// tool definitions by the OpenAI cookbook's approximation (toolTokens).
 package simulator
 
 import (

@@ -3,6 +3,7 @@ package simulator
 import (
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -136,11 +137,15 @@ func (st *sse) data(payload string) bool {
 	return st.send(append(st.open(""), payload...), 0)
 }
 
-// pace waits one per-token latency draw, reporting whether the client is
-// still there.
-func (st *sse) pace() bool {
+// pace waits one per-token latency draw for each of n tokens, reporting
+// whether the client is still there.
+func (st *sse) pace(n int) bool {
 	c := st.c
-	if !c.sleep(c.s.latency.perToken(c.rng)) {
+	var d time.Duration
+	for range n {
+		d += c.s.latency.perToken(c.rng)
+	}
+	if !c.sleep(d) {
 		c.truncated = true
 		return false
 	}
