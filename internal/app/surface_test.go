@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3/azure"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/sluice-gateway/sluice/internal/config"
 )
 
 // TestSDKModels: models.list and models.retrieve through the official SDK in
@@ -221,5 +224,84 @@ func TestSDKResponsesBothModes(t *testing.T) {
 		if line["model"] == "gpt-4o" && num(line["completion_tokens"]) == 0 {
 			t.Errorf("a Responses request was logged without its usage: %v", line)
 		}
+	}
+}
+
+// secondGateway starts another gateway instance on the fixture's config and
+// simulators (with its own ledger), as a second replica would run.
+func secondGateway(t *testing.T, f *fixture) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("FX_USAGE_STORE", "sqlite:"+dir+"/usage.db")
+	t.Setenv("FX_USAGE_JOURNAL", dir+"/usage.journal")
+	g, err := NewGateway(func() (*config.Config, error) { return config.Load(f.cfgPath, os.LookupEnv) }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// TestSDKStoredResponses: a stored response is retrieved, listed, continued
+// and deleted through the SDK in both modes, on the backend that holds it:
+// made on pay-as-you-go while the PTU was down, it is continued there once
+// the PTU is back, and a second instance that never saw it made finds it.
+func TestSDKStoredResponses(t *testing.T) {
+	f := newFixture(t, withConfig(strings.Replace(fxConfigYAML, "  - name: embeddings\n",
+		"    retry: { attempts: 3, on: [\"500-599\"] }\n  - name: embeddings\n", 1)))
+	second := secondGateway(t, f)
+	params := responses.ResponseNewParams{
+		Model:           "gpt-4o",
+		Input:           responses.ResponseNewParamsInputUnion{OfString: openai.String("Tell me about rivers.")},
+		MaxOutputTokens: openai.Int(20),
+	}
+	for mode, client := range sdkClients(f, fxAlphaKey) {
+		t.Run(mode, func(t *testing.T) {
+			f.down["ptu-swedencentral"].Store(true)
+			var resp *http.Response
+			r, err := client.Responses.New(context.Background(), params, option.WithResponseInto(&resp))
+			f.down["ptu-swedencentral"].Store(false)
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			owner := resp.Header.Get("X-Sluice-Backend")
+			if owner == "ptu-swedencentral" {
+				t.Fatalf("made on the PTU while it was down")
+			}
+			got, err := client.Responses.Get(context.Background(), r.ID, responses.ResponseGetParams{})
+			if err != nil || got.ID != r.ID || got.OutputText() != r.OutputText() {
+				t.Errorf("retrieve: %+v, %v", got, err)
+			}
+			items, err := client.Responses.InputItems.List(context.Background(), r.ID, responses.InputItemListParams{})
+			if err != nil || len(items.Data) != 1 {
+				t.Errorf("input items: %+v, %v", items, err)
+			}
+			next := params
+			next.PreviousResponseID = openai.String(r.ID)
+			_, err = client.Responses.New(context.Background(), next, option.WithResponseInto(&resp))
+			if err != nil || resp.Header.Get("X-Sluice-Backend") != owner {
+				t.Errorf("continue: %v from %q; want %q, the backend that holds the response", err, resp.Header.Get("X-Sluice-Backend"), owner)
+			}
+			// Another instance never saw it made: it asks the backends.
+			other := openai.NewClient(option.WithBaseURL(second+"/v1"), option.WithAPIKey(fxAlphaKey), option.WithMaxRetries(0))
+			if got, err := other.Responses.Get(context.Background(), r.ID, responses.ResponseGetParams{}); err != nil || got.ID != r.ID {
+				t.Errorf("retrieve through the second instance: %+v, %v", got, err)
+			}
+			if err := client.Responses.Delete(context.Background(), r.ID); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+			_, err = client.Responses.Get(context.Background(), r.ID, responses.ResponseGetParams{})
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+				t.Errorf("retrieve after delete: %v; want 404", err)
+			}
+		})
 	}
 }

@@ -31,8 +31,10 @@ type apiRequest struct {
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
-	ResponseFormat      json.RawMessage `json:"response_format"` // chat
-	Text                json.RawMessage `json:"text"`            // Responses: text.format
+	ResponseFormat      json.RawMessage `json:"response_format"`      // chat
+	Text                json.RawMessage `json:"text"`                 // Responses: text.format
+	Store               *bool           `json:"store"`                // Responses: false keeps it from being stored
+	PreviousResponseID  string          `json:"previous_response_id"` // Responses: the stored response it continues
 }
 
 func (r *apiRequest) includeUsage() bool {
@@ -103,7 +105,7 @@ func (s *Simulator) serveAPI(c *call, body []byte) {
 	case opCompletions:
 		ok = c.countPrompt(req.Prompt, "prompt", nil)
 	case opResponses:
-		ok = c.countResponsesInput(&req)
+		ok = c.previousKnown(&req) && c.countResponsesInput(&req)
 		if ok {
 			use, ok = c.readTools(&req)
 		}

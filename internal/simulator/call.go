@@ -22,6 +22,7 @@ const (
 	opEmbeddings
 	opResponses
 	opModels
+	opStored // a stored response: retrieve, delete, input items, cancel
 	opSim
 )
 
@@ -31,6 +32,8 @@ type routed struct {
 	deployment string // from the path; empty on the /v1 paths, where the body names it
 	azure      bool   // an /openai/ path: answer with Azure's extras and error bodies
 	sim        string // the /sim/ endpoint
+	responseID string // opStored's response
+	action     string // opStored's: "", "input_items" or "cancel"
 }
 
 // route parses the paths Azure OpenAI and OpenAI serve:
@@ -39,6 +42,7 @@ type routed struct {
 //	/openai/v1/{chat/completions,completions,embeddings,responses,models}
 //	/v1/{chat/completions,completions,embeddings,responses,models}
 //	/openai/models
+//	/v1/responses/{id}[/input_items|/cancel], and the same under /openai/v1/
 //	/sim/{config,stats,reset}
 func route(path string) routed {
 	if rest, ok := strings.CutPrefix(path, "/sim/"); ok {
@@ -64,12 +68,24 @@ func route(path string) routed {
 		return r
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/v1/"); ok {
-		return routed{op: apiOp(rest), azure: true}
+		return apiRoute(rest, true)
 	}
 	if rest, ok := strings.CutPrefix(path, "/v1/"); ok {
-		return routed{op: apiOp(rest)}
+		return apiRoute(rest, false)
 	}
 	return routed{}
+}
+
+// apiRoute routes what follows /v1/ or /openai/v1/.
+func apiRoute(rest string, azure bool) routed {
+	if tail, ok := strings.CutPrefix(rest, "responses/"); ok {
+		id, action, _ := strings.Cut(tail, "/")
+		if id == "" || (action != "" && action != "input_items" && action != "cancel") {
+			return routed{}
+		}
+		return routed{op: opStored, azure: azure, responseID: id, action: action}
+	}
+	return routed{op: apiOp(rest), azure: azure}
 }
 
 func apiOp(tail string) op {
@@ -146,9 +162,10 @@ func (c *call) allow(method string) bool {
 // OpenAI adds type (and param, left out here).
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Type    string `json:"type,omitempty"`
+		Code    string  `json:"code"`
+		Message string  `json:"message"`
+		Type    string  `json:"type,omitempty"`
+		Param   *string `json:"param,omitempty"`
 	} `json:"error"`
 }
 

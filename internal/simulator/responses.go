@@ -84,6 +84,9 @@ func (c *call) newResponse(req *apiRequest, limit int) *response {
 	if req.Instructions != "" {
 		r.Instructions = &req.Instructions
 	}
+	if req.PreviousResponseID != "" {
+		r.PreviousResponseID = &req.PreviousResponseID
+	}
 	if limit > 0 {
 		r.MaxOutputTokens = &limit
 	}
@@ -148,6 +151,7 @@ func (s *Simulator) responses(c *call, req *apiRequest, limit int, a *answer) {
 	}
 	r := c.newResponse(req, limit)
 	r.complete(a.output(reply), c.prompt, a.n, a.finish)
+	c.store(req, r)
 	c.answered, c.completion = true, a.n
 	c.writeJSON(200, r)
 }
@@ -251,6 +255,7 @@ func (s *Simulator) responsesStream(c *call, req *apiRequest, limit int, a *answ
 		output = []any{item}
 	}
 	r.complete(output, c.prompt, a.n, a.finish)
+	c.store(req, r)
 	done := "response.completed"
 	if r.Status == "incomplete" {
 		done = "response.incomplete"

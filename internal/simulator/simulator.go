@@ -178,6 +178,7 @@ type Simulator struct {
 	log         *slog.Logger
 	faults      atomic.Pointer[Faults]
 	stats       statsRecorder
+	stored      responseStore // the Responses API's stored responses
 }
 
 // New returns a Simulator configured by opts. Invalid values fall back to
@@ -273,6 +274,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if c.allow(http.MethodGet) {
 			s.serveModels(c)
 		}
+	case opStored:
+		s.serveStored(c)
 	default:
 		if c.allow(http.MethodPost) {
 			s.serveAPI(c, body)
