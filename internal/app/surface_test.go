@@ -305,3 +305,32 @@ func TestSDKStoredResponses(t *testing.T) {
 		})
 	}
 }
+
+// TestEstimateCountsTools: admission counts a request's tool definitions in
+// its prompt estimate, as the backend counts them: the reservation of a
+// stream with tools (the limit less what remains at admission, less
+// max_tokens) equals the prompt the backend reports.
+func TestEstimateCountsTools(t *testing.T) {
+	useStore(t, "memory", "fail_open")
+	f := newFixture(t, withConfig(limitsYAML))
+	body := `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":40,
+		"messages":[{"role":"user","content":"What is the weather in Paris?"}],
+		"tools":[{"type":"function","function":{"name":"get_weather","description":"Get the current weather in a given location.",
+		"parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city"},
+		"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}]}`
+	resp, got := do(t, "POST", f.url+"/v1/chat/completions", fxAlphaKey, body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	remaining, _ := strconv.Atoi(resp.Header.Get("X-Ratelimit-Remaining-Tokens"))
+	reserved := 3000 - remaining - 40
+	var prompt int
+	for _, line := range strings.Split(got, "\n") {
+		if i := strings.Index(line, `"prompt_tokens":`); i >= 0 {
+			prompt, _ = strconv.Atoi(strings.TrimRight(strings.SplitN(line[i+len(`"prompt_tokens":`):], ",", 2)[0], "}"))
+		}
+	}
+	if prompt == 0 || reserved != prompt {
+		t.Errorf("admission reserved %d prompt tokens; the backend counted %d (tools included)", reserved, prompt)
+	}
+}

@@ -14,7 +14,7 @@ func promptTokens(op wire.Operation, model string, body []byte) int64 {
 	case wire.OpChatCompletions:
 		// ParseRequest validated the body.
 		if n, err := tokens.CountValidChatJSON(model, body); err == nil {
-			return int64(n)
+			return int64(n) + toolTokens(model, body)
 		}
 	case wire.OpCompletions:
 		return countInputs(model, gjson.GetBytes(body, "prompt"))
@@ -24,7 +24,7 @@ func promptTokens(op wire.Operation, model string, body []byte) int64 {
 		in := gjson.GetBytes(body, "input")
 		if in.IsArray() {
 			if n, err := tokens.CountMessagesJSON(model, []byte(in.Raw)); err == nil {
-				return int64(n)
+				return int64(n) + toolTokens(model, body) + int64(tokens.EncodingFor(model).CountToolItems(in))
 			}
 		}
 		n := countInputs(model, in)
@@ -58,4 +58,14 @@ func countInputs(model string, v gjson.Result) int64 {
 		return n
 	}
 	return 0
+}
+
+// toolTokens counts the function definitions in a request's "tools", as
+// the cookbook's approximation does (tokens.CountTools); 0 without tools.
+func toolTokens(model string, body []byte) int64 {
+	tools := gjson.GetBytes(body, "tools")
+	if !tools.IsArray() {
+		return 0
+	}
+	return int64(tokens.EncodingFor(model).CountTools(tokens.ToolDefs(tools)))
 }

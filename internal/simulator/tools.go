@@ -341,40 +341,14 @@ func jsonType(v gjson.Result) string {
 }
 
 // toolTokens approximates what function definitions add to a prompt, with
-// the formula of OpenAI's cookbook ("How to count tokens with tiktoken",
-// num_tokens_for_tools): 7 tokens a function for o200k_base models (10 for
-// cl100k_base ones) plus its "name:description"; 3 more when it has
-// properties, and for each top-level property 3 plus "name:type:description",
-// an enum costing 3 a value plus the value, less 3; then 12 for the whole.
-// Nested schemas are not counted, as the cookbook does not count them.
+// the formula of OpenAI's cookbook that the gateway's admission counts with
+// too (tokens.CountTools).
 func toolTokens(model string, fs []function) int {
-	enc := tokens.EncodingFor(model)
-	perFunc := 7
-	if enc == tokens.Cl100kBase {
-		perFunc = 10
+	defs := make([]tokens.ToolDef, len(fs))
+	for i, f := range fs {
+		defs[i] = tokens.ToolDef{Name: f.name, Description: f.desc, Parameters: []byte(f.params.Raw)}
 	}
-	n := 12
-	for _, f := range fs {
-		n += perFunc + enc.Count(f.name+":"+strings.TrimSuffix(f.desc, "."))
-		props := f.params.Get("properties")
-		if !props.IsObject() || len(props.Map()) == 0 {
-			continue
-		}
-		n += 3
-		props.ForEach(func(k, p gjson.Result) bool {
-			n += 3
-			if e := p.Get("enum"); e.IsArray() {
-				n -= 3
-				e.ForEach(func(_, v gjson.Result) bool {
-					n += 3 + enc.Count(v.String())
-					return true
-				})
-			}
-			n += enc.Count(k.Str + ":" + p.Get("type").String() + ":" + strings.TrimSuffix(p.Get("description").Str, "."))
-			return true
-		})
-	}
-	return n
+	return tokens.EncodingFor(model).CountTools(defs)
 }
 
 // chatConversation returns the text of the last user message of a chat
@@ -428,30 +402,10 @@ func contentText(v gjson.Result) string {
 }
 
 // responsesToolTokens counts what the Responses API input items that carry
-// tool traffic cost beyond what tokens.CountMessagesJSON counts of them:
-// the arguments of function_call items and the output of
-// function_call_output items, as text.
+// tool traffic cost beyond what tokens.CountMessagesJSON counts of them, as
+// the gateway's admission counts them (tokens.CountToolItems).
 func responsesToolTokens(model string, input json.RawMessage) int {
-	in := gjson.ParseBytes(input)
-	if !in.IsArray() {
-		return 0
-	}
-	enc := tokens.EncodingFor(model)
-	n := 0
-	in.ForEach(func(_, item gjson.Result) bool {
-		switch item.Get("type").Str {
-		case "function_call":
-			n += enc.Count(item.Get("arguments").Str)
-		case "function_call_output":
-			if out := item.Get("output"); out.Type == gjson.String {
-				n += enc.Count(out.Str)
-			} else {
-				n += enc.Count(contentText(out))
-			}
-		}
-		return true
-	})
-	return n
+	return tokens.EncodingFor(model).CountToolItems(gjson.ParseBytes(input))
 }
 
 // calls returns the functions the simulated model calls, by the rule the
