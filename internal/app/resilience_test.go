@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -18,7 +19,10 @@ import (
 )
 
 // resilienceYAML is the fixture's three backends with breakers, pools with
-// retries, and a product kept to one region.
+// retries, and a product kept to one region. Its timeouts are real timers,
+// far above any answer of a busy machine: a spurious first-byte timeout
+// trips a breaker that the fake clock never lets reopen, and two spurious
+// probe timeouts in a row take the PTU out. A hung backend costs seconds.
 const resilienceYAML = `
 server:
   listen: 127.0.0.1:0
@@ -35,15 +39,15 @@ backends:
     region: swedencentral
     auth: { api_key: "${FX_PTU_KEY}" }
     deployments: { gpt-4o: gpt-4o-ptu, gpt-4o-flat: gpt-4o-ptu, gpt-4o-sticky: gpt-4o-ptu }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 1, interval: 1m, status_codes: ["429"], errors: [timeout, connection], trip_duration: 1m, accept_retry_after: true }
-    health_check: { interval: 50ms, timeout: 40ms, unhealthy_threshold: 2, healthy_threshold: 1 }
+    health_check: { interval: 250ms, timeout: 200ms, unhealthy_threshold: 2, healthy_threshold: 1 }
   - name: payg-westeurope
     url: %s
     region: westeurope
     auth: { api_key: "${FX_WEST_KEY}" }
     deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o, gpt-4o-throttled: gpt-4o }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 3, interval: 10s, status_codes: ["429", "500-599"], errors: [timeout, connection], trip_duration: 30s, accept_retry_after: true }
   - name: payg-francecentral
     kind: openai
@@ -51,7 +55,7 @@ backends:
     region: francecentral
     auth: { api_key: "${FX_FRANCE_KEY}" }
     deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 3, interval: 10s, status_codes: ["429", "500-599"], errors: [timeout, connection], trip_duration: 30s, accept_retry_after: true }
 pools:
   - name: chat
@@ -92,6 +96,16 @@ subscriptions:
     product: west-only
     keys: ["` + fxBetaKey + `"]
 %s`
+
+// resilienceFirstByte returns resilienceYAML with every backend's
+// first_byte_timeout set to d.
+func resilienceFirstByte(d string) string {
+	const timeout = "first_byte_timeout: 2s"
+	if strings.Count(resilienceYAML, timeout) != 3 {
+		panic("resilienceYAML does not set " + timeout + " on its three backends")
+	}
+	return strings.ReplaceAll(resilienceYAML, timeout, "first_byte_timeout: "+d)
+}
 
 // fakeClock is the gateway's clock in tests that must not wait for a
 // breaker's window to pass.
@@ -195,6 +209,12 @@ func TestFailoverUnderLoad(t *testing.T) {
 			f.sims[ph.backend].SetFaults(ph.faults)
 			var failed, ok atomic.Int64
 			var next atomic.Int64
+			var firstFailure sync.Once
+			var first string
+			fail := func(why string) {
+				failed.Add(1)
+				firstFailure.Do(func() { first = why })
+			}
 			var wg sync.WaitGroup
 			client := &http.Client{Timeout: 10 * time.Second}
 			for range workers {
@@ -207,13 +227,13 @@ func TestFailoverUnderLoad(t *testing.T) {
 						req.Header.Set("Api-Key", fxAlphaKey)
 						resp, err := client.Do(req)
 						if err != nil {
-							failed.Add(1)
+							fail(err.Error())
 							continue
 						}
-						_, _ = io.Copy(io.Discard, resp.Body)
+						body, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode != 200 {
-							failed.Add(1)
+							fail(fmt.Sprintf("%s from %q: %s", resp.Status, resp.Header.Get("X-Sluice-Backend"), body))
 							continue
 						}
 						ok.Add(1)
@@ -225,7 +245,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 			// five seconds of the gateway's shutdown: close them.
 			client.CloseIdleConnections()
 			if failed.Load() != 0 || ok.Load() != perPhase {
-				t.Errorf("%d of %d requests failed; want none", failed.Load(), perPhase)
+				t.Errorf("%d of %d requests failed; want none; the first: %s", failed.Load(), perPhase, first)
 			}
 		})
 	}
@@ -248,8 +268,7 @@ func TestLeastLatencyFollowsSpeed(t *testing.T) {
 		latency["payg-westeurope"], latency["payg-francecentral"] = west, france
 	}
 	// The first-byte timeout is a real timer: no busy machine may reach it.
-	yaml := strings.ReplaceAll(resilienceYAML, "first_byte_timeout: 300ms", "first_byte_timeout: 1m")
-	f := newFixture(t, withConfig(yaml), withClock(clk.Now), withServing(func(backend string) {
+	f := newFixture(t, withConfig(resilienceFirstByte("1m")), withClock(clk.Now), withServing(func(backend string) {
 		mu.Lock()
 		d := latency[backend]
 		mu.Unlock()
@@ -480,7 +499,7 @@ func TestHealthCheck(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for state() != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("the PTU's breaker is %s; want %s within 5 s of probes every 50 ms", state(), want)
+				t.Fatalf("the PTU's breaker is %s; want %s within 5 s of probes every 250 ms", state(), want)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
