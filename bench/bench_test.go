@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// TestSmoke runs every scenario of the harness for about a second, so that it
-// cannot rot. It asserts that the report is complete and that no request
-// failed, never a timing: CI machines are too noisy for that.
+// TestSmoke builds sluice and runs every scenario of the harness for a
+// moment (a few seconds in all), so that it cannot rot. It asserts that the
+// report is complete and that no request failed, never a timing: CI machines
+// are too noisy for that. The long runs are `go run ./bench`.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the gateway and simulators and sends load for about a minute")
+		t.Skip("builds sluice and starts the gateway and simulators")
 	}
 	o, err := parseOptions([]string{"-smoke", "-out", ""}, io.Discard)
 	if err != nil {
@@ -21,7 +22,7 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := run(ctx, o, io.Discard)
+	rep, err := run(ctx, o, logWriter{t})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -48,6 +49,15 @@ func TestSmoke(t *testing.T) {
 	if s := rep.soak; s == nil || s.chat.requests == 0 || s.streams.requests == 0 || len(s.samples) < 2 {
 		t.Errorf("scenario 8: the soak sent nothing or sampled no memory: %+v", s)
 	}
+}
+
+// logWriter sends the harness's progress lines to the test's log, where
+// their times show which step a slow or failed run was in.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func TestHistQuantiles(t *testing.T) {

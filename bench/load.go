@@ -189,7 +189,9 @@ func (r *result) fail(msg string) {
 	}
 }
 
-// closedLoop keeps conc requests in flight for d.
+// closedLoop keeps conc requests in flight for d. Each worker sends at least
+// one request, so that a short run on a busy machine, whose workers may start
+// after d has passed, still measures something.
 func closedLoop(ctx context.Context, c *http.Client, t target, body []byte, stream bool, conc int, d time.Duration) *result {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
@@ -199,8 +201,11 @@ func closedLoop(ctx context.Context, c *http.Client, t target, body []byte, stre
 	begin := time.Now()
 	for i := range parts {
 		wg.Go(func() {
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			for {
 				shot(ctx, c, t, body, stream, time.Now(), &parts[i])
+				if !time.Now().Before(deadline) || ctx.Err() != nil {
+					return
+				}
 			}
 		})
 	}
@@ -213,10 +218,11 @@ func closedLoop(ctx context.Context, c *http.Client, t target, body []byte, stre
 	return total
 }
 
-// openLoop starts rate requests per second for d, each at its scheduled
-// time whatever the earlier ones are doing. Latency counts from the scheduled
-// time, so a stall is not hidden (no coordinated omission). At most maxInFlight
-// requests run at once; a request that would exceed it counts as an error.
+// openLoop starts rate requests per second for d (at least one), each at its
+// scheduled time whatever the earlier ones are doing. Latency counts from the
+// scheduled time, so a stall is not hidden (no coordinated omission). At most
+// maxInFlight requests run at once; a request that would exceed it counts as
+// an error.
 func openLoop(ctx context.Context, c *http.Client, t target, body []byte, stream bool, rate float64, d time.Duration) *result {
 	const maxInFlight = 4096
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
@@ -227,7 +233,7 @@ func openLoop(ctx context.Context, c *http.Client, t target, body []byte, stream
 	sem := make(chan struct{}, maxInFlight)
 	interval := time.Duration(float64(time.Second) / rate)
 	begin := time.Now()
-	n := int(rate * d.Seconds())
+	n := max(1, int(rate*d.Seconds()))
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		at := begin.Add(time.Duration(i) * interval)
 		if wait := time.Until(at); wait > 0 {

@@ -35,12 +35,15 @@ type options struct {
 	soak        time.Duration   // scenario 8; zero: skipped
 	only        map[string]bool // scenario ids to run; empty: all
 	smoke       bool
+	// Not flags: the smoke run shortens them.
+	chunks int           // completion tokens of each stream in scenarios 4, 7 and 8
+	settle time.Duration // scenario 5's waits for memory to settle and first tokens to flow
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	o := options{chunks: 100, settle: time.Second}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round of each target")
 	fs.IntVar(&o.rounds, "rounds", 2, "rounds per target; targets alternate within a scenario")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight in the closed-loop scenarios")
@@ -51,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
 	fs.StringVar(&o.profile, "profile", "", "directory to write profiles of the full-config gateway: CPU and allocations in scenarios 1 and 4, heap and goroutines with the streams of scenario 5 open (empty: none)")
 	fs.DurationVar(&o.soak, "soak", 0, "length of the soak (scenario 8: chat at -rate and streams at -stream-rate, memory sampled); 0 skips it")
-	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for about a second with small counts (for CI)")
+	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for a fraction of a second with tiny counts, a few seconds in all: proves the harness works, measures nothing (for CI)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -71,9 +74,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	if o.smoke {
-		o.duration, o.rounds, o.rate, o.streamRate, o.streams = time.Second, 2, 200, 50, []int{100}
-		o.concurrency = min(o.concurrency, 8)
-		o.soak = 3 * time.Second
+		// Every scenario, process and code path of a long run, each for a
+		// moment: enough to prove the harness works end to end, nothing to
+		// measure with. The paced streams of scenario 7 take 10 ms a chunk.
+		o.duration, o.rounds, o.rate, o.streamRate, o.streams = 50*time.Millisecond, 2, 200, 50, []int{20}
+		o.concurrency = min(o.concurrency, 4)
+		o.soak, o.chunks, o.settle = 500*time.Millisecond, 5, 100*time.Millisecond
 	}
 	if o.duration <= 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 || o.soak < 0 {
 		return o, fmt.Errorf("-duration, -rounds, -concurrency, -rate and -stream-rate must be positive, -soak not negative")
@@ -122,14 +128,12 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	defer os.RemoveAll(dir)
 	logf := func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) }
 	logf("building sluice and bareproxy in %s", dir)
-	bin, err := build(ctx, dir, "./cmd/sluice")
+	bins, err := build(ctx, dir, o.smoke, "./cmd/sluice", "./bench/bareproxy")
 	if err != nil {
 		return nil, err
 	}
-	bareBin, err := build(ctx, dir, "./bench/bareproxy")
-	if err != nil {
-		return nil, err
-	}
+	bin, bareBin := bins[0], bins[1]
+	logf("starting the simulators, gateways and bare proxies")
 	sim, simURL, err := startSim(ctx, bin, dir, "simulator")
 	if err != nil {
 		return nil, err
@@ -179,8 +183,12 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 
 	rep := newReport(o)
 	c := newClient()
+	// Connections dialled but never used (the transport dials more than it
+	// needs under load) keep a gateway's graceful shutdown waiting for its
+	// whole grace: close them before the processes stop.
+	defer c.CloseIdleConnections()
 	small := chatBody("Say hello to the benchmark.", 16, false)
-	story := chatBody("Tell a story.", 100, true)
+	story := chatBody("Tell a story.", o.chunks, true)
 	closed := func(body []byte, stream bool) loadFunc {
 		return func(ctx context.Context, t target, d time.Duration) *result {
 			return closedLoop(ctx, c, t, body, stream, o.concurrency, d)
@@ -198,11 +206,11 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			targets: []target{direct, viaFull, viaBare}, load: open(small, false, o.rate)},
 		{id: "3", title: fmt.Sprintf("32 KB prompt, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaFull}, load: closed(chatBody(prompt32K(), 16, false), false)},
-		{id: "4", title: fmt.Sprintf("Streaming, 100 chunks, open loop at %g streams/s", o.streamRate),
+		{id: "4", title: fmt.Sprintf("Streaming, %d chunks, open loop at %g streams/s", o.chunks, o.streamRate),
 			targets: []target{direct, viaFull, viaBare}, load: open(story, true, o.streamRate), stream: true, profile: true},
 		{id: "6", title: fmt.Sprintf("Minimal against full config: small chat, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
-		{id: "7", title: fmt.Sprintf("Streaming at a model's pace (a token every 10 ms), 100 chunks, open loop at %g streams/s", o.streamRate),
+		{id: "7", title: fmt.Sprintf("Streaming at a model's pace (a token every 10 ms), %d chunks, open loop at %g streams/s", o.chunks, o.streamRate),
 			targets: []target{pacedDirect, pacedFull, pacedViaBare}, load: open(story, true, o.streamRate), stream: true, simPID: paced.pid()},
 	}
 	for _, sc := range scenarios {
@@ -234,7 +242,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			break
 		}
 		logf("scenario 5: %d open streams", n)
-		m, err := openStreams(ctx, bin, dir, o.profile, n)
+		m, err := openStreams(ctx, bin, dir, o.profile, n, o.settle)
 		if err != nil {
 			return rep, err
 		}

@@ -20,7 +20,8 @@ type soakSample struct {
 }
 
 // soak sends chat requests at rate and streams at streamRate to t for d, at
-// the same time, and samples the VmRSS of t's process every interval.
+// the same time, and samples the VmRSS of t's process every interval, at
+// least twice however late the sampler runs.
 func soak(ctx context.Context, t target, chat, stream loadFunc, d time.Duration) (*soakResult, error) {
 	interval := min(10*time.Second, d/10)
 	s := &soakResult{duration: d, warmup: min(time.Minute, d/5)}
@@ -39,7 +40,7 @@ func soak(ctx context.Context, t target, chat, stream loadFunc, d time.Duration)
 				return
 			}
 			s.samples = append(s.samples, soakSample{at: time.Since(begin), rss: v})
-			if time.Since(begin) >= d {
+			if time.Since(begin) >= d && len(s.samples) > 1 {
 				sampled <- nil
 				return
 			}

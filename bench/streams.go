@@ -30,8 +30,9 @@ func (m *memResult) perStream() int64 {
 
 // openStreams starts a simulator that sends one token a second and a fresh
 // full-config gateway in front of it, opens n streams through the gateway,
-// and reads the gateway's VmRSS before and once they are all open.
-func openStreams(ctx context.Context, bin, dir, profile string, n int) (*memResult, error) {
+// and reads the gateway's VmRSS before and once they are all open, waiting
+// settle before each reading.
+func openStreams(ctx context.Context, bin, dir, profile string, n int, settle time.Duration) (*memResult, error) {
 	sim, simURL, err := startSim(ctx, bin, dir, fmt.Sprintf("slow-simulator-%d", n), "--latency-per-token", "1s")
 	if err != nil {
 		return nil, err
@@ -44,18 +45,19 @@ func openStreams(ctx context.Context, bin, dir, profile string, n int) (*memResu
 	defer gw.stop()
 	url := gwURL + "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	c := newClient()
+	defer c.CloseIdleConnections()
 	// Warm the gateway up first (tokenizer tables, connection pools, the
 	// ledger), so that the difference below is the streams' own memory.
 	warm := holdMany(ctx, c, url, min(n, 50))
 	warm.stop()
-	time.Sleep(time.Second)
+	time.Sleep(settle)
 	m := &memResult{streams: n}
 	if m.rssBefore, err = rss(gw.pid()); err != nil {
 		return nil, err
 	}
 	h := holdMany(ctx, c, url, n)
 	m.openTime = h.took
-	time.Sleep(time.Second) // let the first tokens flow through every stream
+	time.Sleep(settle) // let the first tokens flow through every stream
 	m.opened = int(h.opened.Load())
 	m.rssAfter, err = rss(gw.pid())
 	if profile != "" && err == nil {

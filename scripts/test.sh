@@ -11,14 +11,26 @@ fi
 
 # Real servers the tests start: Redis (the limit store) and PostgreSQL (the
 # usage ledger). Installed here when this runs as root with apt-get;
-# otherwise it says what to install.
-missing=""
-command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
-{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+# otherwise it says what to install. They are looked for where the tests
+# look: redis-server on the PATH, PostgreSQL's initdb on the PATH or where
+# Debian's packages put it (internal/redistest, internal/pgtest).
+find_missing() {
+  missing=""
+  command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+  { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+}
+find_missing
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "scripts/test.sh: installing$missing (Debian packages)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    # A package that was installed already, with its programs off this
+    # PATH, is still missing: say so rather than fail every test that needs it.
+    find_missing
+    if [ -n "$missing" ]; then
+      echo "scripts/test.sh: installed$missing, but the tests still cannot find it: is /usr/bin on the PATH?" >&2
+      exit 1
+    fi
   else
     echo "scripts/test.sh: the tests need$missing; install (Debian/Ubuntu: sudo apt-get install$missing)." >&2
     exit 1

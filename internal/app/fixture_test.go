@@ -155,7 +155,8 @@ type fixtureSettings struct {
 	grace   string
 	latency simulator.Latency
 	now     func() time.Time
-	config  string // the config template; default fxConfigYAML
+	config  string            // the config template; default fxConfigYAML
+	serving func(name string) // called as each request reaches backend name; nil: nothing
 }
 
 // withClock gives the gateway a clock of the test's.
@@ -164,6 +165,14 @@ func withClock(now func() time.Time) fixtureOption { return func(s *fixtureSetti
 // withConfig replaces the config template. It takes the same five %s as
 // fxConfigYAML: shutdown grace, the three backend URLs, extra subscriptions.
 func withConfig(tmpl string) fixtureOption { return func(s *fixtureSettings) { s.config = tmpl } }
+
+// withServing calls serving with the backend's name as each request reaches
+// a backend, before it is answered: with withClock, a test moves the
+// gateway's clock on by a backend's latency there, so that the latency the
+// gateway measures is the test's and not the machine's.
+func withServing(serving func(backend string)) fixtureOption {
+	return func(s *fixtureSettings) { s.serving = serving }
+}
 
 func withGrace(d string) fixtureOption { return func(s *fixtureSettings) { s.grace = d } }
 
@@ -211,6 +220,9 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		down := new(atomic.Bool)
 		f.down[name] = down
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.serving != nil {
+				s.serving(name)
+			}
 			if down.Load() {
 				http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 				return

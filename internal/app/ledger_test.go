@@ -26,7 +26,7 @@ func TestLedgerMatchesBackends(t *testing.T) {
 	// is retried elsewhere while its backend may still serve it, and the
 	// backend counts tokens the client never got. That is right (the
 	// ledger records what the client got), but not what this test counts.
-	f := newFixture(t, withConfig(strings.ReplaceAll(resilienceYAML, "first_byte_timeout: 300ms", "first_byte_timeout: 60s")))
+	f := newFixture(t, withConfig(resilienceFirstByte("60s")))
 	f.sims["payg-westeurope"].SetFaults(simulator.Faults{ErrorRate: 0.3, ErrorStatus: 500})
 	const n = 300
 	var next, done atomic.Int64

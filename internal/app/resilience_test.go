@@ -3,7 +3,9 @@ package app
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,11 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/balance"
+	"github.com/sluice-gateway/sluice/internal/breaker"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 )
 
 // resilienceYAML is the fixture's three backends with breakers, pools with
-// retries, and a product kept to one region.
+// retries, and a product kept to one region. Its timeouts are real timers,
+// far above any answer of a busy machine: a spurious first-byte timeout
+// trips a breaker that the fake clock never lets reopen, and two spurious
+// probe timeouts in a row take the PTU out. A hung backend costs seconds.
 const resilienceYAML = `
 server:
   listen: 127.0.0.1:0
@@ -32,15 +39,15 @@ backends:
     region: swedencentral
     auth: { api_key: "${FX_PTU_KEY}" }
     deployments: { gpt-4o: gpt-4o-ptu, gpt-4o-flat: gpt-4o-ptu, gpt-4o-sticky: gpt-4o-ptu }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 1, interval: 1m, status_codes: ["429"], errors: [timeout, connection], trip_duration: 1m, accept_retry_after: true }
-    health_check: { interval: 50ms, timeout: 40ms, unhealthy_threshold: 2, healthy_threshold: 1 }
+    health_check: { interval: 250ms, timeout: 200ms, unhealthy_threshold: 2, healthy_threshold: 1 }
   - name: payg-westeurope
     url: %s
     region: westeurope
     auth: { api_key: "${FX_WEST_KEY}" }
     deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o, gpt-4o-throttled: gpt-4o }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 3, interval: 10s, status_codes: ["429", "500-599"], errors: [timeout, connection], trip_duration: 30s, accept_retry_after: true }
   - name: payg-francecentral
     kind: openai
@@ -48,7 +55,7 @@ backends:
     region: francecentral
     auth: { api_key: "${FX_FRANCE_KEY}" }
     deployments: { gpt-4o: gpt-4o, gpt-4o-flat: gpt-4o, gpt-4o-fast: gpt-4o, gpt-4o-sticky: gpt-4o }
-    first_byte_timeout: 300ms
+    first_byte_timeout: 2s
     circuit_breaker: { failures: 3, interval: 10s, status_codes: ["429", "500-599"], errors: [timeout, connection], trip_duration: 30s, accept_retry_after: true }
 pools:
   - name: chat
@@ -89,6 +96,16 @@ subscriptions:
     product: west-only
     keys: ["` + fxBetaKey + `"]
 %s`
+
+// resilienceFirstByte returns resilienceYAML with every backend's
+// first_byte_timeout set to d.
+func resilienceFirstByte(d string) string {
+	const timeout = "first_byte_timeout: 2s"
+	if strings.Count(resilienceYAML, timeout) != 3 {
+		panic("resilienceYAML does not set " + timeout + " on its three backends")
+	}
+	return strings.ReplaceAll(resilienceYAML, timeout, "first_byte_timeout: "+d)
+}
 
 // fakeClock is the gateway's clock in tests that must not wait for a
 // breaker's window to pass.
@@ -192,6 +209,12 @@ func TestFailoverUnderLoad(t *testing.T) {
 			f.sims[ph.backend].SetFaults(ph.faults)
 			var failed, ok atomic.Int64
 			var next atomic.Int64
+			var firstFailure sync.Once
+			var first string
+			fail := func(why string) {
+				failed.Add(1)
+				firstFailure.Do(func() { first = why })
+			}
 			var wg sync.WaitGroup
 			client := &http.Client{Timeout: 10 * time.Second}
 			for range workers {
@@ -204,13 +227,13 @@ func TestFailoverUnderLoad(t *testing.T) {
 						req.Header.Set("Api-Key", fxAlphaKey)
 						resp, err := client.Do(req)
 						if err != nil {
-							failed.Add(1)
+							fail(err.Error())
 							continue
 						}
-						_, _ = io.Copy(io.Discard, resp.Body)
+						body, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode != 200 {
-							failed.Add(1)
+							fail(fmt.Sprintf("%s from %q: %s", resp.Status, resp.Header.Get("X-Sluice-Backend"), body))
 							continue
 						}
 						ok.Add(1)
@@ -222,45 +245,107 @@ func TestFailoverUnderLoad(t *testing.T) {
 			// five seconds of the gateway's shutdown: close them.
 			client.CloseIdleConnections()
 			if failed.Load() != 0 || ok.Load() != perPhase {
-				t.Errorf("%d of %d requests failed; want none", failed.Load(), perPhase)
+				t.Errorf("%d of %d requests failed; want none; the first: %s", failed.Load(), perPhase, first)
 			}
 		})
 	}
 }
 
-// TestLeastLatencyFollowsSpeed: least_latency sends at least 80% of traffic
-// to a backend twenty times faster, and shifts back when the slow one
-// recovers.
+// TestLeastLatencyFollowsSpeed: least_latency sends most traffic to a
+// backend twenty times faster, and shifts when the slow one becomes the fast
+// one. The latencies are injected, not slept: while a backend serves, the
+// gateway's clock moves on by that backend's latency, so the time to first
+// byte the balancer averages is exactly that however busy the machine is.
+// What is left to chance is the balancer's own exploration (10% of picks),
+// and the shares asserted are 20 points below the 90% it gives.
 func TestLeastLatencyFollowsSpeed(t *testing.T) {
-	f := newFixture(t, withConfig(resilienceYAML))
-	share := func(n int, fast string) float64 {
-		got := 0
-		for range n {
-			status, backend, _ := chatVia(t, f, fxAlphaKey, "gpt-4o-fast")
-			if status != 200 {
-				t.Fatalf("status %d", status)
-			}
-			if backend == fast {
-				got++
-			}
+	clk := newFakeClock()
+	var mu sync.Mutex // guards latency
+	latency := map[string]time.Duration{}
+	setLatency := func(west, france time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		latency["payg-westeurope"], latency["payg-francecentral"] = west, france
+	}
+	// The first-byte timeout is a real timer: no busy machine may reach it.
+	f := newFixture(t, withConfig(resilienceFirstByte("1m")), withClock(clk.Now), withServing(func(backend string) {
+		mu.Lock()
+		d := latency[backend]
+		mu.Unlock()
+		clk.Advance(d)
+	}))
+	model, ok := f.gw.Table().Model("gpt-4o-fast")
+	if !ok || model.Pool.Strategy() != balance.LeastLatency {
+		t.Fatalf("model gpt-4o-fast: %v; want a least_latency pool", model)
+	}
+	backends := f.gw.Table().Backends
+	west, france := backends["payg-westeurope"].State, backends["payg-francecentral"].State
+	send := func() string {
+		t.Helper()
+		status, backend, _ := chatVia(t, f, fxAlphaKey, "gpt-4o-fast")
+		if status != 200 {
+			t.Fatalf("status %d from %q; want 200", status, backend)
 		}
-		return float64(got) / float64(n)
+		return backend
 	}
-	// Latencies far apart, so that a busy machine's scheduling jitter (a
-	// few milliseconds) cannot make the slow backend look the faster.
-	const fastLatency, slowLatency = 3 * time.Millisecond, 60 * time.Millisecond
-	f.sims["payg-westeurope"].SetFaults(simulator.Faults{AddedLatency: fastLatency})
-	f.sims["payg-francecentral"].SetFaults(simulator.Faults{AddedLatency: slowLatency})
-	share(20, "") // warm up both averages
-	if s := share(100, "payg-westeurope"); s < 0.8 {
-		t.Errorf("the 20x faster backend got %.0f%%; want at least 80%%", s*100)
+	share := func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			got[send()]++
+		}
+		return got
 	}
-	// The slow one becomes the fast one.
-	f.sims["payg-westeurope"].SetFaults(simulator.Faults{AddedLatency: slowLatency})
-	f.sims["payg-francecentral"].SetFaults(simulator.Faults{AddedLatency: fastLatency})
-	share(60, "") // exploration finds it
-	if s := share(100, "payg-francecentral"); s < 0.8 {
-		t.Errorf("after the swap the now faster backend got %.0f%%; want at least 80%%", s*100)
+	// favourite is the member least_latency takes when it does not explore,
+	// from the averages the gateway measured.
+	favourite := func() string {
+		t.Helper()
+		exploit := balance.NewPool("fast", model.Pool.Members(), balance.Options{
+			Strategy: balance.LeastLatency, Rand: func() uint64 { return math.MaxUint64 }})
+		b, ticket, ok := exploit.Pick(clk.Now(), nil, balance.Affinity{})
+		if !ok {
+			t.Fatal("no member of the pool is available")
+		}
+		b.State.Breaker.Done(ticket, clk.Now(), breaker.Outcome{Ignore: true})
+		return b.Name
+	}
+	const fast, slow = 3 * time.Millisecond, 60 * time.Millisecond
+
+	setLatency(fast, slow)
+	// A member without an average counts as fastest, so both are measured
+	// within a few requests.
+	for i := 0; west.Latency() == 0 || france.Latency() == 0; i++ {
+		if i == 50 {
+			t.Fatalf("after 50 requests the averages are west %v, france %v; want both measured", west.Latency(), france.Latency())
+		}
+		send()
+	}
+	if w, fr := west.Latency().Round(time.Microsecond), france.Latency().Round(time.Microsecond); w != fast || fr != slow {
+		t.Fatalf("averages: west %v, france %v; want %v and %v, the injected latencies", w, fr, fast, slow)
+	}
+	if got := favourite(); got != "payg-westeurope" {
+		t.Errorf("least_latency's choice is %s; want payg-westeurope, the faster", got)
+	}
+	if got := share(200); got["payg-westeurope"] < 140 || got["payg-francecentral"] == 0 {
+		t.Errorf("200 requests went %v; want at least 70%% to the faster westeurope, and some exploring francecentral", got)
+	}
+
+	// The slow one becomes the fast one: west's average climbs as it serves,
+	// france's falls once exploration tries it.
+	setLatency(slow, fast)
+	for i := 0; france.Latency() >= west.Latency(); i++ {
+		if i == 500 {
+			t.Fatalf("after 500 requests the averages are west %v, france %v; want francecentral found the faster", west.Latency(), france.Latency())
+		}
+		send()
+	}
+	if got := favourite(); got != "payg-francecentral" {
+		t.Errorf("after the swap least_latency's choice is %s; want payg-francecentral, now the faster", got)
+	}
+	if got := share(200); got["payg-francecentral"] < 140 {
+		t.Errorf("after the swap 200 requests went %v; want at least 70%% to the now faster francecentral", got)
+	}
+	if w, fr := west.Latency(), france.Latency(); fr >= w || fr > 10*time.Millisecond {
+		t.Errorf("averages after the swap: west %v, france %v; want france near %v and below west", w, fr, fast)
 	}
 }
 
@@ -414,7 +499,7 @@ func TestHealthCheck(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for state() != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("the PTU's breaker is %s; want %s within 5 s of probes every 50 ms", state(), want)
+				t.Fatalf("the PTU's breaker is %s; want %s within 5 s of probes every 250 ms", state(), want)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -14,7 +14,7 @@ func TestAdaptive(t *testing.T) {
 	stores := map[string]func(t *testing.T) Store{
 		"memory": func(*testing.T) Store { return NewMemory() },
 		"redis": func(t *testing.T) Store {
-			s, err := NewRedis(redistest.Start(t).URL())
+			s, err := NewRedis(redistest.Start(t).URL() + longTimeouts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -24,7 +24,7 @@ func TestAdaptive(t *testing.T) {
 	}
 	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {
-			l := New(Options{Store: newStore(t)})
+			l := New(Options{Store: newStore(t), Timeout: patient})
 			global := &Rule{ID: "global", Key: KeyGlobal, TokensPerMinute: 1000}
 			tier := &Rule{ID: "p/1", Key: KeySubscription, TokensPerMinute: 100, AdaptiveShare: 0.1, AdaptiveOf: global}
 			now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)

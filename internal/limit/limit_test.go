@@ -21,7 +21,7 @@ func forEachStore(t *testing.T, f func(t *testing.T, newStore func(t *testing.T)
 	})
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		f(t, func(t *testing.T) Store { return newRedisStore(t, srv) })
+		f(t, func(t *testing.T) Store { return newRedisStore(t, srv, longTimeouts) })
 	})
 }
 
@@ -41,8 +41,18 @@ func newRedisStore(t testing.TB, srv *redistest.Server, query ...string) *RedisS
 }
 
 // longTimeouts gives a RedisStore's calls as long as a busy test machine may
-// need, for tests in which Redis answers or refuses at once.
+// need, for tests in which Redis answers or refuses at once; their limiters
+// take a Timeout of patient. Production's 50 ms (DefaultTimeout) is shorter
+// than a call to a healthy Redis may take on a machine busy with other work.
 const longTimeouts = "?dial_timeout=1s&read_timeout=1s&write_timeout=1s&pool_timeout=1s"
+
+// patient is the Timeout of limiters whose Redis answers.
+const patient = time.Second
+
+// outageTimeout is the Timeout of limiters in the tests in which Redis hangs
+// or goes away: every call to a hung Redis waits it out, and a call to a
+// healthy one, before and after, must fit in it on a busy machine.
+const outageTimeout = 250 * time.Millisecond
 
 // day0 is the day the steps' clock times are on, a Friday.
 const day0 = "2025-03-14"
@@ -327,7 +337,7 @@ func TestBehaviour(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore func(t *testing.T) Store) {
 		for _, tc := range behaviourCases() {
 			t.Run(tc.name, func(t *testing.T) {
-				l := New(Options{Store: newStore(t)})
+				l := New(Options{Store: newStore(t), Timeout: patient})
 				decisions := make([]Decision, len(tc.steps))
 				for i, s := range tc.steps {
 					now := clock(s.at)
@@ -378,7 +388,7 @@ func TestBehaviour(t *testing.T) {
 // wins, the others get ErrSettled, and the counter moves once.
 func TestSettleOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore func(t *testing.T) Store) {
-		l := New(Options{Store: newStore(t)})
+		l := New(Options{Store: newStore(t), Timeout: patient})
 		rules := []*Rule{tpm("t", 1000)}
 		now := clock("12:00:00")
 		d := l.Admit(t.Context(), Request{Rules: rules, Subject: Subject{Subscription: "alice"}, Tokens: 500, Now: now})

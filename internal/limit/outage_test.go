@@ -17,15 +17,26 @@ import (
 
 // warm runs an admission and a settlement (of another subject) so that Redis
 // has the scripts cached: a call that times out then still runs when Redis
-// resumes, as it does in production, instead of failing with NOSCRIPT.
+// resumes, as it does in production, instead of failing with NOSCRIPT. A
+// busy machine may make a call miss a short timeout (TestRedisPausedBursts
+// keeps production's 50 ms): warm then lets the limiter drain and tries
+// again, and returns once the settlement has landed too.
 func warm(t *testing.T, l *Limiter, now time.Time) {
 	t.Helper()
-	d := l.Admit(t.Context(), Request{Rules: []*Rule{tpm("warm", 1<<40)}, Subject: Subject{Subscription: "warm"}, Tokens: 10, Now: now})
-	if !d.Allowed || d.StoreError != nil {
-		t.Fatalf("warming up: Admit = %+v", d)
-	}
-	if _, err := l.Settle(t.Context(), d.Reservation, 5, now); err != nil {
-		t.Fatalf("warming up: Settle: %v", err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := l.Admit(t.Context(), Request{Rules: []*Rule{tpm("warm", 1<<40)}, Subject: Subject{Subscription: "warm"}, Tokens: 10, Now: now})
+		if d.Allowed && d.StoreError == nil {
+			if _, err := l.Settle(t.Context(), d.Reservation, 5, now); err != nil {
+				t.Fatalf("warming up: Settle: %v", err)
+			}
+			drain(t, l)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("warming up: Admit = %+v; want allowed by Redis within 10s", d)
+		}
+		drain(t, l)
 	}
 }
 
@@ -75,10 +86,10 @@ func drain(t *testing.T, ls ...*Limiter) {
 // after they settle, its counter holds exactly what the requests used.
 func TestFailOpenHoldsLimitWhileRedisHangs(t *testing.T) {
 	srv := redistest.Start(t)
-	store := newRedisStore(t, srv)
+	store := newRedisStore(t, srv, longTimeouts)
 	hook := &reserveCalls{}
 	store.client.AddHook(hook)
-	l := New(Options{Store: store, OnStoreError: FailOpen, Timeout: 50 * time.Millisecond})
+	l := New(Options{Store: store, OnStoreError: FailOpen, Timeout: outageTimeout})
 	rules := []*Rule{tpm("t", 1000)}
 	alice := Subject{Subscription: "alice"}
 	now := clock("12:00:00")
@@ -182,8 +193,8 @@ func TestRedisStaleCopies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newRedisStore(t, srv)
-			l := New(Options{Store: s, OnStoreError: FailOpen, Timeout: 50 * time.Millisecond})
+			s := newRedisStore(t, srv, longTimeouts)
+			l := New(Options{Store: s, OnStoreError: FailOpen, Timeout: outageTimeout})
 			warm(t, l, now)
 			tt.run(t, l, s)
 			drain(t, l)
