@@ -145,6 +145,9 @@ func (r *Registry) Commit(t *Table) {
 	if prev == nil || prev == t {
 		return
 	}
+	// Retired now, not when the drain starts: a request that loads prev
+	// from here on takes t instead.
+	prev.retired.Store(true)
 	r.closing.Add(1)
 	go func() {
 		defer r.closing.Done()
