@@ -21,8 +21,9 @@ type Authenticator interface {
 }
 
 // ErrNoCredential is an Authenticator's answer to a request without a
-// credential of its kind.
-var ErrNoCredential = errors.New("proxy: no credential of this kind")
+// credential of its kind. It is auth.ErrNoCredential, so that an
+// authenticator in a package below proxy can return it.
+var ErrNoCredential = auth.ErrNoCredential
 
 // authenticate names the caller with the handler's Authenticators.
 func (x *exchange) authenticate() error {
