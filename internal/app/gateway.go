@@ -15,6 +15,8 @@ import (
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
+	"github.com/sluice-gateway/sluice/internal/oidc"
+	"github.com/sluice-gateway/sluice/internal/principal"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 )
@@ -29,6 +31,8 @@ type Gateway struct {
 	obs    observability
 
 	table    atomic.Pointer[route.Table]
+	tokens   *oidc.Set                     // the auth.jwt providers' keys, across reloads
+	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
 	registry *route.Registry // backend states, limiters and health probes across reloads
 	reloadMu sync.Mutex      // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
@@ -68,6 +72,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if g.obs.tracer, err = newTracer(context.Background(), cfg); err != nil {
 		return nil, err
 	}
+	g.tokens = oidc.NewSet(oidc.Options{Logger: log})
 	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry})
 	if err != nil {
 		return nil, err
@@ -75,12 +80,15 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if g.obs.ledger, g.obs.store, err = openLedger(context.Background(), cfg, g); err != nil {
 		return nil, err
 	}
+	g.verifier.Store(g.tokens.Update(cfg.Auth.JWT))
 	g.registry.Commit(t)
 	g.table.Store(t)
 	g.ready.Store(true)
-	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger, Tracer: g.obs.tracer})
+	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
+		Tracer: g.obs.tracer, Authenticators: authn})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
-		Logger: log, Now: now, Usage: g.obs.ledger.Report}
+		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
 	if g.obs.metrics != nil {
 		ao.Metrics = g.obs.metrics.Handler()
 	}
@@ -109,6 +117,7 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
+	g.verifier.Store(g.tokens.Update(cfg.Auth.JWT))
 	g.table.Store(next)
 	g.registry.Commit(next)
 	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
@@ -178,6 +187,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	// Every request has finished: what is queued goes to its store (or the
 	// journal) before the process ends.
 	g.closeObservability()
+	g.tokens.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -219,6 +229,9 @@ func (g *Gateway) Connections() listener.Stats {
 // listeners could not be opened); Serve closes it all itself when it ends.
 func (g *Gateway) Close() {
 	g.closeObservability()
+	if g.tokens != nil {
+		g.tokens.Close()
+	}
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
@@ -42,6 +43,8 @@ type Registry struct {
 	inForce  *Table
 	retiring []*limit.Limiter // retired limiters still draining, counted in LimitStats
 	retired  retiredStats
+
+	runtime atomic.Pointer[runtimeSet] // the runtime subscriptions (SetRuntime)
 
 	ctx     context.Context // ends the drains on Close
 	cancel  context.CancelFunc
