@@ -33,8 +33,8 @@ type Gateway struct {
 	table    atomic.Pointer[route.Table]
 	tokens   *oidc.Set                     // the auth.jwt providers' keys, across reloads
 	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
-	registry *route.Registry // backend states, limiters and health probes across reloads
-	reloadMu sync.Mutex      // serialises reloads: guards the compile-and-commit
+	registry *route.Registry               // backend states, limiters and health probes across reloads
+	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 
