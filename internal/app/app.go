@@ -336,6 +336,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	sim := simulator.New(opts)
+	defer sim.Close()
 	var deps []string
 	for name := range opts.Deployments {
 		deps = append(deps, name)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/admin"
+	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/credential"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/oidc"
@@ -73,7 +75,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		return nil, err
 	}
 	g.tokens = oidc.NewSet(oidc.Options{Logger: log})
-	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry})
+	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry, Credential: g.credential})
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +98,17 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	return g, nil
 }
 
+// credential makes the token credential of a backend whose auth is a
+// managed identity, client credentials or OAuth2 (nil for an API key). The
+// registry keeps it across reloads; its first token is fetched at once.
+func (g *Gateway) credential(bc config.Backend) (backend.Credential, error) {
+	src, err := credential.FromConfig(bc.Auth, nil)
+	if err != nil || src == nil {
+		return nil, err
+	}
+	return credential.New(src, credential.Options{Name: bc.Name, Logger: g.log}), nil
+}
+
 // Table returns the routing table in force.
 func (g *Gateway) Table() *route.Table { return g.table.Load() }
 
@@ -113,7 +126,7 @@ func (g *Gateway) Reload() error {
 	if err := checkRestartOnly(prev.Config, cfg); err != nil {
 		return err
 	}
-	next, err := route.Compile(cfg, route.Env{Log: g.log, Registry: g.registry})
+	next, err := route.Compile(cfg, route.Env{Log: g.log, Registry: g.registry, Credential: g.credential})
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ type Table struct {
 
 	registry   *Registry
 	stateKeys  []stateKey   // the registry's backend states this table uses
+	credKeys   []string     // the registry's token credentials this table uses
 	inflight   atomic.Int64 // requests running on the table (Hold, Done)
 	retired    atomic.Bool  // replaced: Hold refuses new requests
 	keys       *auth.Index[*Subscription]
@@ -171,7 +172,9 @@ type Env struct {
 	Limiter *limit.Limiter
 	// Credential returns the credential of a backend whose auth is not a
 	// static API key (managed identity, OAuth2); nil, or a nil Credential,
-	// means the backend's api_key.
+	// means the backend's api_key. The registry keeps what it returns
+	// across reloads, by backend name and auth, and closes it (an
+	// io.Closer) once no table in force uses it.
 	Credential func(config.Backend) (backend.Credential, error)
 }
 
@@ -247,9 +250,13 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 		t.stateKeys = append(t.stateKeys, stateKey{bc.Name, bc.URL})
 		var cred backend.Credential
 		if env.Credential != nil {
-			var err error
-			if cred, err = env.Credential(bc); err != nil {
+			k, c, err := reg.credential(bc, env.Credential)
+			if err != nil {
 				return nil, fmt.Errorf("backends %s: auth: %w", bc.Name, err)
+			}
+			cred = c
+			if k != "" {
+				t.credKeys = append(t.credKeys, k)
 			}
 		}
 		b, err := backend.New(bc, st, cred)
