@@ -163,4 +163,3 @@ func (r *statusRecorder) Flush() {
 		f.Flush()
 	}
 }
-
