@@ -47,6 +47,12 @@ type Options struct {
 	// Tokens returns the verifier of auth.jwt, for admin.jwt_roles; nil:
 	// tokens open nothing.
 	Tokens func() *oidc.Verifier
+	// Subscriptions keeps runtime subscriptions (the usage store); nil:
+	// /admin/subscriptions is not served.
+	Subscriptions usage.Subscriptions
+	// SubscriptionsChanged is called after a change through the API, so
+	// that this instance applies it at once (others poll the store).
+	SubscriptionsChanged func()
 }
 
 // New returns the admin handler.
@@ -70,6 +76,15 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/debug/pprof/{profile}", a.guard(profile))
 	if o.Usage != nil {
 		mux.HandleFunc("GET /admin/usage", a.guard(a.usage))
+	}
+	if o.Subscriptions != nil {
+		sa := &subscriptionsAPI{a: a, store: o.Subscriptions}
+		mux.HandleFunc("GET /admin/subscriptions", a.guard(sa.list))
+		mux.HandleFunc("POST /admin/subscriptions", a.guard(sa.create))
+		mux.HandleFunc("POST /admin/subscriptions/{name}/regenerate", a.guard(sa.regenerate))
+		mux.HandleFunc("PATCH /admin/subscriptions/{name}", a.guard(sa.patch))
+		mux.HandleFunc("DELETE /admin/subscriptions/{name}", a.guard(sa.delete))
+		mux.HandleFunc("GET /admin/subscriptions-audit", a.guard(sa.audit))
 	}
 	mux.HandleFunc("/", a.notFound)
 	return mux

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/principal"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/usage"
 )
 
 // Gateway is a running Sluice: the routing table in force, swapped whole on
@@ -34,6 +35,7 @@ type Gateway struct {
 
 	table    atomic.Pointer[route.Table]
 	tokens   *oidc.Set                     // the auth.jwt providers' keys, across reloads
+	subs     *subscriptionSync             // runtime subscriptions from the usage store; nil when it keeps none
 	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
 	registry *route.Registry               // backend states, limiters and health probes across reloads
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
@@ -91,6 +93,10 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		Tracer: g.obs.tracer, Authenticators: authn})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
 		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
+	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
+		g.subs = startSubscriptionSync(g, ss)
+		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed
+	}
 	if g.obs.metrics != nil {
 		ao.Metrics = g.obs.metrics.Handler()
 	}
@@ -199,6 +205,9 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	// Every request has finished: what is queued goes to its store (or the
 	// journal) before the process ends.
+	if g.subs != nil {
+		g.subs.stop()
+	}
 	g.closeObservability()
 	g.tokens.Close()
 	g.reloadMu.Lock()
@@ -241,6 +250,9 @@ func (g *Gateway) Connections() listener.Stats {
 // Close closes what NewGateway opened, for a gateway that will not serve (its
 // listeners could not be opened); Serve closes it all itself when it ends.
 func (g *Gateway) Close() {
+	if g.subs != nil {
+		g.subs.stop()
+	}
 	g.closeObservability()
 	if g.tokens != nil {
 		g.tokens.Close()
