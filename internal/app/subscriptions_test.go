@@ -137,6 +137,20 @@ func TestRuntimeSubscriptionsTwoInstances(t *testing.T) {
 		!strings.Contains(toJSON(audit), `"action":"suspend"`) || !strings.Contains(toJSON(audit), `"actor":"admin-key"`) {
 		t.Errorf("audit: %d %v", s, audit)
 	}
+	// The CLI against the same admin API.
+	t.Setenv("SLUICE_ADMIN_KEY", fxAdminKey)
+	var out, errb bytes.Buffer
+	if err := Main(context.Background(), []string{"subscriptions", "--admin", f.admin, "activate", "team-delta"}, &out, &errb); err != nil {
+		t.Fatalf("sluice subscriptions activate: %v %s", err, errb.String())
+	}
+	out.Reset()
+	if err := Main(context.Background(), []string{"subscriptions", "--admin", f.admin, "list"}, &out, &errb); err != nil ||
+		!strings.Contains(out.String(), `"team-delta"`) || strings.Contains(out.String(), newKey) {
+		t.Errorf("sluice subscriptions list: %v %s %s", err, out.String(), errb.String())
+	}
+	if s, body := chatStatus(t, f.url, newKey); s != 200 {
+		t.Errorf("activated again: %d %s", s, body)
+	}
 	if s, _ := adminCall(t, f.admin, "DELETE", "/admin/subscriptions/team-delta", ""); s != 204 {
 		t.Errorf("delete: %d", s)
 	}
