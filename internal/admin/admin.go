@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
+	"github.com/sluice-gateway/sluice/internal/oidc"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -43,6 +44,15 @@ type Options struct {
 	Metrics http.Handler
 	// Usage answers GET /admin/usage; nil: not served.
 	Usage func(context.Context, usage.Query) ([]usage.Row, error)
+	// Tokens returns the verifier of auth.jwt, for admin.jwt_roles; nil:
+	// tokens open nothing.
+	Tokens func() *oidc.Verifier
+	// Subscriptions keeps runtime subscriptions (the usage store); nil:
+	// /admin/subscriptions is not served.
+	Subscriptions usage.Subscriptions
+	// SubscriptionsChanged is called after a change through the API, so
+	// that this instance applies it at once (others poll the store).
+	SubscriptionsChanged func()
 }
 
 // New returns the admin handler.
@@ -66,6 +76,15 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/debug/pprof/{profile}", a.guard(profile))
 	if o.Usage != nil {
 		mux.HandleFunc("GET /admin/usage", a.guard(a.usage))
+	}
+	if o.Subscriptions != nil {
+		sa := &subscriptionsAPI{a: a, store: o.Subscriptions}
+		mux.HandleFunc("GET /admin/subscriptions", a.guard(sa.list))
+		mux.HandleFunc("POST /admin/subscriptions", a.guard(sa.create))
+		mux.HandleFunc("POST /admin/subscriptions/{name}/regenerate", a.guard(sa.regenerate))
+		mux.HandleFunc("PATCH /admin/subscriptions/{name}", a.guard(sa.patch))
+		mux.HandleFunc("DELETE /admin/subscriptions/{name}", a.guard(sa.delete))
+		mux.HandleFunc("GET /admin/subscriptions-audit", a.guard(sa.audit))
 	}
 	mux.HandleFunc("/", a.notFound)
 	return mux
@@ -116,13 +135,30 @@ func (a *handler) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // guard requires the admin key, as api-key or Authorization: Bearer; never
-// in the query string, which proxies and access logs keep.
+// in the query string, which proxies and access logs keep. A bearer token
+// valid for auth.jwt whose roles hold one of admin.jwt_roles is let in too.
 func (a *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		want := a.o.Table().Config.Admin.APIKey
-		if want.IsZero() {
+		cfg := a.o.Table().Config.Admin
+		want := cfg.APIKey
+		if want.IsZero() && len(cfg.JWTRoles) == 0 {
 			wire.NewError(http.StatusForbidden, wire.TypePermission, "admin_disabled",
 				"The admin API is disabled: set admin.api_key to enable it.").Write(w)
+			return
+		}
+		if tok, err := auth.BearerToken(r.Header); err == nil && len(cfg.JWTRoles) > 0 && a.o.Tokens != nil {
+			claims, err := a.o.Tokens().Verify(r.Context(), tok)
+			switch {
+			case err != nil:
+				e := wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_token", "The bearer token was refused.")
+				e.Challenge = `Bearer error="invalid_token"`
+				e.Write(w)
+			case !claims.HasRole(cfg.JWTRoles):
+				wire.NewError(http.StatusForbidden, wire.TypePermission, "admin_role_required",
+					"The token carries none of the roles of admin.jwt_roles.").Write(w)
+			default:
+				next(w, r.WithContext(withActor(r.Context(), "token:"+claims.App)))
+			}
 			return
 		}
 		got, err := auth.KeyFromHeader(r.Header)
@@ -131,13 +167,28 @@ func (a *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 				"The request carries two different keys. Send the admin key once, as api-key or Authorization: Bearer.").Write(w)
 			return
 		}
-		if err != nil || !equalKeys(got, want.Reveal()) {
+		if err != nil || want.IsZero() || !equalKeys(got, want.Reveal()) {
 			wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
 				"The admin key is missing or wrong.").Write(w)
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(withActor(r.Context(), "admin-key")))
 	}
+}
+
+type actorKey struct{}
+
+// withActor records who an admin request acts as, for the audit.
+func withActor(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, actorKey{}, who)
+}
+
+// actor returns who an admin request acts as.
+func actor(r *http.Request) string {
+	if s, ok := r.Context().Value(actorKey{}).(string); ok {
+		return s
+	}
+	return "unknown"
 }
 
 // equalKeys compares in constant time, whatever the lengths.

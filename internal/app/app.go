@@ -50,6 +50,7 @@ Usage:
   sluice check --config FILE     validate a config file and summarise it
   sluice simulate --listen ADDR  run the Azure OpenAI / OpenAI backend simulator
   sluice usage --config FILE     print tokens, requests, errors and cost from the usage ledger
+  sluice subscriptions list      manage runtime subscriptions through the admin API
   sluice demo                    run three simulated backends behind the gateway
   sluice version                 print the version
 
@@ -72,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return simulate(ctx, rest, stdout, stderr)
 	case "usage":
 		return usageCmd(ctx, rest, stdout, stderr)
+	case "subscriptions":
+		return subscriptionsCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demo(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
@@ -336,6 +339,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	sim := simulator.New(opts)
+	defer sim.Close()
 	var deps []string
 	for name := range opts.Deployments {
 		deps = append(deps, name)

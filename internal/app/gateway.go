@@ -12,11 +12,16 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/admin"
+	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/credential"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
+	"github.com/sluice-gateway/sluice/internal/oidc"
+	"github.com/sluice-gateway/sluice/internal/principal"
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
+	"github.com/sluice-gateway/sluice/internal/usage"
 )
 
 // Gateway is a running Sluice: the routing table in force, swapped whole on
@@ -29,8 +34,11 @@ type Gateway struct {
 	obs    observability
 
 	table    atomic.Pointer[route.Table]
-	registry *route.Registry // backend states, limiters and health probes across reloads
-	reloadMu sync.Mutex      // serialises reloads: guards the compile-and-commit
+	tokens   *oidc.Set                     // the auth.jwt providers' keys, across reloads
+	subs     *subscriptionSync             // runtime subscriptions from the usage store; nil when it keeps none
+	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
+	registry *route.Registry               // backend states, limiters and health probes across reloads
+	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 
@@ -55,6 +63,12 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Server.TLS != nil || cfg.Admin.TLS != nil {
+		// Parsed and validated, but the listeners do not terminate TLS
+		// yet: refusing beats serving plain HTTP to someone who asked for
+		// HTTPS.
+		return nil, errors.New("server.tls, admin.tls: TLS on the listeners is not implemented yet; terminate TLS in front of Sluice for now")
+	}
 	g.registry = route.NewRegistry(route.RegistryOptions{Log: log, OpenStore: openStore, Health: health.New(log, now),
 		Drain: cfg.Server.ShutdownGrace.D()})
 	defer func() {
@@ -68,24 +82,43 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if g.obs.tracer, err = newTracer(context.Background(), cfg); err != nil {
 		return nil, err
 	}
-	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry})
+	g.tokens = oidc.NewSet(oidc.Options{Logger: log})
+	t, err := route.Compile(cfg, route.Env{Log: log, Registry: g.registry, Credential: g.credential})
 	if err != nil {
 		return nil, err
 	}
 	if g.obs.ledger, g.obs.store, err = openLedger(context.Background(), cfg, g); err != nil {
 		return nil, err
 	}
+	g.verifier.Store(g.tokens.Update(cfg.Auth.JWT))
 	g.registry.Commit(t)
 	g.table.Store(t)
 	g.ready.Store(true)
-	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger, Tracer: g.obs.tracer})
+	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
+		Tracer: g.obs.tracer, Authenticators: authn})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
-		Logger: log, Now: now, Usage: g.obs.ledger.Report}
+		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
+	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
+		g.subs = startSubscriptionSync(g, ss)
+		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed
+	}
 	if g.obs.metrics != nil {
 		ao.Metrics = g.obs.metrics.Handler()
 	}
 	g.Admin = admin.New(ao)
 	return g, nil
+}
+
+// credential makes the token credential of a backend whose auth is a
+// managed identity, client credentials or OAuth2 (nil for an API key). The
+// registry keeps it across reloads; its first token is fetched at once.
+func (g *Gateway) credential(bc config.Backend) (backend.Credential, error) {
+	src, err := credential.FromConfig(bc.Auth, nil)
+	if err != nil || src == nil {
+		return nil, err
+	}
+	return credential.New(src, credential.Options{Name: bc.Name, Logger: g.log}), nil
 }
 
 // Table returns the routing table in force.
@@ -105,10 +138,11 @@ func (g *Gateway) Reload() error {
 	if err := checkRestartOnly(prev.Config, cfg); err != nil {
 		return err
 	}
-	next, err := route.Compile(cfg, route.Env{Log: g.log, Registry: g.registry})
+	next, err := route.Compile(cfg, route.Env{Log: g.log, Registry: g.registry, Credential: g.credential})
 	if err != nil {
 		return err
 	}
+	g.verifier.Store(g.tokens.Update(cfg.Auth.JWT))
 	g.table.Store(next)
 	g.registry.Commit(next)
 	g.log.Info("config reloaded", "backends", len(cfg.Backends), "subscriptions", len(cfg.Subscriptions))
@@ -177,7 +211,11 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	// Every request has finished: what is queued goes to its store (or the
 	// journal) before the process ends.
+	if g.subs != nil {
+		g.subs.stop()
+	}
 	g.closeObservability()
+	g.tokens.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -218,7 +256,13 @@ func (g *Gateway) Connections() listener.Stats {
 // Close closes what NewGateway opened, for a gateway that will not serve (its
 // listeners could not be opened); Serve closes it all itself when it ends.
 func (g *Gateway) Close() {
+	if g.subs != nil {
+		g.subs.stop()
+	}
 	g.closeObservability()
+	if g.tokens != nil {
+		g.tokens.Close()
+	}
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)
 	}

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/config"
+	"github.com/sluice-gateway/sluice/internal/credential"
 	"github.com/sluice-gateway/sluice/internal/metrics"
+	"github.com/sluice-gateway/sluice/internal/oidc"
 	"github.com/sluice-gateway/sluice/internal/trace"
 	"github.com/sluice-gateway/sluice/internal/usage"
 )
@@ -71,6 +73,18 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 			return metrics.LedgerStats{QueueDepth: s.QueueDepth, JournalBytes: s.JournalBytes,
 				WriteErrors: uint64(s.WriteErrors), Dropped: uint64(s.Dropped), Degraded: s.Degraded}
 		},
+		Tokens: func() []metrics.TokenProviderStats {
+			var out []metrics.TokenProviderStats
+			for _, p := range g.tokens.Stats() {
+				ps := metrics.TokenProviderStats{Name: p.Name, Fetches: p.Fetches, FetchErrors: p.FetchErrors, Keys: p.Keys,
+					Results: map[string]uint64{}}
+				for i, name := range oidc.Checks() {
+					ps.Results[name] = p.Results[i]
+				}
+				out = append(out, ps)
+			}
+			return out
+		},
 		Connections: func() metrics.ConnectionStats {
 			s := g.Connections()
 			return metrics.ConnectionStats{Open: s.Open, Accepted: s.Accepted, RefusedMax: s.RefusedMax,
@@ -86,11 +100,19 @@ func (g *Gateway) backendStates() []metrics.BackendState {
 	out := make([]metrics.BackendState, 0, len(t.Config.Backends))
 	for _, c := range t.Config.Backends {
 		b := t.Backends[c.Name]
-		out = append(out, metrics.BackendState{
+		st := metrics.BackendState{
 			Name: b.Name, Region: b.Region, Breaker: b.State.Breaker.Snapshot(now).State.String(),
 			InFlight: b.State.InFlight(), Latency: b.State.Latency(),
 			Requests: b.State.Requests(), Errors: b.State.Errors(), CredentialErrors: b.State.CredentialErrors(),
-		})
+		}
+		if cc, ok := b.Credential().(*credential.Cache); ok {
+			st.TokenCredential = true
+			st.CredentialRefreshes, st.CredentialRefreshErrors = cc.Stats()
+			if exp := cc.Expiry(); !exp.IsZero() {
+				st.CredentialExpiry = exp.Sub(now)
+			}
+		}
+		out = append(out, st)
 	}
 	return out
 }

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sluice-gateway/sluice/internal/secret"
 )
 
 // DigestPrefix marks a key given in config as its SHA-256 hex digest.
@@ -88,6 +90,12 @@ func (ix *Index[T]) Lookup(key string) (T, bool) {
 // Equal compares two digests in constant time.
 func Equal(a, b Digest) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
 
+// ErrNoCredential is an authenticator's answer to a request without a
+// credential of its kind, so that the next one is asked. It lives here, at
+// the bottom, so that an authentication mechanism need not import the
+// pipeline; proxy re-exports it.
+var ErrNoCredential = errors.New("auth: no credential of this kind")
+
 // Errors of KeyFromRequest and KeyFromHeader.
 var (
 	// ErrNoKey: the request carries no key.
@@ -132,7 +140,9 @@ func KeyFromRequest(r *http.Request) (string, error) {
 // KeyFromHeader is KeyFromRequest without the query: the api-key and
 // Ocp-Apim-Subscription-Key headers and Authorization: Bearer. The admin
 // API takes its key only from headers, because query strings end up in the
-// logs of proxies on the way.
+// logs of proxies on the way. A bearer shaped like a JWT is a token, not a
+// key (see BearerToken), so a key in api-key beside a token in
+// Authorization is no conflict.
 func KeyFromHeader(h http.Header) (string, error) {
 	var key string
 	// Every value of every header counts: a second api-key line with
@@ -141,7 +151,9 @@ func KeyFromHeader(h http.Header) (string, error) {
 		for _, v := range h[name] {
 			k := v
 			if name == "Authorization" {
-				k = bearer(v)
+				if k = bearer(v); secret.LooksLikeJWT(k) {
+					continue
+				}
 			}
 			if k == "" {
 				continue
@@ -156,6 +168,27 @@ func KeyFromHeader(h http.Header) (string, error) {
 		return "", ErrNoKey
 	}
 	return key, nil
+}
+
+// BearerToken returns the JWT a client sent as Authorization: Bearer, or
+// ErrNoCredential when it sent none (a bearer that is not shaped like a JWT
+// is a key). Two different tokens are ErrConflict.
+func BearerToken(h http.Header) (string, error) {
+	var tok string
+	for _, v := range h["Authorization"] {
+		t := bearer(v)
+		if !secret.LooksLikeJWT(t) {
+			continue
+		}
+		if tok != "" && t != tok {
+			return "", ErrConflict
+		}
+		tok = t
+	}
+	if tok == "" {
+		return "", ErrNoCredential
+	}
+	return tok, nil
 }
 
 // bearer returns the token of an Authorization: Bearer header, or "".

@@ -87,6 +87,8 @@ func TestKeyFromRequest(t *testing.T) {
 		{name: "header and query", header: map[string]string{"api-key": "h"}, query: "api-key=q", wantErr: ErrConflict},
 		{name: "two query keys", query: "subscription-key=a&api-key=b", wantErr: ErrConflict},
 		{name: "two query keys of one name", query: "api-key=a&api-key=b", wantErr: ErrConflict},
+		{name: "a token is not a key", header: map[string]string{"Authorization": "Bearer " + testJWT}, wantErr: ErrNoKey},
+		{name: "a key beside a token is no conflict", header: map[string]string{"api-key": "k", "Authorization": "Bearer " + testJWT}, want: "k"},
 		{name: "none", wantErr: ErrNoKey},
 		{name: "none with a query", query: "api-version=1", wantErr: ErrNoKey},
 	}
@@ -136,5 +138,31 @@ func BenchmarkLookup(b *testing.B) {
 		if _, ok := ix.Lookup("kkkkkkkkkk"); !ok {
 			b.Fatal("not found")
 		}
+	}
+}
+
+// testJWT is shaped like a JWT: {"alg":"RS256"}.{"sub":"x"}.sig
+const testJWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+
+func TestBearerToken(t *testing.T) {
+	other := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0.c2ln"
+	for _, tt := range []struct {
+		name    string
+		auth    []string
+		want    string
+		wantErr error
+	}{
+		{"token", []string{"Bearer " + testJWT}, testJWT, nil},
+		{"key", []string{"Bearer sk-123"}, "", ErrNoCredential},
+		{"none", nil, "", ErrNoCredential},
+		{"the same token twice", []string{"Bearer " + testJWT, "Bearer " + testJWT}, testJWT, nil},
+		{"two tokens", []string{"Bearer " + testJWT, "Bearer " + other}, "", ErrConflict},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := BearerToken(http.Header{"Authorization": tt.auth})
+			if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Errorf("BearerToken = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }

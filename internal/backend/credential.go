@@ -57,3 +57,22 @@ func (e *CredentialError) Error() string {
 }
 
 func (e *CredentialError) Unwrap() error { return e.Err }
+
+// A Renewer is a Credential that can drop a token the backend refused, so
+// that the next Apply gets a fresh one.
+type Renewer interface {
+	// Invalidate drops the token h carries, if it is the one in force,
+	// and reports whether a fresh token may help.
+	Invalidate(h http.Header) bool
+}
+
+// Renew tells the backend's credential that the backend refused the
+// request whose header was h, and reports whether sending it again with a
+// fresh credential may help: only a token credential can renew.
+func (b *Backend) Renew(h http.Header) bool {
+	r, ok := b.cred.(Renewer)
+	return ok && r.Invalidate(h)
+}
+
+// Credential returns the backend's credential.
+func (b *Backend) Credential() Credential { return b.cred }

@@ -32,6 +32,9 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing" json:"tracing"`
 	// Logging configures the access log.
 	Logging Logging `yaml:"logging" json:"logging"`
+	// Auth configures how clients authenticate besides subscription keys:
+	// JWT bearer tokens from identity providers such as Entra ID.
+	Auth Auth `yaml:"auth" json:"auth"`
 	// Backends are the model servers Sluice forwards to.
 	Backends []Backend `yaml:"backends" json:"backends"`
 	// Pools group backends; a model is served by one pool.
@@ -85,6 +88,33 @@ type Server struct {
 	// dropped. Sluice sets X-Forwarded-For to the real peer either way.
 	// Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies"`
+	// TLS serves HTTPS on server.listen, HTTP/2 offered, and optionally
+	// asks clients for certificates. Nil (left out): plain HTTP. It takes
+	// effect on restart; the certificate and key files are re-read when they
+	// change.
+	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
+}
+
+// TLS is a listener's HTTPS. TLS 1.2 is the oldest version offered, and
+// HTTP/2 is offered next to HTTP/1.1. The files are PEM and are re-read
+// when they change (checked at most once a second, at a handshake), so that
+// a renewed certificate needs no restart.
+type TLS struct {
+	// CertFile is the certificate chain, the server's certificate first.
+	// Required.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	// KeyFile is the certificate's private key. Required.
+	KeyFile string `yaml:"key_file" json:"key_file"`
+	// ClientCAFile holds the certificates of the authorities that sign
+	// client certificates. Set, clients are asked for a certificate, which
+	// is verified against them; a verified certificate's subject or names
+	// can name a subscription (subscriptions[].principals: cert:CN=...).
+	// Default: none, no client certificates.
+	ClientCAFile string `yaml:"client_ca_file" json:"client_ca_file"`
+	// ClientAuth is request (a client may present a certificate; one that
+	// does not verify fails the handshake) or require (every client must
+	// present one that verifies). Only with ClientCAFile. Default request.
+	ClientAuth string `yaml:"client_auth" json:"client_auth"`
 }
 
 // Admin configures the operator listener.
@@ -96,6 +126,73 @@ type Admin struct {
 	// under /admin/. Empty: the admin API is disabled (health stays served).
 	// It must differ from every subscription key.
 	APIKey secret.Value `yaml:"api_key" json:"api_key"`
+	// JWTRoles are roles that open the admin API too: a bearer token valid
+	// for one of the auth.jwt providers, whose roles claim holds one of
+	// them, is let in like the admin key. Needs auth.jwt. Default: none.
+	JWTRoles []string `yaml:"jwt_roles" json:"jwt_roles,omitempty"`
+	// TLS serves the admin listener over HTTPS, as server.tls does the
+	// client listener. Nil (left out): plain HTTP.
+	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
+}
+
+// Auth configures client authentication besides subscription keys.
+type Auth struct {
+	// JWT are the identity providers whose tokens clients may send as
+	// Authorization: Bearer. A bearer that looks like a JWT (three
+	// base64url parts, the first a JSON header) is validated against them;
+	// anything else is taken for a subscription key. Default: none, tokens
+	// are not accepted.
+	JWT []JWTProvider `yaml:"jwt" json:"jwt,omitempty"`
+}
+
+// JWTProvider is an identity provider whose access tokens Sluice accepts,
+// as Azure API Management's validate-jwt and validate-azure-ad-token do.
+// A token is accepted when its signature verifies with a key of the
+// provider's JWKS, it is within its exp and nbf (give or take ClockSkew),
+// and its iss is one of Issuers and its aud one of Audiences. The calling
+// application (ClientClaims) then names the subscription: see
+// subscriptions[].principals and products[].roles.
+type JWTProvider struct {
+	// Name identifies the provider in logs and metrics. Required.
+	Name string `yaml:"name" json:"name"`
+	// OpenIDConfiguration is the provider's OpenID Connect discovery
+	// document (.../.well-known/openid-configuration), from which its
+	// jwks_uri is read. One of OpenIDConfiguration and JWKSURL is required.
+	// https, or http on a loopback address only.
+	OpenIDConfiguration string `yaml:"openid_configuration" json:"openid_configuration,omitempty"`
+	// JWKSURL is the provider's key set, instead of OpenIDConfiguration.
+	JWKSURL string `yaml:"jwks_url" json:"jwks_url,omitempty"`
+	// Issuers are the accepted iss values. Entra ID issues v1 tokens
+	// (https://sts.windows.net/{tenant}/) unless the application asks for v2
+	// (https://login.microsoftonline.com/{tenant}/v2.0): list both. Required.
+	Issuers []string `yaml:"issuers" json:"issuers"`
+	// Audiences are the accepted aud values (a token with several must
+	// carry one of them). Required.
+	Audiences []string `yaml:"audiences" json:"audiences"`
+	// ClientClaims name the claims that hold the calling application's id,
+	// the first present wins: Entra's v2 tokens carry azp, v1 tokens appid.
+	// Default [azp, appid].
+	ClientClaims []string `yaml:"client_claims" json:"client_claims"`
+	// RolesClaim names the claim that holds the application's roles (an
+	// array, or a space-separated string such as scp). Default roles.
+	RolesClaim string `yaml:"roles_claim" json:"roles_claim"`
+	// Algorithms are the signature algorithms accepted: any of RS256,
+	// RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512. none and the
+	// HMAC algorithms never are. Default [RS256, ES256].
+	Algorithms []string `yaml:"algorithms" json:"algorithms"`
+	// ClockSkew is the leeway on exp and nbf, for clocks that disagree. At
+	// most 5m. Default 60s.
+	ClockSkew Duration `yaml:"clock_skew" json:"clock_skew"`
+	// UnknownKeyRefresh is how often, at most, a token signed with a key id
+	// the JWKS does not hold makes Sluice fetch the JWKS again (a provider
+	// that rotated its keys). However many such tokens arrive, the provider
+	// is asked once per interval, and a request waits at most 50ms for the
+	// answer. Default 5m.
+	UnknownKeyRefresh Duration `yaml:"unknown_key_refresh" json:"unknown_key_refresh"`
+	// RefreshInterval is how often the JWKS is fetched again in the
+	// background, so that removed keys stop being accepted. A fetch that
+	// fails keeps the keys known. Default 1h.
+	RefreshInterval Duration `yaml:"refresh_interval" json:"refresh_interval"`
 }
 
 // State says where the counters of token limits and quotas live.
@@ -257,14 +354,33 @@ type Backend struct {
 	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
 }
 
-// BackendAuth holds a backend's credential.
+// BackendAuth holds a backend's credential: exactly one of APIKey,
+// ManagedIdentity, ClientCredentials and OAuth2. A token credential is sent
+// as Authorization: Bearer, to either kind of backend, and no api-key goes
+// with it. Tokens are cached per credential, refreshed in the background
+// before they expire (at the earlier of 5 minutes before expiry and half
+// their lifetime) and kept across reloads; a backend that answers 401 gets
+// the request once more with a fresh token. A token that cannot be had
+// fails the request over to another pool member, never the backend's
+// breaker.
 type BackendAuth struct {
 	// APIKey is sent as api-key (azure-openai) or Authorization: Bearer
 	// (openai). Never logged, never returned to a client.
 	APIKey secret.Value `yaml:"api_key" json:"api_key"`
-	// ManagedIdentity asks for an Entra ID token instead of a key. Parsed and
-	// validated; not supported yet, so setting it is an error.
+	// ManagedIdentity asks the host's Azure managed identity for an Entra ID
+	// token, as API Management's authentication-managed-identity does. The
+	// identity endpoint is found from the environment as on Azure: App
+	// Service and Container Apps (IDENTITY_ENDPOINT, IDENTITY_HEADER), Azure
+	// Arc, Azure ML, Cloud Shell, else the VM's IMDS.
 	ManagedIdentity *ManagedIdentity `yaml:"managed_identity" json:"managed_identity,omitempty"`
+	// ClientCredentials gets an Entra ID token for an application
+	// registration, with a client secret or, for workload identity, a
+	// federated token file.
+	ClientCredentials *ClientCredentials `yaml:"client_credentials" json:"client_credentials,omitempty"`
+	// OAuth2 gets a token from any OAuth2 token endpoint with the client
+	// credentials grant (RFC 6749, section 4.4), for OpenAI-compatible
+	// servers behind an identity provider.
+	OAuth2 *OAuth2 `yaml:"oauth2" json:"oauth2,omitempty"`
 }
 
 // ManagedIdentity is an Azure managed identity.
@@ -273,6 +389,40 @@ type ManagedIdentity struct {
 	ClientID string `yaml:"client_id" json:"client_id"`
 	// Resource is the token audience. Default https://cognitiveservices.azure.com.
 	Resource string `yaml:"resource" json:"resource"`
+}
+
+// ClientCredentials is an Entra ID application's client credentials.
+type ClientCredentials struct {
+	// TenantID is the directory (tenant) id. Required.
+	TenantID string `yaml:"tenant_id" json:"tenant_id"`
+	// ClientID is the application (client) id. Required.
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ClientSecret is the application's secret. One of ClientSecret and
+	// FederatedTokenFile is required.
+	ClientSecret secret.Value `yaml:"client_secret" json:"client_secret"`
+	// FederatedTokenFile is a file holding a federated token (Kubernetes
+	// workload identity: AZURE_FEDERATED_TOKEN_FILE), read again for every
+	// token request.
+	FederatedTokenFile string `yaml:"federated_token_file" json:"federated_token_file,omitempty"`
+	// AuthorityHost is the Entra ID authority, https only. Default
+	// https://login.microsoftonline.com/.
+	AuthorityHost string `yaml:"authority_host" json:"authority_host"`
+	// Scope is the scope asked for. Default
+	// https://cognitiveservices.azure.com/.default.
+	Scope string `yaml:"scope" json:"scope"`
+}
+
+// OAuth2 is a client of an OAuth2 token endpoint.
+type OAuth2 struct {
+	// TokenURL is the token endpoint: https, or http on a loopback address
+	// only. Required.
+	TokenURL string `yaml:"token_url" json:"token_url"`
+	// ClientID is the client's id. Required.
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ClientSecret is the client's secret. Required.
+	ClientSecret secret.Value `yaml:"client_secret" json:"client_secret"`
+	// Scopes are the scopes asked for. Default: none.
+	Scopes []string `yaml:"scopes" json:"scopes,omitempty"`
 }
 
 // CircuitBreaker is a backend's failure rule. It counts failures in two
@@ -436,6 +586,20 @@ type Product struct {
 	Headers LimitHeaders `yaml:"headers" json:"headers"`
 	// Budget caps spend per period per subscription.
 	Budget *Budget `yaml:"budget" json:"budget,omitempty"`
+	// Roles are token roles (auth.jwt roles_claim) that put an application
+	// into this product when no subscription names it among its
+	// principals: it runs under an implicit subscription named after the
+	// application, with the product's per-subscription limits to itself.
+	// When roles of several products match, the first product in the file
+	// wins. Needs auth.jwt. Default: none.
+	Roles []string `yaml:"roles" json:"roles,omitempty"`
+	// Require lists the credentials a request of this product must carry
+	// together: key (a subscription key) and jwt (a valid token), as API
+	// Management can ask for a subscription key plus validate-jwt. With
+	// both, the key names the subscription and the token must be valid
+	// (and name one of the subscription's principals, when it has any).
+	// Default: either one.
+	Require []string `yaml:"require" json:"require,omitempty"`
 }
 
 // LimitHeaders names the response headers that report a product's limits and
@@ -517,7 +681,15 @@ type Subscription struct {
 	Product string `yaml:"product" json:"product"`
 	// Keys are the subscription's keys, in clear or as "sha256:<hex digest>"
 	// (see KeyDigest). No key may appear twice across all subscriptions.
+	// A subscription needs keys, principals or both.
 	Keys []secret.Value `yaml:"keys" json:"keys"`
+	// Principals are identities that act as this subscription without a
+	// key: the application id of a token (auth.jwt client_claims), or a
+	// verified client certificate as cert:CN=<common name>,
+	// cert:DNS=<DNS name>, cert:URI=<URI> or cert:EMAIL=<address> (server.tls
+	// client_ca_file). No principal may appear twice across all
+	// subscriptions.
+	Principals []string `yaml:"principals" json:"principals,omitempty"`
 }
 
 // Duration is a time.Duration written in Go syntax (90s, 5m, 1h); a negative

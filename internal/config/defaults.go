@@ -45,6 +45,18 @@ const (
 	defaultMaxTokens         = 1024
 	defaultProductPriority   = "high"
 	defaultMaxWait           = 5 * time.Second
+	defaultRolesClaim        = "roles"
+	defaultClockSkew         = time.Minute
+	defaultUnknownKey        = 5 * time.Minute
+	defaultJWKSRefresh       = time.Hour
+	defaultAuthorityHost     = "https://login.microsoftonline.com/"
+	defaultEntraScope        = "https://cognitiveservices.azure.com/.default"
+	defaultClientAuth        = "request"
+)
+
+var (
+	defaultClientClaims = []string{"azp", "appid"}
+	defaultAlgorithms   = []string{"RS256", "ES256"}
 )
 
 // defaultHeaders are the names of the limit headers; x-ratelimit-remaining-*
@@ -81,6 +93,11 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	d.dur("server.read_body_timeout", &c.Server.ReadBodyTimeout, defaultReadBodyTimeout)
 	d.set("server.max_connections", c.Server.MaxConnections == 0, func() { c.Server.MaxConnections = defaultMaxConnections })
 	d.set("server.max_connections_per_ip", c.Server.MaxConnectionsPerIP == 0, func() { c.Server.MaxConnectionsPerIP = defaultMaxConnsPerIP })
+	d.tls("server.tls", c.Server.TLS)
+	d.tls("admin.tls", c.Admin.TLS)
+	for i := range c.Auth.JWT {
+		d.jwt(index("auth.jwt", i), &c.Auth.JWT[i])
+	}
 
 	d.str("state.store", &c.State.Store, defaultStateStore)
 	d.str("state.on_store_error", &c.State.OnStoreError, defaultOnStoreError)
@@ -158,6 +175,10 @@ func (d defaulter) backend(path string, b *Backend) {
 	if mi := b.Auth.ManagedIdentity; mi != nil {
 		d.str(field(path, "auth.managed_identity.resource"), &mi.Resource, defaultMIResource)
 	}
+	if cc := b.Auth.ClientCredentials; cc != nil {
+		d.str(field(path, "auth.client_credentials.authority_host"), &cc.AuthorityHost, defaultAuthorityHost)
+		d.str(field(path, "auth.client_credentials.scope"), &cc.Scope, defaultEntraScope)
+	}
 	if b.CircuitBreaker != nil {
 		d.breaker(field(path, "circuit_breaker"), b.CircuitBreaker)
 	}
@@ -172,6 +193,24 @@ func (d defaulter) backend(path string, b *Backend) {
 		d.num(field(hcPath, "unhealthy_threshold"), &hc.UnhealthyThreshold, defaultUnhealthy)
 		d.num(field(hcPath, "healthy_threshold"), &hc.HealthyThreshold, defaultHealthy)
 	}
+}
+
+// tls fills a listener's TLS: client_auth defaults to request when client
+// certificates are asked for at all.
+func (d defaulter) tls(path string, t *TLS) {
+	if t != nil && t.ClientCAFile != "" {
+		d.str(field(path, "client_auth"), &t.ClientAuth, defaultClientAuth)
+	}
+}
+
+// jwt fills an identity provider.
+func (d defaulter) jwt(path string, j *JWTProvider) {
+	d.list(field(path, "client_claims"), &j.ClientClaims, defaultClientClaims)
+	d.str(field(path, "roles_claim"), &j.RolesClaim, defaultRolesClaim)
+	d.list(field(path, "algorithms"), &j.Algorithms, defaultAlgorithms)
+	d.dur(field(path, "clock_skew"), &j.ClockSkew, defaultClockSkew)
+	d.dur(field(path, "unknown_key_refresh"), &j.UnknownKeyRefresh, defaultUnknownKey)
+	d.dur(field(path, "refresh_interval"), &j.RefreshInterval, defaultJWKSRefresh)
 }
 
 // breaker fills a circuit breaker rule. Failures defaults to 5 only in count

@@ -470,9 +470,9 @@ func TestParseUnknownField(t *testing.T) {
 		want string
 	}{
 		{"top level", minimal + "serverr: {}\n",
-			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, logging, backends, pools, models, products, subscriptions)"},
+			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, logging, auth, backends, pools, models, products, subscriptions)"},
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
-			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies)"},
+			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies, tls)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),
 			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, connect_timeout, first_byte_timeout, stream_timeout, circuit_breaker, circuit_breakers, health_check)"},
 		{"nested in list element", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breaker: { failure: 2 }", 1),
@@ -580,7 +580,7 @@ func TestParseEnv(t *testing.T) {
 				"test.yaml:3: backends[0].url: environment variable B is not set",
 			}},
 		{name: "set but empty is judged by validation", edit: [2]string{"api_key: k", "api_key: ${EMPTY}"},
-			want: []string{"test.yaml:5: backends[0].auth.api_key: required"}},
+			want: []string{"test.yaml:5: backends[0].auth.api_key: required (or managed_identity, client_credentials or oauth2)"}},
 		{name: "not a number", edit: [2]string{"models:", "server: { max_request_bytes: \"${WORD}\" }\nmodels:"},
 			want: []string{"test.yaml:10: server.max_request_bytes: want a whole number (the value comes from the environment)"}},
 		{name: "empty number", edit: [2]string{"models:", "server:\n  max_request_bytes: ${EMPTY}\nmodels:"},
@@ -635,7 +635,7 @@ subscriptions:
 `
 	want := []string{
 		`test.yaml:2: server.listen: "nowhere" is not host:port with a port from 0 to 65535, such as 127.0.0.1:8080`,
-		"test.yaml:3: server.lisen: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies)",
+		"test.yaml:3: server.lisen: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies, tls)",
 		"test.yaml:6: backends[0].url: must be an absolute http or https URL with a host, such as https://NAME.openai.azure.com",
 		"test.yaml:8: backends[0].auth.api_key: environment variable UNSET is not set",
 		"test.yaml:10: backends[0].timeout: must be greater than 0",

@@ -44,6 +44,8 @@ func (c *Config) validate() Errors {
 	c.validateModels(&p)
 	c.validateProducts(&p)
 	c.validateSubscriptions(&p)
+	c.validateAuth(&p)
+	c.validateIdentity(&p)
 	return p.errs
 }
 
@@ -108,6 +110,7 @@ func (c *Config) validateServer(p *problems) {
 			p.add(index("server.trusted_proxies", i), "%v", err)
 		}
 	}
+	checkTLS(p, "server.tls", s.TLS)
 	// shutdown_grace may be 0: stop at once.
 }
 
@@ -117,8 +120,15 @@ func (c *Config) validateAdmin(p *problems) {
 		if !a.APIKey.IsZero() {
 			p.add("admin.api_key", "set, but admin.listen is empty, so there is no admin API to protect")
 		}
+		if len(a.JWTRoles) > 0 {
+			p.add("admin.jwt_roles", "set, but admin.listen is empty, so there is no admin API to open")
+		}
+		if a.TLS != nil {
+			p.add("admin.tls", "set, but admin.listen is empty, so there is no admin listener")
+		}
 		return
 	}
+	checkTLS(p, "admin.tls", a.TLS)
 	if checkListen(p, "admin.listen", a.Listen) && sameListener(a.Listen, c.Server.Listen) {
 		p.add("admin.listen", "must differ from server.listen (%s): the admin API never shares the client port", c.Server.Listen)
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"math"
 	"strings"
+
+	"github.com/sluice-gateway/sluice/internal/secret"
 )
 
 // periods are the fixed UTC windows of quotas and budgets.
@@ -234,14 +236,18 @@ func (c *Config) validateSubscriptions(p *problems) {
 		case !products[s.Product]:
 			p.add(field(path, "product"), "no product is named %q", s.Product)
 		}
-		if len(s.Keys) == 0 {
-			p.add(field(path, "keys"), "at least one key is required")
+		if len(s.Keys) == 0 && len(s.Principals) == 0 {
+			p.add(field(path, "keys"), "at least one key (or a principal) is required")
 		}
 		for j, k := range s.Keys {
 			kp := index(field(path, "keys"), j)
 			d, err := KeyDigest(k)
 			if err != nil {
 				p.add(kp, "%v", err)
+				continue
+			}
+			if secret.LooksLikeJWT(k.Reveal()) {
+				p.add(kp, "is shaped like a JWT (three base64url parts), so clients sending it would have it validated as a token; choose another key")
 				continue
 			}
 			if first, dup := keys[d]; dup {

@@ -85,20 +85,6 @@ func checkBackendURL(p *problems, path, raw string) {
 	}
 }
 
-func checkAuth(p *problems, path string, a BackendAuth) {
-	if a.ManagedIdentity != nil {
-		p.add(field(path, "managed_identity"), "managed_identity is not supported yet; use api_key")
-		return
-	}
-	k := a.APIKey.Reveal()
-	switch {
-	case k == "":
-		p.add(field(path, "api_key"), "required")
-	case strings.TrimSpace(k) != k:
-		p.add(field(path, "api_key"), "must not start or end with white space")
-	}
-}
-
 func checkDeployments(p *problems, path string, b Backend) {
 	if len(b.Deployments) == 0 {
 		p.add(path, "at least one deployment (model: deployment name) is required")

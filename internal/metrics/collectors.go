@@ -13,6 +13,7 @@ var breakerStates = [...]string{"closed", "open", "half-open"}
 type backendCollector struct {
 	source                                               BackendSource
 	breaker, inFlight, latency, requests, errs, credErrs *prometheus.Desc
+	credRefreshes, credRefreshErrs, credExpiry           *prometheus.Desc
 }
 
 func newBackendCollector(source BackendSource) *backendCollector {
@@ -33,6 +34,12 @@ func newBackendCollector(source BackendSource) *backendCollector {
 			[]string{"backend", "region"}, nil),
 		errs: prometheus.NewDesc("sluice_backend_errors_total",
 			"Requests to the backend that failed: transport errors, broken responses and statuses its breaker counts as failures.", l, nil),
+		credRefreshes: prometheus.NewDesc("sluice_backend_credential_refreshes_total",
+			"Tokens the backend's token credential (managed identity, client credentials, OAuth2) fetched.", l, nil),
+		credRefreshErrs: prometheus.NewDesc("sluice_backend_credential_refresh_errors_total",
+			"Token fetches of the backend's token credential that failed; the token in force serves meanwhile while it is valid.", l, nil),
+		credExpiry: prometheus.NewDesc("sluice_backend_credential_expiry_seconds",
+			"Seconds until the backend's token in force expires; 0 when it has none.", l, nil),
 	}
 }
 
@@ -43,6 +50,9 @@ func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.requests
 	ch <- c.errs
 	ch <- c.credErrs
+	ch <- c.credRefreshes
+	ch <- c.credRefreshErrs
+	ch <- c.credExpiry
 }
 
 func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
@@ -67,6 +77,50 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(b.Requests), b.Name, b.Region)
 		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(b.Errors), b.Name, b.Region)
 		ch <- prometheus.MustNewConstMetric(c.credErrs, prometheus.CounterValue, float64(b.CredentialErrors), b.Name, b.Region)
+		if b.TokenCredential {
+			ch <- prometheus.MustNewConstMetric(c.credRefreshes, prometheus.CounterValue, float64(b.CredentialRefreshes), b.Name, b.Region)
+			ch <- prometheus.MustNewConstMetric(c.credRefreshErrs, prometheus.CounterValue, float64(b.CredentialRefreshErrors), b.Name, b.Region)
+			ch <- prometheus.MustNewConstMetric(c.credExpiry, prometheus.GaugeValue, max(b.CredentialExpiry.Seconds(), 0), b.Name, b.Region)
+		}
+	}
+}
+
+// tokenCollector exports the auth.jwt providers' counters.
+type tokenCollector struct {
+	source                           func() []TokenProviderStats
+	tokens, fetches, fetchErrs, keys *prometheus.Desc
+}
+
+func newTokenCollector(source func() []TokenProviderStats) *tokenCollector {
+	return &tokenCollector{
+		source: source,
+		tokens: prometheus.NewDesc("sluice_auth_tokens_total",
+			"Client bearer tokens judged by the provider, by result: accepted, or the check that failed (expired, audience, signature, ...).",
+			[]string{"provider", "result"}, nil),
+		fetches: prometheus.NewDesc("sluice_auth_jwks_fetches_total",
+			"Fetches of the provider's discovery document and key set.", []string{"provider"}, nil),
+		fetchErrs: prometheus.NewDesc("sluice_auth_jwks_fetch_errors_total",
+			"Fetches of the provider's key set that failed; the keys known stay in force.", []string{"provider"}, nil),
+		keys: prometheus.NewDesc("sluice_auth_jwks_keys",
+			"Signing keys of the provider known now.", []string{"provider"}, nil),
+	}
+}
+
+func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.tokens
+	ch <- c.fetches
+	ch <- c.fetchErrs
+	ch <- c.keys
+}
+
+func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.source() {
+		for result, n := range p.Results {
+			ch <- prometheus.MustNewConstMetric(c.tokens, prometheus.CounterValue, float64(n), p.Name, result)
+		}
+		ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(p.Fetches), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.fetchErrs, prometheus.CounterValue, float64(p.FetchErrors), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(p.Keys), p.Name)
 	}
 }
 

@@ -18,8 +18,11 @@ const docPath = "../../docs/metrics.md"
 // written, so that Gather returns every family the package can export.
 func everything() *Metrics {
 	m := New(Options{
-		Dimensions:       all,
-		Backends:         func() []BackendState { return []BackendState{{Name: "b", Breaker: "closed"}} },
+		Dimensions: all,
+		Backends:   func() []BackendState { return []BackendState{{Name: "b", Breaker: "closed", TokenCredential: true}} },
+		Tokens: func() []TokenProviderStats {
+			return []TokenProviderStats{{Name: "entra", Results: map[string]uint64{"accepted": 1}}}
+		},
 		LimitStoreErrors: func() uint64 { return 0 },
 		Ledger:           func() LedgerStats { return LedgerStats{} },
 		Connections:      func() ConnectionStats { return ConnectionStats{} },

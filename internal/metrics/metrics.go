@@ -84,6 +84,26 @@ type BackendState struct {
 	// CredentialErrors counts the requests not sent because the backend's
 	// credential could not be had; like Requests, since the state began.
 	CredentialErrors uint64
+	// TokenCredential is set for a backend with a token credential (managed
+	// identity, client credentials, OAuth2); the fields below are read
+	// only then. CredentialRefreshes and CredentialRefreshErrors count the
+	// token fetches that succeeded and failed, CredentialExpiry is how long
+	// the token in force has left (0: none).
+	TokenCredential                              bool
+	CredentialRefreshes, CredentialRefreshErrors uint64
+	CredentialExpiry                             time.Duration
+}
+
+// TokenProviderStats is an auth.jwt provider's counters as a scrape sees
+// them.
+type TokenProviderStats struct {
+	Name string
+	// Results counts the tokens judged, by result (accepted, expired, ...).
+	Results map[string]uint64
+	// Fetches and FetchErrors count its key set fetches; Keys is the number
+	// of keys known.
+	Fetches, FetchErrors uint64
+	Keys                 int
 }
 
 // LedgerStats is the usage ledger's state as a scrape sees it.
@@ -134,6 +154,9 @@ type Options struct {
 	// Limits reads the limiter's settlement queue and fallback; nil exports
 	// no such metrics.
 	Limits func() LimitStats
+	// Tokens reads the auth.jwt providers' counters; nil exports no token
+	// metrics.
+	Tokens func() []TokenProviderStats
 }
 
 // Metrics holds Sluice's metrics and their registry. Create it with New; its
@@ -254,6 +277,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Ledger != nil {
 		m.reg.MustRegister(newLedgerCollector(opts.Ledger))
+	}
+	if opts.Tokens != nil {
+		m.reg.MustRegister(newTokenCollector(opts.Tokens))
 	}
 	if opts.Connections != nil {
 		m.reg.MustRegister(newConnectionCollector(opts.Connections))

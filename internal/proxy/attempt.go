@@ -69,6 +69,19 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 		a.span = x.h.tracer.StartAttempt(x.ctx, req.Header, x.req.Op.String(), x.req.Model, b.Name, b.Kind.String(), b.URL(), x.served.attempts)
 	}
 	resp, err := b.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && b.Renew(req.Header) {
+		// The backend refused Sluice's token (revoked, or rotated early):
+		// once more, with a fresh one.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		b.Done(false)
+		if req, err = b.NewRequest(ctx, call); err != nil {
+			x.logger().Warn("renewing the backend credential after a 401", "backend", b.Name, "err", err)
+			a.err, a.unsent, a.sent = err, true, false
+			return a
+		}
+		resp, err = b.RoundTrip(req)
+	}
 	if err != nil {
 		a.fail(err)
 		return a

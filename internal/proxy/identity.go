@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
 	"github.com/sluice-gateway/sluice/internal/route"
@@ -21,8 +22,9 @@ type Authenticator interface {
 }
 
 // ErrNoCredential is an Authenticator's answer to a request without a
-// credential of its kind.
-var ErrNoCredential = errors.New("proxy: no credential of this kind")
+// credential of its kind. It is auth.ErrNoCredential, so that an
+// authenticator in a package below proxy can return it.
+var ErrNoCredential = auth.ErrNoCredential
 
 // authenticate names the caller with the handler's Authenticators.
 func (x *exchange) authenticate() error {
@@ -38,7 +40,7 @@ func (x *exchange) authenticate() error {
 		return nil
 	}
 	return wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "missing_api_key",
-		"No subscription key. Send it in the api-key header, Ocp-Apim-Subscription-Key, or Authorization: Bearer.")
+		"No subscription key or token. Send a key in the api-key header, Ocp-Apim-Subscription-Key, or Authorization: Bearer.")
 }
 
 // Keys authenticates subscription keys: the key from api-key,
@@ -62,6 +64,14 @@ func (Keys) Authenticate(r *http.Request, t *route.Table) (*route.Subscription, 
 	if !ok {
 		return nil, wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "invalid_api_key",
 			"The subscription key is not valid.")
+	}
+	if err := sub.Usable(time.Now()); err != nil {
+		return nil, err
+	}
+	// A token would have gone to the token authenticator first: this
+	// request carries a key alone.
+	if err := sub.Product.Requires(true, false); err != nil {
+		return nil, err
 	}
 	return sub, nil
 }

@@ -32,8 +32,13 @@ func (x *exchange) run(pool *route.Pool, call *backend.Call) error {
 		return e
 	}
 	var last *attempt
-	for n := 0; n < pool.Retry.Attempts; n++ {
-		b, ticket, ok := x.pick(pool, &f, aff, last != nil)
+	// unsent counts attempts whose request was never sent (the backend's
+	// credential could not be had): they do not use up retry.attempts, so
+	// a credential outage fails over to another member even without
+	// retries, and are never tried again on the same member.
+	unsent := 0
+	for n := 0; n < pool.Retry.Attempts+unsent; n++ {
+		b, ticket, ok := x.pick(pool, &f, aff, last != nil && !last.unsent)
 		if !ok {
 			break
 		}
@@ -48,7 +53,10 @@ func (x *exchange) run(pool *route.Pool, call *backend.Call) error {
 			last.abandon(x.h.now())
 			return errClientGone
 		}
-		if n+1 == pool.Retry.Attempts || !x.retryable(pool, last) {
+		if last.unsent {
+			unsent++
+		}
+		if n+1 == pool.Retry.Attempts+unsent || !x.retryable(pool, last) {
 			break
 		}
 		// Tell the breaker now, so that the next pick knows.

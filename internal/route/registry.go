@@ -2,12 +2,15 @@ package route
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/backend"
@@ -37,11 +40,14 @@ type Registry struct {
 
 	mu       sync.Mutex // guards the maps, inForce, retiring and retired
 	states   map[stateKey]*backend.State
-	stores   map[string]limit.Store // by state.store
+	creds    map[string]backend.Credential // token credentials, by credKey
+	stores   map[string]limit.Store        // by state.store
 	limiters map[config.State]*limit.Limiter
 	inForce  *Table
 	retiring []*limit.Limiter // retired limiters still draining, counted in LimitStats
 	retired  retiredStats
+
+	runtime atomic.Pointer[runtimeSet] // the runtime subscriptions (SetRuntime)
 
 	ctx     context.Context // ends the drains on Close
 	cancel  context.CancelFunc
@@ -74,7 +80,7 @@ type RegistryOptions struct {
 // NewRegistry returns an empty Registry.
 func NewRegistry(o RegistryOptions) *Registry {
 	r := &Registry{log: o.Log, openStore: o.OpenStore, health: o.Health, drain: o.Drain,
-		states: map[stateKey]*backend.State{}, stores: map[string]limit.Store{},
+		states: map[stateKey]*backend.State{}, stores: map[string]limit.Store{}, creds: map[string]backend.Credential{},
 		limiters: map[config.State]*limit.Limiter{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -101,6 +107,45 @@ func (r *Registry) state(name, url string, onChange func(breaker.Change)) *backe
 		r.states[k] = st
 	}
 	return st
+}
+
+// credential returns the token credential of a backend's auth, made with
+// newCred when no table had it: a reload that keeps a backend's name and
+// auth keeps its cached token and refreshes. A nil credential (a static
+// key) is not kept.
+func (r *Registry) credential(bc config.Backend, newCred func(config.Backend) (backend.Credential, error)) (string, backend.Credential, error) {
+	k := credKey(bc)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.creds[k]; ok {
+		return k, c, nil
+	}
+	c, err := newCred(bc)
+	if err != nil || c == nil {
+		return "", c, err
+	}
+	r.creds[k] = c
+	return k, c, nil
+}
+
+// credKey identifies a backend's credential: its name and its auth,
+// secrets included (hashed, never kept in clear).
+func credKey(bc config.Backend) string {
+	a := bc.Auth
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", bc.Name, bc.Kind)
+	if mi := a.ManagedIdentity; mi != nil {
+		fmt.Fprintf(h, "mi\x00%s\x00%s\x00", mi.ClientID, mi.Resource)
+	}
+	if cc := a.ClientCredentials; cc != nil {
+		fmt.Fprintf(h, "cc\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00", cc.TenantID, cc.ClientID, cc.ClientSecret.Reveal(),
+			cc.FederatedTokenFile, cc.AuthorityHost, cc.Scope)
+	}
+	if o := a.OAuth2; o != nil {
+		fmt.Fprintf(h, "o2\x00%s\x00%s\x00%s\x00%q\x00", o.TokenURL, o.ClientID, o.ClientSecret.Reveal(), o.Scopes)
+	}
+	fmt.Fprintf(h, "key\x00%s", a.APIKey.Reveal())
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // limiter returns the limiter of a state config. A reload that keeps
@@ -181,6 +226,12 @@ func (r *Registry) releaseLocked() {
 			st.Close()
 		}
 	}
+	for k, c := range r.creds {
+		if r.inForce == nil || !slices.Contains(r.inForce.credKeys, k) {
+			delete(r.creds, k)
+			closeCredential(c, r.log)
+		}
+	}
 	for st, l := range r.limiters {
 		if r.inForce != nil && r.inForce.Limiter == l {
 			continue
@@ -232,6 +283,15 @@ func (r *Registry) retire(l *limit.Limiter, store limit.Store) {
 	}
 }
 
+// closeCredential stops a credential's background refresh, if it has one.
+func closeCredential(c backend.Credential, log *slog.Logger) {
+	if cl, ok := c.(io.Closer); ok {
+		if err := cl.Close(); err != nil {
+			log.Warn("closing a backend credential", "err", err)
+		}
+	}
+}
+
 // add folds a limiter's counters in.
 func (s *retiredStats) add(l *limit.Limiter) {
 	s.storeErrors += l.StoreErrors()
@@ -280,7 +340,8 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.cancel()
 	r.closing.Wait()
 	r.mu.Lock()
-	limiters, stores, states := r.limiters, r.stores, r.states
+	limiters, stores, states, creds := r.limiters, r.stores, r.states, r.creds
+	r.creds = map[string]backend.Credential{}
 	r.limiters, r.stores, r.states, r.inForce = map[config.State]*limit.Limiter{}, map[string]limit.Store{}, map[stateKey]*backend.State{}, nil
 	r.mu.Unlock()
 	var errs []error
@@ -301,6 +362,9 @@ func (r *Registry) Close(ctx context.Context) error {
 	}
 	for _, st := range states {
 		st.Close()
+	}
+	for _, c := range creds {
+		closeCredential(c, r.log)
 	}
 	return errors.Join(errs...)
 }

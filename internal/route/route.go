@@ -46,20 +46,33 @@ type Table struct {
 	// X-Forwarded-For and Forwarded headers are believed and passed on.
 	TrustedProxies []netip.Prefix
 
-	registry  *Registry
-	stateKeys []stateKey   // the registry's backend states this table uses
-	inflight  atomic.Int64 // requests running on the table (Hold, Done)
-	retired   atomic.Bool  // replaced: Hold refuses new requests
-	keys      *auth.Index[*Subscription]
-	models    map[string]*Model
-	products  map[string]*Product
-	pools     map[string]*Pool
+	registry   *Registry
+	stateKeys  []stateKey   // the registry's backend states this table uses
+	credKeys   []string     // the registry's token credentials this table uses
+	inflight   atomic.Int64 // requests running on the table (Hold, Done)
+	retired    atomic.Bool  // replaced: Hold refuses new requests
+	keys       *auth.Index[*Subscription]
+	principals map[string]*Subscription    // the config's principals
+	runtime    atomic.Pointer[runtimeView] // the runtime subscriptions, as this table sees them
+	implicit   implicit                    // the implicit subscriptions of token applications
+	models     map[string]*Model
+	products   map[string]*Product
+	pools      map[string]*Pool
 }
 
 // Subscription is a caller.
 type Subscription struct {
 	Name    string
 	Product *Product
+	// Principals are the identities that act as it (token applications,
+	// cert:CN=...).
+	Principals []string
+	// Runtime marks a subscription created through the admin API; Implicit
+	// one made for a token application by its product's roles.
+	Runtime, Implicit bool
+	// Suspended and ExpiresAt are a runtime subscription's state.
+	Suspended bool
+	ExpiresAt time.Time
 }
 
 // Product is what its subscriptions may use.
@@ -83,8 +96,11 @@ type Product struct {
 	Headers Headers
 	// Budget caps each subscription's spend per period, as a quota counted
 	// in millionths of the currency and charged after the fact; nil: none.
-	Budget  *limit.Rule
-	allowed map[string]bool
+	Budget *limit.Rule
+	// RequireKey and RequireToken say that a request must carry a
+	// subscription key, a token, or both (products[].require).
+	RequireKey, RequireToken bool
+	allowed                  map[string]bool
 }
 
 // Allows reports whether the product may use model.
@@ -156,7 +172,9 @@ type Env struct {
 	Limiter *limit.Limiter
 	// Credential returns the credential of a backend whose auth is not a
 	// static API key (managed identity, OAuth2); nil, or a nil Credential,
-	// means the backend's api_key.
+	// means the backend's api_key. The registry keeps what it returns
+	// across reloads, by backend name and auth, and closes it (an
+	// io.Closer) once no table in force uses it.
 	Credential func(config.Backend) (backend.Credential, error)
 }
 
@@ -232,9 +250,13 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 		t.stateKeys = append(t.stateKeys, stateKey{bc.Name, bc.URL})
 		var cred backend.Credential
 		if env.Credential != nil {
-			var err error
-			if cred, err = env.Credential(bc); err != nil {
+			k, c, err := reg.credential(bc, env.Credential)
+			if err != nil {
 				return nil, fmt.Errorf("backends %s: auth: %w", bc.Name, err)
+			}
+			cred = c
+			if k != "" {
+				t.credKeys = append(t.credKeys, k)
 			}
 		}
 		b, err := backend.New(bc, st, cred)
@@ -294,12 +316,16 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 		}
 		t.products[pc.Name] = p
 	}
+	t.compileIdentity(cfg)
 	for _, sc := range cfg.Subscriptions {
 		p, ok := t.products[sc.Product]
 		if !ok {
 			return nil, fmt.Errorf("subscription %s: no product %q", sc.Name, sc.Product)
 		}
-		s := &Subscription{Name: sc.Name, Product: p}
+		s := &Subscription{Name: sc.Name, Product: p, Principals: sc.Principals}
+		for _, pr := range sc.Principals {
+			t.principals[pr] = s
+		}
 		for i, k := range sc.Keys {
 			d, err := auth.ParseKey(k.Reveal())
 			if err != nil {
@@ -446,9 +472,6 @@ func (t *Table) drain(ctx context.Context) {
 // the table in force uses. Closing the table in force does nothing: its
 // registry's Close ends it.
 func (t *Table) Close() { t.registry.Discard(t) }
-
-// Subscription returns the subscription of a clear key.
-func (t *Table) Subscription(key string) (*Subscription, bool) { return t.keys.Lookup(key) }
 
 // Model returns a model by the name a client uses.
 func (t *Table) Model(name string) (*Model, bool) {

@@ -33,7 +33,22 @@ func BindFlags(fs *flag.FlagSet) func() (Options, error) {
 	fs.IntVar(&o.Faults.DropAfterChunks, "drop-after-chunks", 0, "break every stream's connection after N events (0: never)")
 	fs.Var((*seconds)(&o.Faults.RetryAfter), "retry-after", "answer every request 429 with this Retry-After, in seconds or as a duration such as 1500ms (0: off)")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the generated replies and fault draws")
+	var entra Entra
+	var issuers string
+	fs.StringVar(&entra.JWKSURL, "entra-jwks", "", "Entra mode: accept bearer tokens signed with the keys of this JWKS URL")
+	fs.StringVar(&issuers, "entra-issuers", "", "Entra mode: accepted token issuers, comma-separated (the tenant's v1 and v2)")
+	fs.StringVar(&entra.Audience, "entra-audience", CognitiveServices, "Entra mode: accepted token audience")
+	fs.BoolVar(&entra.DisableLocalAuth, "disable-local-auth", false, "Entra mode: refuse keys, as an account with disableLocalAuth does")
 	return func() (Options, error) {
+		if entra.JWKSURL != "" {
+			if issuers == "" {
+				return o, errors.New("--entra-jwks needs --entra-issuers")
+			}
+			entra.Issuers = strings.Split(issuers, ",")
+			o.Entra = &entra
+		} else if entra.DisableLocalAuth || issuers != "" {
+			return o, errors.New("--disable-local-auth and --entra-issuers need --entra-jwks")
+		}
 		o.Deployments = DefaultDeployments()
 		if len(deps) > 0 {
 			o.Deployments = map[string]Deployment(deps)

@@ -85,6 +85,9 @@ type Options struct {
 	OnRequest func(r *http.Request, body []byte)
 	// Logger receives one line per request at info. Default: discard.
 	Logger *slog.Logger
+	// Entra, when set, accepts Entra ID bearer tokens (and may refuse keys):
+	// see Entra.
+	Entra *Entra
 }
 
 // Deployment is one model deployment.
@@ -163,7 +166,8 @@ type deployment struct {
 const maxBody = 16 << 20
 
 // Simulator is a simulated Azure OpenAI and OpenAI backend. It is an
-// http.Handler, safe for concurrent use, and starts no goroutines.
+// http.Handler and safe for concurrent use. It starts no goroutines, but in
+// Entra mode, whose key fetches Close stops.
 type Simulator struct {
 	key         []byte
 	region      string
@@ -179,6 +183,7 @@ type Simulator struct {
 	faults      atomic.Pointer[Faults]
 	stats       statsRecorder
 	stored      responseStore // the Responses API's stored responses
+	entra       *entraAuth    // nil unless in Entra mode
 }
 
 // New returns a Simulator configured by opts. Invalid values fall back to
@@ -214,6 +219,9 @@ func New(opts Options) *Simulator {
 	s.names = slices.Sorted(maps.Keys(s.deployments))
 	s.stats.init(s.names)
 	s.SetFaults(opts.Faults)
+	if opts.Entra != nil {
+		s.entra = newEntraAuth(opts.Entra, s.now)
+	}
 	return s
 }
 
@@ -263,7 +271,11 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.onRequest != nil {
 		s.onRequest(r, body)
 	}
-	if !s.authorized(r) {
+	if s.entra != nil && c.route.op != opSim {
+		if !s.entra.authorize(c, r, s.key, func() bool { return s.authorized(r) }) {
+			return
+		}
+	} else if !s.authorized(r) {
 		c.unauthorized()
 		return
 	}

@@ -345,14 +345,11 @@ func testReport(t *testing.T, dsn string) {
 }
 
 func testMigrations(t *testing.T, dsn string) {
-	want := len(sqliteMigrations)
+	all := sqliteMigrations
 	if strings.HasPrefix(dsn, "postgres") {
-		want = len(postgresMigrations)
+		all = postgresMigrations
 	}
-	wantVersions := make([]int, want)
-	for i := range wantVersions {
-		wantVersions[i] = i + 1
-	}
+	wantVersions := appliedVersions(all)
 	// Instances starting together: each migration must still run once
 	// (they create tables without IF NOT EXISTS, so a second run fails).
 	var wg sync.WaitGroup
@@ -473,8 +470,8 @@ func TestPostgresOpensWhileDown(t *testing.T) {
 	if err := p.Ping(ctx); err != nil {
 		t.Fatalf("Ping with the server up: %v", err)
 	}
-	if got := migrations(t, s); len(got) != len(postgresMigrations) {
-		t.Errorf("schema_migrations after the first contact = %v; want all %d versions", got, len(postgresMigrations))
+	if got := migrations(t, s); len(got) != len(appliedVersions(postgresMigrations)) {
+		t.Errorf("schema_migrations after the first contact = %v; want all %d versions", got, len(appliedVersions(postgresMigrations)))
 	}
 	write(t, s, record(1))
 	if got := total(t, s); got.Requests != 1 {
@@ -518,4 +515,16 @@ func TestSQLiteSettings(t *testing.T) {
 	if got := s.w.Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("writer connections = %d; want 1", got)
 	}
+}
+
+// appliedVersions are the versions of the migrations that are applied and
+// recorded: an empty one (a version another branch holds) is neither.
+func appliedVersions(migrations []string) []int {
+	var out []int
+	for i, m := range migrations {
+		if m != "" {
+			out = append(out, i+1)
+		}
+	}
+	return out
 }

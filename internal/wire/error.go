@@ -35,6 +35,9 @@ type Error struct {
 	// x-should-retry: false, which the OpenAI SDKs honour. Otherwise a 429
 	// or a 5xx carries x-should-retry: true.
 	NoRetry bool
+	// Challenge, when set, is sent as WWW-Authenticate (RFC 6750: a refused
+	// bearer token gets Bearer error="invalid_token").
+	Challenge string
 }
 
 // Error returns the message.
@@ -69,6 +72,9 @@ func (e *Error) Body() []byte {
 func (e *Error) Prepare(h http.Header) []byte {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	if e.Challenge != "" {
+		h.Set("WWW-Authenticate", e.Challenge)
+	}
 	if e.RetryAfterMillis > 0 {
 		secs := (e.RetryAfterMillis + 999) / 1000
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))
