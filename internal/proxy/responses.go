@@ -227,13 +227,11 @@ func (x *exchange) pinToOwner(pool *route.Pool) {
 	// that the previous response does not exist.
 }
 
-// recordOwner remembers the backend that made a response a Responses
-// request created: from a whole body's "id", or a stream's
-// response.created event.
+// ownerTap remembers the backend that made a response a Responses request
+// created: from a whole body's "id", or a stream's response.created event.
 type ownerTap struct {
-	x       *exchange
-	backend string
-	done    bool
+	x    *exchange
+	done bool
 }
 
 func (t *ownerTap) Event(ev []byte) ([]byte, error) {
