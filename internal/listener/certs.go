@@ -82,8 +82,11 @@ func LoadCerts(f TLSFiles, log *slog.Logger, now func() time.Time) (*Certs, erro
 
 // Config returns the tls.Config a Listener serves with (Options.TLS): each
 // handshake takes the configuration in force, reloaded first if the files
-// changed.
+// changed. A nil Certs returns nil: plain HTTP.
 func (c *Certs) Config() *tls.Config {
+	if c == nil {
+		return nil
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
