@@ -1,6 +1,10 @@
 package app
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +68,110 @@ func TestBrowserChat(t *testing.T) {
 	b.noConsoleErrors("status of 429")
 	if strings.Contains(f.logs.String(), fxTinyKey) {
 		t.Error("the subscription key is in the gateway's log")
+	}
+}
+
+// uiBreakerConfig is uiConfig with a breaker on the PTU that trips on one
+// 429 for as long as its Retry-After says.
+var uiBreakerConfig = strings.NewReplacer("    deployments: { gpt-4o: gpt-4o-ptu }\n",
+	"    deployments: { gpt-4o: gpt-4o-ptu }\n    circuit_breaker: { failures: 1, interval: 1m, status_codes: [\"429\"], trip_duration: 1m, accept_retry_after: true }\n",
+	"      - { backend: payg-francecentral, priority: 2, weight: 1 }\n",
+	"      - { backend: payg-francecentral, priority: 2, weight: 1 }\n    retry: { attempts: 3, on: [\"429\", \"500-599\"] }\n").Replace(uiConfig)
+
+// chatOnce sends one chat completion as team-alpha and returns the backend
+// that answered.
+func chatOnce(t *testing.T, url string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`))
+	req.Header.Set("Authorization", "Bearer "+fxAlphaKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat: status %d", resp.StatusCode)
+	}
+	return resp.Header.Get("X-Sluice-Backend")
+}
+
+// TestBrowserDashboard drives the dashboard in Chromium: a wrong key is
+// refused; signed in, the backends table shows the PTU open within 3 s of
+// its 429 with Retry-After and closed again after it; the charts draw; a
+// change sent from another origin is refused.
+func TestBrowserDashboard(t *testing.T) {
+	f := newFixture(t, withConfig(uiBreakerConfig))
+	// A page of another origin (another port) that tries a change.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>evil</title><script>
+fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(() => document.title = "sent", () => document.title = "sent");
+</script>`, f.admin+"/ui/api/admin/reload")
+	}))
+	t.Cleanup(evil.Close)
+	b := newBrowser(t)
+	b.do("open the dashboard", chromedp.Navigate(f.admin+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#key")))
+	if got := eval[int](b, `document.querySelectorAll("#backends").length`); got != 0 {
+		t.Error("the backends show before sign-in")
+	}
+	b.do("a wrong key", chromedp.SendKeys(chromedp.CSS("#key"), "sk-wrong-key-0123456789"), chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS("#signin-error")))
+	if got := b.text("#signin-error"); !strings.Contains(got, "refused") {
+		t.Errorf("wrong key: %q; want refused", got)
+	}
+	b.screenshot("dashboard-signin.png")
+	eval[bool](b, `(document.querySelector("#key").value = "") === ""`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#backend-ptu-swedencentral")))
+	if got := eval[string](b, `document.cookie`); got != "" {
+		t.Errorf("document.cookie = %q; want the session cookie out of JavaScript's reach", got)
+	}
+	ptuState := `document.querySelector("#backend-ptu-swedencentral .state").textContent`
+	if got := eval[string](b, ptuState); got != "closed" {
+		t.Fatalf("PTU breaker %q; want closed", got)
+	}
+	for range 3 {
+		chatOnce(t, f.url)
+	}
+	// The PTU answers 429 with Retry-After: the breaker opens for that long.
+	f.sims["ptu-swedencentral"].SetFaults(simulator.Faults{RetryAfter: 3 * time.Second})
+	if got := chatOnce(t, f.url); got == "ptu-swedencentral" {
+		t.Fatalf("served by %s; want the pool to spill over to PAYG", got)
+	}
+	b.waitFor("PTU open", ptuState+` === "open"`, 3*time.Second)
+	b.screenshot("dashboard.png")
+	f.sims["ptu-swedencentral"].SetFaults(simulator.Faults{})
+	deadline := time.Now().Add(15 * time.Second)
+	for chatOnce(t, f.url) != "ptu-swedencentral" {
+		if time.Now().After(deadline) {
+			t.Fatal("the PTU serves nothing 15 s after its Retry-After of 3 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.waitFor("PTU closed", ptuState+` === "closed"`, 3*time.Second)
+	// The charts draw on their canvases.
+	b.waitFor("a drawn chart", `(() => { const c = document.querySelector("#chart-rps canvas"); if (!c) return false;
+		const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+		for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; })()`, 5*time.Second)
+	// A change from another origin is refused, though the browser sends the cookie.
+	reloads := strings.Count(f.logs.String(), "config reloaded")
+	b.do("the other origin's page", chromedp.Navigate(evil.URL))
+	b.waitFor("the other origin's request", `document.title === "sent"`, 5*time.Second)
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(f.logs.String(), "dashboard request from another origin refused") {
+		if time.Now().After(deadline) {
+			t.Fatal("the other origin's request did not reach the dashboard")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := strings.Count(f.logs.String(), "config reloaded"); got != reloads {
+		t.Error("a page of another origin reloaded the config")
+	}
+	b.noConsoleErrors("status of 401", "status of 403")
+	if strings.Contains(f.logs.String(), fxAdminKey) {
+		t.Error("the admin key is in the gateway's log")
 	}
 }

@@ -16,7 +16,7 @@ const csrfHeader = "X-CSRF-Token"
 // listener. Its JSON API (docs/admin-api.md):
 //
 //	POST   /ui/api/session        sign in: {"key": "..."} -> session cookie, {"csrf_token"}
-//	GET    /ui/api/session        the session's CSRF token and what the dashboard may show
+//	GET    /ui/api/session        whether signed in; the session's CSRF token and what the dashboard may show
 //	DELETE /ui/api/session        sign out
 //	*      /ui/api/admin/{path}   the admin API's /admin/{path}, on the session's credential
 //	GET    /ui/api/live           server-sent events: the live feed's snapshots
@@ -29,7 +29,7 @@ const csrfHeader = "X-CSRF-Token"
 func (u *UI) Dashboard() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("POST /ui/api/session", u.signIn)
-	api.HandleFunc("GET /ui/api/session", u.signedIn(u.sessionInfo))
+	api.HandleFunc("GET /ui/api/session", u.sessionInfo)
 	api.HandleFunc("DELETE /ui/api/session", u.signedIn(u.signOut))
 	api.HandleFunc("/ui/api/admin/", u.signedIn(u.adminCall))
 	api.HandleFunc("GET /ui/api/live", u.signedIn(u.live))
@@ -115,17 +115,26 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 
 // sessionState is what GET /ui/api/session answers.
 type sessionState struct {
-	CSRFToken string `json:"csrf_token"`
+	SignedIn  bool   `json:"signed_in"`
+	CSRFToken string `json:"csrf_token,omitempty"`
 	Demo      bool   `json:"demo"`
 	UsageCSV  bool   `json:"usage_csv"`
 }
 
 func (u *UI) info(se *session) sessionState {
-	return sessionState{CSRFToken: se.csrf, Demo: u.demoCtl() != nil, UsageCSV: u.o.UsageCSV != nil}
+	return sessionState{SignedIn: true, CSRFToken: se.csrf, Demo: u.demoCtl() != nil, UsageCSV: u.o.UsageCSV != nil}
 }
 
-func (u *UI) sessionInfo(w http.ResponseWriter, _ *http.Request, se *session) {
-	writeJSON(w, http.StatusOK, u.info(se))
+// sessionInfo answers whether the browser is signed in (200 either way, so
+// that a page that opens signed out logs no error), and the CSRF token.
+func (u *UI) sessionInfo(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if se := u.sessions.get(c.Value); se != nil {
+			writeJSON(w, http.StatusOK, u.info(se))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, sessionState{})
 }
 
 func (u *UI) signOut(w http.ResponseWriter, r *http.Request, _ *session) {

@@ -110,7 +110,9 @@ func New(o Options) *UI {
 		o.Window = 15 * time.Minute
 	}
 	u := &UI{o: o, files: loadFiles(), sessions: newSessions(o.Now), csrf: http.NewCrossOriginProtection()}
-	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.Logger.Warn("dashboard request from another origin refused", "method", r.Method, "path", r.URL.Path,
+			"origin", r.Header.Get("Origin"))
 		wire.NewError(http.StatusForbidden, wire.TypePermission, "cross_origin_refused",
 			"The request came from another origin and was refused.").Write(w)
 	}))
