@@ -1,10 +1,12 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +176,65 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(() => 
 	if strings.Contains(f.logs.String(), fxAdminKey) {
 		t.Error("the admin key is in the gateway's log")
 	}
+}
+
+// TestBrowserUsage checks that the dashboard's usage table and its CSV
+// match sluice usage for the same range.
+func TestBrowserUsage(t *testing.T) {
+	f := newFixture(t, withConfig(uiConfig))
+	for range 3 {
+		chatOnce(t, f.url)
+	}
+	// Wait for the ledger to write the three records.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", f.admin+"/admin/usage?group_by=subscription", nil)
+		req.Header.Set("Authorization", "Bearer "+fxAdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct{ Rows []struct{ Requests int64 } }
+		_ = json.NewDecoder(resp.Body).Decode(&rep)
+		resp.Body.Close()
+		if len(rep.Rows) == 1 && rep.Rows[0].Requests == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ledger holds %+v after 15 s; want 3 requests", rep.Rows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b := newBrowser(t)
+	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#usage"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")))
+	b.do("group by subscription, model, backend", chromedp.Evaluate[chromedp.Void](`document.querySelector("#usage-group").value = ""`),
+		chromedp.SendKeys(chromedp.CSS("#usage-group"), "subscription,model,backend"), chromedp.Click(chromedp.CSS("#usage-run")))
+	b.waitFor("the table grouped", `document.querySelectorAll("#usage-table thead th").length === 11`, 5*time.Second)
+	from, to := eval[string](b, `document.querySelector("#usage-from").value`), eval[string](b, `document.querySelector("#usage-to").value`)
+	var cli strings.Builder
+	if err := usageCmd(t.Context(), []string{"--store", os.Getenv("FX_USAGE_STORE"), "--from", from, "--to", to,
+		"--group-by", "subscription,model,backend", "--format", "csv"}, &cli, io.Discard); err != nil {
+		t.Fatalf("sluice usage: %v", err)
+	}
+	// The table, as CSV lines: the header and each row, without the bar.
+	table := eval[string](b, `[...document.querySelectorAll("#usage-table tr")].map(tr =>
+		[...tr.children].slice(0, -1).map(c => c.textContent.replace(/\s+/g, "_")).join(",")).join("\n") + "\n"`)
+	want := strings.ReplaceAll(cli.String(), "\r\n", "\n")
+	if strings.Count(want, "\n") < 2 {
+		t.Fatalf("sluice usage printed no rows:\n%s", want)
+	}
+	if table != want {
+		t.Errorf("the dashboard's table:\n%s\nsluice usage --format csv:\n%s", table, want)
+	}
+	csvText, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`fetch(document.querySelector("#usage-csv").href).then(r => r.text())`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ReplaceAll(csvText, "\r\n", "\n") != want {
+		t.Errorf("the dashboard's CSV:\n%s\nsluice usage --format csv:\n%s", csvText, want)
+	}
+	b.screenshot("dashboard-usage.png")
+	b.noConsoleErrors()
 }

@@ -167,8 +167,8 @@ function Usage() {
     </form>
     ${err && html`<div class="error" role="alert">${err}</div>`}
     ${report && html`<div class="scroll"><table id="usage-table">
-      <thead><tr>${groups.map((g) => html`<th>${g}</th>`)}<th class="num">requests</th><th class="num">errors</th><th class="num">prompt</th>
-        <th class="num">completion</th><th class="num">total tokens</th><th class="num">cached</th><th class="num">cost</th><th>share</th></tr></thead>
+      <thead><tr>${groups.map((g) => html`<th>${g}</th>`)}<th class="num">requests</th><th class="num">errors</th><th class="num">prompt_tokens</th>
+        <th class="num">completion_tokens</th><th class="num">total_tokens</th><th class="num">cached_tokens</th><th class="num">cost</th><th>share</th></tr></thead>
       <tbody>${(report.rows || []).map((r) => html`<tr>${groups.map((g) => html`<td>${r.group[g]}</td>`)}
         <td class="num">${r.requests}</td><td class="num">${r.errors}</td><td class="num">${r.prompt_tokens}</td>
         <td class="num">${r.completion_tokens}</td><td class="num">${r.total_tokens}</td><td class="num">${r.cached_tokens}</td>
