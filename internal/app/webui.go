@@ -1,6 +1,11 @@
 package app
 
 import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluice-gateway/sluice/internal/simulator"
 	"net/http"
 	"strings"
 
@@ -60,4 +65,60 @@ func (g *Gateway) usageCSV(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="sluice-usage.csv"`)
 	_ = writeReport(w, "csv", q.GroupBy, rows, g.Table().Config.Usage.Prices.Currency)
+}
+
+// demoFaults is the demo's control of its simulators, for the dashboard's
+// fault injection panel.
+type demoFaults struct {
+	mu       sync.Mutex // guards backends
+	backends []demoSim
+}
+
+type demoSim struct {
+	name, region, fault string
+	sim                 *simulator.Simulator
+}
+
+func (d *demoFaults) add(name, region string, sim *simulator.Simulator) {
+	d.mu.Lock()
+	d.backends = append(d.backends, demoSim{name: name, region: region, fault: "none", sim: sim})
+	d.mu.Unlock()
+}
+
+// Backends returns the simulated backends with the fault each has.
+func (d *demoFaults) Backends() []webui.DemoBackend {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]webui.DemoBackend, 0, len(d.backends))
+	for _, b := range d.backends {
+		out = append(out, webui.DemoBackend{Name: b.name, Region: b.region, Fault: b.fault})
+	}
+	return out
+}
+
+// demoFaultSettings are the simulator faults behind the panel's names.
+var demoFaultSettings = map[string]simulator.Faults{
+	"none":         {},
+	"rate_limited": {RetryAfter: 30 * time.Second},
+	"errors":       {ErrorRate: 1, ErrorStatus: http.StatusInternalServerError},
+	"hang":         {Hang: true},
+	"drop_stream":  {DropAfterChunks: 3},
+}
+
+// Inject gives a simulated backend one of webui.Faults.
+func (d *demoFaults) Inject(backend, fault string) error {
+	f, ok := demoFaultSettings[fault]
+	if !ok {
+		return fmt.Errorf("no fault %q", fault)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.backends {
+		if d.backends[i].name == backend {
+			d.backends[i].sim.SetFaults(f)
+			d.backends[i].fault = fault
+			return nil
+		}
+	}
+	return fmt.Errorf("no simulated backend %q", backend)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sluice-gateway/sluice/internal/webui"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -236,5 +237,45 @@ func TestBrowserUsage(t *testing.T) {
 		t.Errorf("the dashboard's CSV:\n%s\nsluice usage --format csv:\n%s", csvText, want)
 	}
 	b.screenshot("dashboard-usage.png")
+	b.noConsoleErrors()
+}
+
+// TestBrowserDemo runs the demo as a user does: the banner prints the chat
+// and dashboard URLs, the dashboard's Demo tab makes the PTU answer 429 with
+// Retry-After, its breaker shows open, and the chat is served elsewhere.
+func TestBrowserDemo(t *testing.T) {
+	if len(demoFaultSettings) != len(webui.Faults) {
+		t.Fatalf("demo faults %v; the panel offers %v", demoFaultSettings, webui.Faults)
+	}
+	for _, name := range webui.Faults {
+		if _, ok := demoFaultSettings[name]; !ok {
+			t.Errorf("the panel's fault %q has no simulator setting", name)
+		}
+	}
+	d := startDemo(t, "demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--load", "0")
+	chatURL := bannerField(t, d.banner, `(?m)^\s+chat\s+(\S+)`)
+	dashURL := bannerField(t, d.banner, `(?m)^\s+dashboard\s+(\S+)`)
+	adminKey := bannerField(t, d.banner, `admin key: ([^)\s]+)`)
+	userKey := bannerField(t, d.banner, `Your key: (\S+)`)
+	b := newBrowser(t)
+	b.do("sign in to the dashboard", chromedp.Navigate(dashURL), chromedp.SendKeys(chromedp.CSS("#key"), adminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#backend-ptu-swedencentral")),
+		chromedp.Click(chromedp.CSS("#tab-demo")), chromedp.WaitVisible(chromedp.CSS("#fault-ptu-swedencentral")))
+	b.do("the PTU answers 429", chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector("#fault-ptu-swedencentral");
+		s.value = "rate_limited"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`))
+	b.waitFor("the fault set", `document.querySelector("#fault-ptu-swedencentral").value === "rate_limited"`, 5*time.Second)
+	b.screenshot("dashboard-demo.png")
+	b.do("the chat", chromedp.Navigate(chatURL), chromedp.SendKeys(chromedp.CSS("#key"), userKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#prompt")),
+		chromedp.SendKeys(chromedp.CSS("#prompt"), "Which region answers me?"), chromedp.Click(chromedp.CSS("#send")))
+	b.waitFor("the answer", `!!document.querySelector(".msg.assistant .meta .server")`, 30*time.Second)
+	if got := b.text(".msg.assistant .meta .server"); got == "Server on: swedencentral" {
+		t.Errorf("served by the PTU, which answers 429: %q", got)
+	}
+	b.screenshot("chat-demo.png")
+	b.do("the dashboard again", chromedp.Navigate(dashURL+"#live"), chromedp.WaitVisible(chromedp.CSS("#backend-ptu-swedencentral")))
+	b.waitFor("PTU open", `document.querySelector("#backend-ptu-swedencentral .state").textContent === "open"`, 5*time.Second)
+	b.waitFor("a few snapshots", `document.querySelectorAll("#chart-rps canvas").length > 0`, 5*time.Second)
+	b.screenshot("dashboard-demo-live.png")
 	b.noConsoleErrors()
 }
