@@ -121,6 +121,7 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, 
 	cfg.Usage.Store = "sqlite:" + filepath.Join(dir, "usage.db")
 	cfg.Usage.Journal = filepath.Join(dir, "usage.journal")
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
+	cfg.UI.Chat, cfg.UI.Dashboard = true, true
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -218,6 +219,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, len(demoBackends)+1)
 	urls := make(map[string]string, len(demoBackends))
 	ptu := make(map[string]bool)
+	faults := &demoFaults{}
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
@@ -235,6 +237,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		urls[db.name] = "http://" + ln.Addr().String()
 		ptu[db.name] = db.ptu
 		sim := simulator.New(opts)
+		faults.add(db.name, db.region, sim)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -270,6 +273,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
+	g.ui.SetDemo(faults)
 	_, _ = banner.WriteTo(stdout)
 	wg.Add(1)
 	go func() {

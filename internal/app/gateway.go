@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/usage"
+	"github.com/sluice-gateway/sluice/internal/webui"
 )
 
 // Gateway is a running Sluice: the routing table in force, swapped whole on
@@ -42,6 +43,7 @@ type Gateway struct {
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
+	ui       *webui.UI                         // the chat and the dashboard (webui.go)
 
 	// Handler is the client-facing API.
 	Handler http.Handler
@@ -105,6 +107,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		ao.Metrics = g.obs.metrics.Handler()
 	}
 	g.Admin = admin.New(ao)
+	g.mountUI()
 	return g, nil
 }
 
@@ -198,6 +201,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		err = fmt.Errorf("serving: %w", err)
 	}
 	g.ready.Store(false)
+	g.ui.Close() // the dashboards' live streams end, so that the admin listener can drain
 	grace := g.Table().Config.Server.ShutdownGrace.D()
 	g.log.Info("shutting down", "grace", grace.String())
 	// The client listener drains first. The admin listener stays up
@@ -287,6 +291,9 @@ func (g *Gateway) Connections() listener.Stats {
 // Close closes what NewGateway opened, for a gateway that will not serve (its
 // listeners could not be opened); Serve closes it all itself when it ends.
 func (g *Gateway) Close() {
+	if g.ui != nil {
+		g.ui.Close()
+	}
 	if g.subs != nil {
 		g.subs.stop()
 	}

@@ -46,6 +46,8 @@ type Config struct {
 	Products []Product `yaml:"products" json:"products"`
 	// Subscriptions are the callers and their keys.
 	Subscriptions []Subscription `yaml:"subscriptions" json:"subscriptions"`
+	// UI serves the chat app and the operations dashboard (off by default).
+	UI UI `yaml:"ui" json:"ui"`
 }
 
 // Server configures the client-facing listener.
