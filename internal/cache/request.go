@@ -33,6 +33,15 @@ type Keys struct {
 	Text string
 	// Scope is the vary_by values the keys were made with, as given.
 	Scope string
+	// Tag is the tag the keys were made with (KeyOptions.Tag).
+	Tag string
+}
+
+// SemanticKey is the key a semantically indexed answer is stored under:
+// apart from the exact one, as it lives for the semantic duration.
+func (k Keys) SemanticKey() string {
+	p := ScopePrefix(k.Tag)
+	return p + "s" + strings.TrimPrefix(k.Exact, p)
 }
 
 // KeyOptions say how to key a request.
@@ -63,7 +72,7 @@ func KeysOf(op Op, body []byte, o KeyOptions) (Keys, error) {
 		return Keys{}, err
 	}
 	tag := ScopePrefix(o.Tag)
-	k := Keys{Scope: o.Scope, Exact: tag + hashOf([]byte("exact"), []byte(o.Scope), []byte(op), []byte(o.Model), canon)}
+	k := Keys{Scope: o.Scope, Tag: o.Tag, Exact: tag + hashOf([]byte("exact"), []byte(o.Scope), []byte(op), []byte(o.Model), canon)}
 	if !o.Semantic || op == OpEmbeddings {
 		return k, nil
 	}
