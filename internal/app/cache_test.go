@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -335,3 +336,40 @@ func TestCacheHitSpendsNoTokens(t *testing.T) {
 		t.Errorf("miss row %+v; want tokens", *miss)
 	}
 }
+
+func TestCacheSemantic(t *testing.T) {
+	f := newFixture(t, withConfig(cacheConfig))
+	ask := func(q string) rawAnswer {
+		return f.post(t, fxAlphaKey, `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"system","content":"Answer briefly."},{"role":"user","content":`+strconvQuote(q)+`}]}`)
+	}
+	a := ask("What is the capital city of France")
+	b := ask("What is the capital city of France please")
+	c := ask("How tall is the Eiffel tower in metres")
+	if a.header.Get("X-Sluice-Cache") != "miss" {
+		t.Errorf("first question: %q; want miss", a.header.Get("X-Sluice-Cache"))
+	}
+	if got := b.header.Get("X-Sluice-Cache"); got != "hit-semantic" || !bytes.Equal(a.body, b.body) {
+		t.Errorf("paraphrase: %q (score %q), same body %v; want hit-semantic with the first answer", got, b.header.Get("X-Sluice-Cache-Score"), bytes.Equal(a.body, b.body))
+	}
+	t.Logf("paraphrase distance %s", b.header.Get("X-Sluice-Cache-Score"))
+	if got := c.header.Get("X-Sluice-Cache"); got != "miss" {
+		t.Errorf("different question: %q (score %q); want miss", got, c.header.Get("X-Sluice-Cache-Score"))
+	}
+	if n := f.chatCalls(); n != 2 {
+		t.Errorf("the chat backend saw %d calls; want 2", n)
+	}
+	waitFor(t, nil, "the embedding calls are the gateway's in the ledger", func() bool {
+		rows, err := f.gw.obs.ledger.Report(context.Background(), usage.Query{GroupBy: []string{"subscription", "model"}})
+		if err != nil {
+			return false
+		}
+		for _, r := range rows {
+			if r.Group["subscription"] == gatewaySubscription && r.Group["model"] == "text-embedding-3-small" && r.Requests == 3 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
