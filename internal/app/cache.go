@@ -30,7 +30,11 @@ func (g *Gateway) openCache(cfg *config.Config) (*cachestage.Stage, error) {
 	case "", "memory":
 		store = cache.NewMemory(cfg.Cache.MaxBytes, g.now)
 	default:
-		return nil, errors.New("cache.store: the Redis store is not implemented yet; use memory")
+		r, err := cache.NewRedis(s, cache.RedisOptions{IndexBytes: cfg.Cache.MaxBytes, Log: g.log, Now: g.now})
+		if err != nil {
+			return nil, fmt.Errorf("cache.store: %w", err)
+		}
+		store = r
 	}
 	var reg prometheus.Registerer
 	if g.obs.metrics != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"github.com/sluice-gateway/sluice/internal/redistest"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 	"github.com/sluice-gateway/sluice/internal/usage"
 )
@@ -373,3 +375,72 @@ func TestCacheSemantic(t *testing.T) {
 }
 
 func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestCacheRedisTwoInstances: two gateways share one redis-server: an
+// answer stored through A is a hit through B, exact and semantic; with Redis
+// stopped no request fails and the misses are counted; once it is back,
+// hits again.
+func TestCacheRedisTwoInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := strings.Replace(cacheConfig, "cache:\n  store: memory", "cache:\n  store: "+srv.URL(), 1)
+	a := newFixture(t, withConfig(cfg))
+	b := newFixture(t, withConfig(cfg))
+	q := `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"What is the capital city of France"}]}`
+	para := `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"What is the capital city of France please"}]}`
+	stream := `{"model":"gpt-4o","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Shared stream"}]}`
+	ra := a.post(t, fxAlphaKey, q)
+	sa := a.post(t, fxAlphaKey, stream)
+	rb := b.post(t, fxAlphaKey, q)
+	sb := b.post(t, fxAlphaKey, stream)
+	if rb.header.Get("X-Sluice-Cache") != "hit-exact" || !bytes.Equal(ra.body, rb.body) {
+		t.Errorf("through B: %q, same body %v; want hit-exact, the same bytes", rb.header.Get("X-Sluice-Cache"), bytes.Equal(ra.body, rb.body))
+	}
+	if sb.header.Get("X-Sluice-Cache") != "hit-exact" || !bytes.Equal(sa.body, sb.body) {
+		t.Errorf("stream through B: %q, same bytes %v; want hit-exact, true", sb.header.Get("X-Sluice-Cache"), bytes.Equal(sa.body, sb.body))
+	}
+	var pb rawAnswer
+	waitFor(t, nil, "B finds A's answer semantically", func() bool {
+		pb = b.post(t, fxAlphaKey, para)
+		return pb.header.Get("X-Sluice-Cache") == "hit-semantic"
+	})
+	if !bytes.Equal(pb.body, ra.body) {
+		t.Error("the semantic hit through B is not A's answer")
+	}
+	if n := b.chatCalls(); n != 0 {
+		t.Errorf("B's backend saw %d chat calls; want 0", n)
+	}
+
+	srv.Stop()
+	for i := range 3 {
+		r := a.post(t, fxAlphaKey, q)
+		if r.status != 200 || r.header.Get("X-Sluice-Cache") != "miss" {
+			t.Errorf("Redis down, request %d: status %d, cache %q; want 200 miss", i, r.status, r.header.Get("X-Sluice-Cache"))
+		}
+	}
+	if m := scrape(t, a.admin, "sluice_cache_store_errors_total"); m < 3 {
+		t.Errorf("sluice_cache_store_errors_total = %v; want at least 3", m)
+	}
+	srv.Restart()
+	waitFor(t, nil, "hits again once Redis is back", func() bool {
+		a.post(t, fxAlphaKey, q)
+		return b.post(t, fxAlphaKey, q).header.Get("X-Sluice-Cache") == "hit-exact"
+	})
+}
+
+// scrape reads one unlabelled sample from the admin listener's /metrics.
+func scrape(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
