@@ -444,3 +444,16 @@ func scrape(t *testing.T, admin, name string) float64 {
 	}
 	return -1
 }
+
+// TestDemoSemantic: the demo's question and paraphrase are a semantic hit
+// at the reference config's threshold of 0.05.
+func TestDemoSemantic(t *testing.T) {
+	cfg := strings.Replace(cacheConfig, "score_threshold: 0.1", "score_threshold: 0.05", 1)
+	f := newFixture(t, withConfig(cfg))
+	var out bytes.Buffer
+	demoSemantic(context.Background(), http.DefaultClient, f.url, fxAlphaKey, &out)
+	if !strings.Contains(out.String(), "hit-semantic") || !strings.Contains(out.String(), "saving ") || strings.Contains(out.String(), "saving 0 ") {
+		t.Errorf("demo printed %q; want a semantic hit with the tokens saved", out.String())
+	}
+	t.Log(out.String())
+}
