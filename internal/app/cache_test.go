@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -456,4 +457,26 @@ func TestDemoSemantic(t *testing.T) {
 		t.Errorf("demo printed %q; want a semantic hit with the tokens saved", out.String())
 	}
 	t.Log(out.String())
+}
+
+// TestCacheCoalescesStreams: identical streams in flight together make one
+// backend call, and each client gets the stream it asked for, without the
+// usage chunk it did not ask for.
+func TestCacheCoalescesStreams(t *testing.T) {
+	f := newFixture(t, withConfig(cacheConfig), withLatency(simulator.Latency{PerToken: 5 * time.Millisecond}))
+	body := `{"model":"gpt-4o","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Streams together"}]}`
+	var wg sync.WaitGroup
+	bodies := make([][]byte, 8)
+	for i := range bodies {
+		wg.Go(func() { bodies[i] = f.post(t, fxAlphaKey, body).body })
+	}
+	wg.Wait()
+	if n := f.chatCalls(); n != 1 {
+		t.Errorf("8 identical streams made %d backend calls; want 1", n)
+	}
+	for i, b := range bodies {
+		if !bytes.Equal(b, bodies[0]) || bytes.Contains(b, []byte(`"usage"`)) || !bytes.HasSuffix(b, []byte("data: [DONE]\n\n")) {
+			t.Errorf("stream %d: same as 0 %v, has usage %v; want the same, no usage, ending [DONE]:\n%s", i, bytes.Equal(b, bodies[0]), bytes.Contains(b, []byte(`"usage"`)), b)
+		}
+	}
 }

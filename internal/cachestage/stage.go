@@ -122,10 +122,10 @@ func (s *Stage) Before(ctx context.Context, r *proxy.Request) (*proxy.Answer, er
 	if err != nil {
 		return nil, nil // not an object: the backend will say so
 	}
-	stream := r.Parsed.Stream
-	t := &tap{s: s, op: op, stream: stream, clientUsage: r.Parsed.IncludeUsage, exact: pc.Exact, sem: pc.Semantic, keys: keys}
+	stream, clientUsage := r.Parsed.Stream, r.Parsed.IncludeUsage
+	t := &tap{s: s, op: op, stream: stream, exact: pc.Exact, sem: pc.Semantic, keys: keys}
 	if !noCache {
-		if a := s.lookup(ctx, r, pc, keys, t); a != nil {
+		if a := s.lookup(ctx, clientUsage, pc, keys, t); a != nil {
 			return a, nil
 		}
 	}
@@ -135,7 +135,7 @@ func (s *Stage) Before(ctx context.Context, r *proxy.Request) (*proxy.Answer, er
 	}
 	r.SetResponseHeader("X-Sluice-Cache", result)
 	r.SetCacheResult(result)
-	if stream && !r.Parsed.IncludeUsage && (op == cache.OpChat || op == cache.OpCompletions) {
+	if stream && !clientUsage && (op == cache.OpChat || op == cache.OpCompletions) {
 		// Stored with its usage chunk, so that a later client that asks
 		// for it gets it; this client's copy is taken out again by the tap.
 		if b := r.Parsed.WithIncludeUsage(r.Body); len(b) != len(r.Body) {
@@ -150,7 +150,7 @@ func (s *Stage) Before(ctx context.Context, r *proxy.Request) (*proxy.Answer, er
 			s.m.coalesced.Inc()
 			if e := f.Wait(ctx, s.waitMax); e != nil {
 				r.SetResponseHeader("X-Sluice-Cache", HitExact)
-				return s.answer(r, e, HitExact, ""), nil
+				return s.answer(clientUsage, e, HitExact, ""), nil
 			}
 		} else {
 			t.flight = f
@@ -161,7 +161,7 @@ func (s *Stage) Before(ctx context.Context, r *proxy.Request) (*proxy.Answer, er
 }
 
 // lookup looks the request up, exact then semantic, and answers a hit.
-func (s *Stage) lookup(ctx context.Context, r *proxy.Request, pc *config.ProductCache, keys cache.Keys, t *tap) *proxy.Answer {
+func (s *Stage) lookup(ctx context.Context, clientUsage bool, pc *config.ProductCache, keys cache.Keys, t *tap) *proxy.Answer {
 	if pc.Exact != nil {
 		e, err := s.store.Get(ctx, keys.Exact)
 		if err != nil {
@@ -169,7 +169,7 @@ func (s *Stage) lookup(ctx context.Context, r *proxy.Request, pc *config.Product
 		}
 		if e != nil {
 			s.m.lookup("exact", HitExact)
-			return s.answer(r, e, HitExact, "")
+			return s.answer(clientUsage, e, HitExact, "")
 		}
 		s.m.lookup("exact", Miss)
 	}
@@ -204,12 +204,13 @@ func (s *Stage) lookup(ctx context.Context, r *proxy.Request, pc *config.Product
 		return nil
 	}
 	s.m.lookup("semantic", HitSemantic)
-	return s.answer(r, e, HitSemantic, strconv.FormatFloat(float64(dist), 'f', 4, 32))
+	return s.answer(clientUsage, e, HitSemantic, strconv.FormatFloat(float64(dist), 'f', 4, 32))
 }
 
 // answer replays a stored entry: a body as it was, a stream as its
-// events, the usage chunk only for a client that asked for it.
-func (s *Stage) answer(r *proxy.Request, e *cache.Entry, result, score string) *proxy.Answer {
+// events, the usage chunk only for a client that asked for it
+// (clientUsage).
+func (s *Stage) answer(clientUsage bool, e *cache.Entry, result, score string) *proxy.Answer {
 	h := http.Header{"X-Sluice-Cache": {result}}
 	if score != "" {
 		h.Set("X-Sluice-Cache-Score", score)
@@ -223,7 +224,7 @@ func (s *Stage) answer(r *proxy.Request, e *cache.Entry, result, score string) *
 		a.Body = e.Body
 		return a
 	}
-	strip := !r.Parsed.IncludeUsage && e.UsageEvent >= 0
+	strip := !clientUsage && e.UsageEvent >= 0
 	a.Events = make([][]byte, 0, len(e.Events))
 	for i, ev := range e.Events {
 		if strip {
@@ -297,16 +298,15 @@ const maxStored = 8 << 20
 // tap collects an answer and stores it when the request ends complete and
 // 2xx.
 type tap struct {
-	s           *Stage
-	op          cache.Op
-	stream      bool
-	clientUsage bool // the client asked for the usage chunk
-	stripUsage  bool // Sluice asked for it: the client does not get it
-	exact       *config.ExactCache
-	sem         *config.SemanticCache
-	keys        cache.Keys
-	vec         []float32
-	flight      *cache.Flight
+	s          *Stage
+	op         cache.Op
+	stream     bool
+	stripUsage bool // Sluice asked for it: the client does not get it
+	exact      *config.ExactCache
+	sem        *config.SemanticCache
+	keys       cache.Keys
+	vec        []float32
+	flight     *cache.Flight
 
 	body       []byte
 	events     [][]byte
