@@ -280,6 +280,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
+	}()
 	if f.load > 0 {
 		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,
 			maxTokens: demoLoadMaxTokens, ptu: ptu, interval: 10 * time.Second, out: stdout,

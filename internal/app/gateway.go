@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/cachestage"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/credential"
 	"github.com/sluice-gateway/sluice/internal/health"
@@ -39,6 +40,7 @@ type Gateway struct {
 	subs     *subscriptionSync             // runtime subscriptions from the usage store; nil when it keeps none
 	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
 	registry *route.Registry               // backend states, limiters and health probes across reloads
+	cache    *cachestage.Stage             // the response cache, across reloads
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
@@ -94,11 +96,15 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.registry.Commit(t)
 	g.table.Store(t)
 	g.ready.Store(true)
-	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	if g.cache, err = g.openCache(cfg); err != nil {
+		return nil, err
+	}
+	authn := []proxy.Authenticator{gatewayCaller{}, &principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
-		Tracer: g.obs.tracer, Authenticators: authn})
+		Tracer: g.obs.tracer, Authenticators: authn, Stages: []proxy.Stage{g.cache}})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
-		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
+		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load,
+		ClearCache: func(ctx context.Context, sub string) error { return g.cache.Store().Clear(ctx, sub) }}
 	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
 		g.subs = startSubscriptionSync(g, ss)
 		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed
@@ -219,6 +225,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.closeObservability()
 	g.tokens.Close()
+	g.closeCache()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -301,6 +308,7 @@ func (g *Gateway) Close() {
 	if g.tokens != nil {
 		g.tokens.Close()
 	}
+	g.closeCache()
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)
 	}

@@ -30,6 +30,8 @@ type Config struct {
 	// Tracing configures OpenTelemetry trace export. Off unless an
 	// endpoint is set.
 	Tracing Tracing `yaml:"tracing" json:"tracing"`
+	// Cache configures the response cache's store (see cache.go).
+	Cache Cache `yaml:"cache" json:"cache"`
 	// Logging configures the access log.
 	Logging Logging `yaml:"logging" json:"logging"`
 	// Auth configures how clients authenticate besides subscription keys:
@@ -602,6 +604,9 @@ type Product struct {
 	// (and name one of the subscription's principals, when it has any).
 	// Default: either one.
 	Require []string `yaml:"require" json:"require,omitempty"`
+	// Cache answers the product's requests from stored answers (see
+	// cache.go). Nil: no cache.
+	Cache *ProductCache `yaml:"cache" json:"cache,omitempty"`
 }
 
 // LimitHeaders names the response headers that report a product's limits and
