@@ -46,6 +46,8 @@ type Config struct {
 	Products []Product `yaml:"products" json:"products"`
 	// Subscriptions are the callers and their keys.
 	Subscriptions []Subscription `yaml:"subscriptions" json:"subscriptions"`
+	// ContentSafety are the content safety services products may use.
+	ContentSafety []SafetyService `yaml:"content_safety" json:"content_safety,omitempty"`
 }
 
 // Server configures the client-facing listener.
@@ -600,6 +602,10 @@ type Product struct {
 	// (and name one of the subscription's principals, when it has any).
 	// Default: either one.
 	Require []string `yaml:"require" json:"require,omitempty"`
+	// ContentSafety checks the product's prompts and answers; nil: none.
+	ContentSafety *ContentSafety `yaml:"content_safety" json:"content_safety,omitempty"`
+	// PII masks personal data in the product's prompts; nil: none.
+	PII *PII `yaml:"pii" json:"pii,omitempty"`
 }
 
 // LimitHeaders names the response headers that report a product's limits and

@@ -46,6 +46,7 @@ func (c *Config) validate() Errors {
 	c.validateSubscriptions(&p)
 	c.validateAuth(&p)
 	c.validateIdentity(&p)
+	c.validateGuard(&p)
 	return p.errs
 }
 
