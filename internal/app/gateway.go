@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/credential"
+	"github.com/sluice-gateway/sluice/internal/guard"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/oidc"
@@ -41,6 +42,7 @@ type Gateway struct {
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
+	guard    *guard.Stage                      // the guardrails stage (guard.go)
 
 	// Handler is the client-facing API.
 	Handler http.Handler
@@ -95,8 +97,9 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.table.Store(t)
 	g.ready.Store(true)
 	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	g.guard = g.newGuard()
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
-		Tracer: g.obs.tracer, Authenticators: authn})
+		Tracer: g.obs.tracer, Authenticators: authn, Stages: g.stages()})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
 		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
 	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
@@ -216,6 +219,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.closeObservability()
 	g.tokens.Close()
+	g.guard.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -262,6 +266,9 @@ func (g *Gateway) Close() {
 	g.closeObservability()
 	if g.tokens != nil {
 		g.tokens.Close()
+	}
+	if g.guard != nil {
+		g.guard.Close()
 	}
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)

@@ -89,12 +89,14 @@ func (s *Simulator) serveSafety(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.safetyFaults(w, r) {
-		return
-	}
+	// The body is read first: net/http notices a client that went away
+	// (and ends r's context, which a Hang waits on) only once it is read.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		safetyError(w, http.StatusRequestEntityTooLarge, "InvalidRequestBody", "The request body is too large.")
+		return
+	}
+	if !s.safetyFaults(w, r) {
 		return
 	}
 	st := s.safetyState()
