@@ -32,6 +32,7 @@ import (
 const guardConfig = `
 server: { listen: 127.0.0.1:0 }
 admin: { listen: 127.0.0.1:0 }
+logging: { prompts: true }
 usage: { store: "sqlite:%[1]s/usage.db", journal: "%[1]s/usage.journal" }
 backends:
   - name: echo
@@ -416,7 +417,13 @@ func TestGuardPII(t *testing.T) {
 	if strings.Contains(raw, "<EMA") || strings.Contains(raw, "MAIL_1") {
 		t.Errorf("a placeholder reached the client:\n%s", raw)
 	}
-	if strings.Contains(e.logs.String(), "jane.doe@example.com") {
-		t.Error("the log holds an original value")
+	// logging.prompts is on: the access log has the prompt and the
+	// completion, masked.
+	logs := e.logs.String()
+	if strings.Contains(logs, "jane.doe@example.com") || strings.Contains(logs, "EMP-123456") {
+		t.Errorf("the log holds an original value:\n%s", logs)
+	}
+	if !strings.Contains(logs, "<EMAIL_1>") {
+		t.Errorf("the log does not hold the masked prompt:\n%s", logs)
 	}
 }
