@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/cachestage"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/credential"
+	"github.com/sluice-gateway/sluice/internal/guard"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/oidc"
@@ -46,6 +47,7 @@ type Gateway struct {
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
 	ui       *webui.UI                         // the chat and the dashboard (webui.go)
+	guard    *guard.Stage                      // the guardrails stage (guard.go)
 
 	// Handler is the client-facing API.
 	Handler http.Handler
@@ -99,9 +101,10 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if g.cache, err = g.openCache(cfg); err != nil {
 		return nil, err
 	}
+	g.guard = g.newGuard()
 	authn := []proxy.Authenticator{gatewayCaller{}, &principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
-		Tracer: g.obs.tracer, Authenticators: authn, Stages: []proxy.Stage{g.cache}})
+		Tracer: g.obs.tracer, Authenticators: authn, Stages: g.stages()})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
 		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load,
 		ClearCache: func(ctx context.Context, sub string) error { return g.cache.Store().Clear(ctx, sub) }}
@@ -226,6 +229,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	g.closeObservability()
 	g.tokens.Close()
 	g.closeCache()
+	g.guard.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -309,6 +313,9 @@ func (g *Gateway) Close() {
 		g.tokens.Close()
 	}
 	g.closeCache()
+	if g.guard != nil {
+		g.guard.Close()
+	}
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)
 	}

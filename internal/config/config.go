@@ -50,6 +50,8 @@ type Config struct {
 	Subscriptions []Subscription `yaml:"subscriptions" json:"subscriptions"`
 	// UI serves the chat app and the operations dashboard (off by default).
 	UI UI `yaml:"ui" json:"ui"`
+	// ContentSafety are the content safety services products may use.
+	ContentSafety []SafetyService `yaml:"content_safety" json:"content_safety,omitempty"`
 }
 
 // Server configures the client-facing listener.
@@ -607,6 +609,10 @@ type Product struct {
 	// Cache answers the product's requests from stored answers (see
 	// cache.go). Nil: no cache.
 	Cache *ProductCache `yaml:"cache" json:"cache,omitempty"`
+	// ContentSafety checks the product's prompts and answers; nil: none.
+	ContentSafety *ContentSafety `yaml:"content_safety" json:"content_safety,omitempty"`
+	// PII masks personal data in the product's prompts; nil: none.
+	PII *PII `yaml:"pii" json:"pii,omitempty"`
 }
 
 // LimitHeaders names the response headers that report a product's limits and

@@ -473,7 +473,7 @@ func TestParseUnknownField(t *testing.T) {
 		want string
 	}{
 		{"top level", minimal + "serverr: {}\n",
-			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, cache, logging, auth, backends, pools, models, products, subscriptions, ui)"},
+			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, cache, logging, auth, backends, pools, models, products, subscriptions, ui, content_safety)"},
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
 			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies, tls)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),

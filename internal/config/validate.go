@@ -47,6 +47,7 @@ func (c *Config) validate() Errors {
 	c.validateSubscriptions(&p)
 	c.validateAuth(&p)
 	c.validateIdentity(&p)
+	c.validateGuard(&p)
 	return p.errs
 }
 

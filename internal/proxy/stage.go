@@ -72,8 +72,14 @@ func (r *Request) SetBody(body []byte) error {
 	return nil
 }
 
-// AddTap adds a tap on the request's answer, after those added before it.
-func (r *Request) AddTap(t Tap) { r.taps = append(r.taps, t) }
+// AddTap adds a tap on the request's answer. Taps nest like the stages
+// that add them: a tap added later sees the answer first, closer to the
+// backend, and a tap added earlier sees what it passes on. A stage that
+// rewrites the request (masking text, say) thus gets the answer back last,
+// after the stages after it (a cache storing the answer) saw it as the
+// backend gave it for the rewritten request. The usage meter comes before
+// every tap.
+func (r *Request) AddTap(t Tap) { r.taps = append([]Tap{t}, r.taps...) }
 
 // An Answer is a response a stage gives in place of a backend's. It goes
 // through the same end as any request: the access log, metrics, the ledger
