@@ -480,3 +480,15 @@ func TestCacheCoalescesStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitCountsAgainstRequestsPerMinute: a hit is one request against
+// requests_per_minute, refused with 429 past it.
+func TestCacheHitCountsAgainstRequestsPerMinute(t *testing.T) {
+	cfg := strings.Replace(cacheConfig, "requests_per_minute: 1000", "requests_per_minute: 2", 1)
+	f := newFixture(t, withConfig(cfg))
+	body := `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Limited"}]}`
+	a, b, c := f.post(t, fxAlphaKey, body), f.post(t, fxAlphaKey, body), f.post(t, fxAlphaKey, body)
+	if a.status != 200 || b.status != 200 || b.header.Get("X-Sluice-Cache") != "hit-exact" || c.status != 429 {
+		t.Errorf("statuses %d, %d (%s), %d; want 200, 200 (hit-exact), 429", a.status, b.status, b.header.Get("X-Sluice-Cache"), c.status)
+	}
+}
