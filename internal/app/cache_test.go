@@ -480,3 +480,44 @@ func TestCacheCoalescesStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitCountsAgainstRequestsPerMinute: a hit is one request against
+// requests_per_minute, refused with 429 past it.
+func TestCacheHitCountsAgainstRequestsPerMinute(t *testing.T) {
+	cfg := strings.Replace(cacheConfig, "requests_per_minute: 1000", "requests_per_minute: 2", 1)
+	f := newFixture(t, withConfig(cfg))
+	body := `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Limited"}]}`
+	a, b, c := f.post(t, fxAlphaKey, body), f.post(t, fxAlphaKey, body), f.post(t, fxAlphaKey, body)
+	if a.status != 200 || b.status != 200 || b.header.Get("X-Sluice-Cache") != "hit-exact" || c.status != 429 {
+		t.Errorf("statuses %d, %d (%s), %d; want 200, 200 (hit-exact), 429", a.status, b.status, b.header.Get("X-Sluice-Cache"), c.status)
+	}
+}
+
+// TestCacheResponsesAndEmbeddings: the Responses API (streamed or not) and
+// embeddings are cached too.
+func TestCacheResponsesAndEmbeddings(t *testing.T) {
+	f := newFixture(t, withConfig(cacheConfig))
+	do := func(path, body string) rawAnswer {
+		req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+fxAlphaKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return rawAnswer{resp.StatusCode, resp.Header, b}
+	}
+	for _, c := range []struct{ name, path, body string }{
+		{"responses", "/v1/responses", `{"model":"gpt-4o","input":"Name a river","max_output_tokens":20}`},
+		{"responses stream", "/v1/responses", `{"model":"gpt-4o","input":"Name a lake","max_output_tokens":20,"stream":true}`},
+		{"embeddings", "/v1/embeddings", `{"model":"text-embedding-3-small","input":"a river"}`},
+	} {
+		a, b := do(c.path, c.body), do(c.path, c.body)
+		if a.status != 200 || b.header.Get("X-Sluice-Cache") != "hit-exact" || !bytes.Equal(a.body, b.body) {
+			t.Errorf("%s: statuses %d, %d, second %q, same bytes %v; want 200, hit-exact, the same bytes", c.name, a.status, b.status,
+				b.header.Get("X-Sluice-Cache"), bytes.Equal(a.body, b.body))
+		}
+	}
+}

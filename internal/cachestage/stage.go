@@ -312,7 +312,7 @@ type tap struct {
 	events     [][]byte
 	size       int
 	usageEvent int
-	done       bool // a stream reached its end ([DONE], or response.completed)
+	done       bool // a stream reached its end ([DONE], or response.completed / .incomplete)
 	refused    bool // nothing to store: too large, filtered
 }
 
@@ -331,7 +331,12 @@ func (t *tap) Event(ev []byte) ([]byte, error) {
 		t.done = true
 	case bytes.Contains(data, []byte(`"content_filter"`)):
 		t.refused = true
-	case t.op == cache.OpResponses && bytes.Contains(data, []byte(`"response.completed"`)):
+	case t.op == cache.OpResponses && (bytes.Contains(data, []byte(`"response.completed"`)) ||
+		bytes.Contains(data, []byte(`"response.incomplete"`))):
+		// The last event of a Responses stream; incomplete at
+		// max_output_tokens is the whole answer to the same request, as
+		// a chat's finish_reason "length" is (a content filter is not
+		// stored: see above).
 		t.done = true
 	}
 	if usageChunk {
