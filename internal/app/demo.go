@@ -84,6 +84,7 @@ func newDemoEnv() demoEnv {
 		"SLUICE_ADMIN_KEY": "sk-admin-" + randomHex(12),
 		demoLoadKeyVar:     "sk-alpha-" + randomHex(12),
 		demoUserKeyVar:     "sk-beta-" + randomHex(12),
+		demoSafetyKeyVar:   randomHex(16),
 	}
 	for _, b := range demoBackends {
 		env[b.keyVar] = randomHex(16)
@@ -115,6 +116,11 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, 
 	for i := range cfg.Backends {
 		if u, ok := backendURL[cfg.Backends[i].Name]; ok {
 			cfg.Backends[i].URL = u
+		}
+	}
+	for i := range cfg.ContentSafety {
+		if u, ok := backendURL[safetyURLKey(cfg.ContentSafety[i].Name)]; ok {
+			cfg.ContentSafety[i].URL = u
 		}
 	}
 	cfg.Server.Listen, cfg.Admin.Listen = listen, adminListen
@@ -220,6 +226,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	urls := make(map[string]string, len(demoBackends))
 	ptu := make(map[string]bool)
 	faults := &demoFaults{}
+	seen := &demoSeen{} // what the backends received of a masked prompt (demoguard.go)
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
@@ -230,6 +237,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Region:      db.region,
 			Deployments: db.deployments,
 			Logger:      simLog.With("simulator", db.name),
+			OnRequest:   seen.observe,
 		}
 		if f.latency {
 			opts.Latency = demoLatency
@@ -245,6 +253,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				errc <- fmt.Errorf("demo backend %s: %w", db.name, err)
 			}
 		}()
+	}
+	if ref, err := config.Parse("examples/sluice.yaml", examples.Reference, env.lookup); err == nil {
+		if err := startDemoSafety(ctx, &wg, ref, urls, simLog); err != nil {
+			return err
+		}
 	}
 	ln, err := listenOr(f.listen)
 	if err != nil {
@@ -285,6 +298,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
 	}()
+	showGuardrails(ctx, stdout, "http://"+ln.Addr().String(), env[demoLoadKeyVar], cfg, seen)
 	if f.load > 0 {
 		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,
 			maxTokens: demoLoadMaxTokens, ptu: ptu, interval: 10 * time.Second, out: stdout,

@@ -22,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/simulator"
+	"github.com/sluice-gateway/sluice/internal/usage"
 	"github.com/tidwall/gjson"
 )
 
@@ -298,6 +299,18 @@ func TestGuardPrompts(t *testing.T) {
 	apiError(t, err, 403, "content_filter")
 	if !strings.Contains(e.logs.String(), `"error":"content_filter"`) {
 		t.Errorf("the access log does not record the refusals")
+	}
+	// The ledger records each refusal, as a request with an error status
+	// (written in batches: wait, within bounds, for the store to have them).
+	var rows []usage.Row
+	for i := 0; i < 200 && (len(rows) != 1 || rows[0].Requests < 8); i++ {
+		time.Sleep(50 * time.Millisecond)
+		if rows, err = e.gw.obs.ledger.Report(ctx, usage.Query{GroupBy: []string{"subscription"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rows) != 1 || rows[0].Requests != 8 || rows[0].Errors != 7 {
+		t.Errorf("ledger rows %+v, %v; want 8 requests of w, 7 of them refused", rows, err)
 	}
 }
 

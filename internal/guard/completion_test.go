@@ -149,3 +149,39 @@ func TestCompletionServiceDown(t *testing.T) {
 		}
 	}
 }
+
+func TestCompletionResponsesStream(t *testing.T) {
+	s := New(Options{})
+	p, _ := testPolicy(t, "window", false)
+	ev := func(typ, extra string) []byte {
+		return []byte("event: " + typ + "\ndata: {\"type\":\"" + typ + "\"" + extra + "}\n\n")
+	}
+	events := [][]byte{ev("response.created", `,"response":{"id":"resp_1","status":"in_progress"}`)}
+	for _, w := range []string{"one ", "two ", "three ", "four ", "xviolence6 ", "six ", "seven ", "eight ", "nine ", "ten ", "eleven "} {
+		events = append(events, ev("response.output_text.delta", `,"output_index":0,"content_index":0,"delta":"`+w+`"`))
+	}
+	events = append(events, ev("response.completed", `,"response":{"id":"resp_1","status":"completed"}`))
+	got, ended, _ := run(t, s.newCompletionTap(context.Background(), p, wire.OpResponses), events)
+	if !ended || strings.Contains(got, "xviolence6") || strings.Contains(got, "response.completed") ||
+		!strings.HasSuffix(got, `"response":{"id":"resp_1","object":"response","status":"incomplete","incomplete_details":{"reason":"content_filter"}}}`+"\n\n") {
+		t.Errorf("ended %v:\n%s", ended, got)
+	}
+}
+
+// BenchmarkCompletionTapEvent is the cost of a window-mode tap per event,
+// between service calls (one window per 10,000 characters).
+func BenchmarkCompletionTapEvent(b *testing.B) {
+	s := New(Options{})
+	p := &policy{product: "p", mode: "window", size: 10000, overlap: 100}
+	tap := s.newCompletionTap(context.Background(), p, wire.OpChatCompletions)
+	ev := delta(0, "word ")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%1000 == 0 {
+			tap = s.newCompletionTap(context.Background(), p, wire.OpChatCompletions)
+		}
+		if _, err := tap.Event(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

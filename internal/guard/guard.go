@@ -226,8 +226,10 @@ var (
 
 // filtered is the refusal of a prompt, naming why but never the text.
 func filtered(what string, v safety.Verdict) *wire.Error {
-	return wire.NewError(http.StatusForbidden, wire.TypeInvalidRequest, "content_filter",
+	e := wire.NewError(http.StatusForbidden, wire.TypeInvalidRequest, "content_filter",
 		"The "+what+" was refused by the content filter: "+v.Reason+".")
+	e.NoRetry = true // the same text is refused again
+	return e
 }
 
 // Before masks the prompt's personal data, checks the prompt, and adds the
