@@ -114,6 +114,15 @@ function Live() {
     es.onerror = () => setStatus('reconnecting');
     return () => es.close();
   }, []);
+  // Cost today comes from the ledger (right across instances), every 30 s.
+  const [today, setToday] = useState(null);
+  useEffect(() => {
+    const load = () => api('GET', 'api/admin/usage?' + new URLSearchParams({ from: isoDate(new Date()), group_by: 'day' }))
+      .then((r) => setToday((r.rows || []).reduce((a, x) => ({ cost: a.cost + x.cost, tokens: a.tokens + x.total_tokens }), { cost: 0, tokens: 0 })), () => {});
+    load();
+    const t = setInterval(load, 30000);
+    return () => clearInterval(t);
+  }, []);
   const last = snaps[snaps.length - 1];
   const recent = snaps.slice(-300);
   return html`<div>
@@ -125,7 +134,8 @@ function Live() {
       <div class="tile"><div class="v">${ms(last.latency_p50_seconds)}</div><div class="k">latency p50 (p95 ${ms(last.latency_p95_seconds)})</div></div>
       <div class="tile"><div class="v">${ms(last.ttft_p50_seconds)}</div><div class="k">first token p50 (p95 ${ms(last.ttft_p95_seconds)})</div></div>
       <div class="tile"><div class="v">${last.cache_hit_ratio == null ? '–' : fmt(last.cache_hit_ratio * 100, 0) + ' %'}</div><div class="k">cache hits</div></div>
-      <div class="tile"><div class="v">${fmt(last.requests_total, 0)}</div><div class="k">requests since start</div></div>
+      <div class="tile"><div class="v" id="tile-cost">${today ? fmt(today.cost, 4) : '–'}</div><div class="k">cost today (${today ? fmt(today.tokens, 0) : '–'} tokens, all instances)</div></div>
+      <div class="tile"><div class="v">${fmt(last.requests_total, 0)}</div><div class="k">requests since start (this instance)</div></div>
     </div>`}
     ${snaps.length > 0 && html`<div class="charts">
       <${Chart} id="chart-rps" title="Requests per second" labels=${['requests/s']} data=${series(recent, [(s) => s.requests_per_second])} />
