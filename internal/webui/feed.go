@@ -35,6 +35,10 @@ type Snapshot struct {
 	// CacheHitRatio over the last 10 intervals; null when no cache
 	// metrics exist or nothing was looked up.
 	CacheHitRatio *float64 `json:"cache_hit_ratio"`
+	// QuotaRemaining are the tokens left in each subscription's quota
+	// period as of its latest request (sluice_quota_remaining_tokens; only
+	// with the subscription metrics dimension).
+	QuotaRemaining map[string]float64 `json:"quota_remaining_tokens,omitempty"`
 	// RequestsTotal and TokensTotal count since the process started.
 	RequestsTotal float64 `json:"requests_total"`
 	TokensTotal   float64 `json:"tokens_total"`
@@ -78,6 +82,7 @@ type counters struct {
 	ttft     hist
 	cacheHit float64
 	cacheAll float64
+	quota    map[string]float64
 }
 
 // hist is a cumulative histogram: counts by upper bound, summed over series.
@@ -247,7 +252,7 @@ func (f *feed) snapshot(now time.Time) (Snapshot, counters) {
 			readCounters(mfs, &c)
 		}
 	}
-	snap.RequestsTotal, snap.TokensTotal = c.requests, c.tokens
+	snap.RequestsTotal, snap.TokensTotal, snap.QuotaRemaining = c.requests, c.tokens, c.quota
 	return snap, c
 }
 
@@ -265,6 +270,15 @@ func readCounters(mfs []*dto.MetricFamily, c *counters) {
 			for _, m := range mf.GetMetric() {
 				if t := label(m, "type"); t == "input" || t == "output" {
 					c.tokens += m.GetCounter().GetValue()
+				}
+			}
+		case name == "sluice_quota_remaining_tokens":
+			for _, m := range mf.GetMetric() {
+				if sub := label(m, "subscription"); sub != "" {
+					if c.quota == nil {
+						c.quota = map[string]float64{}
+					}
+					c.quota[sub] = m.GetGauge().GetValue()
 				}
 			}
 		case name == "gen_ai_server_request_duration_seconds":
