@@ -3,7 +3,9 @@ package webui
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -87,6 +89,13 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := strings.TrimSpace(in.Key)
+	addr := clientAddr(r)
+	if d := u.throttle.wait(addr); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "too_many_sign_ins",
+			"Too many failed sign-ins from this address; wait a minute.").Write(w)
+		return
+	}
 	probe, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/admin/backends", nil)
 	if err != nil {
 		wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error", "Could not check the key.").Write(w)
@@ -97,6 +106,7 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 	rec := &discardWriter{h: http.Header{}}
 	u.o.Admin.ServeHTTP(rec, probe)
 	if rec.code != http.StatusOK {
+		u.throttle.fail(addr)
 		u.o.Logger.Warn("dashboard sign-in refused", "status", rec.code, "remote", r.RemoteAddr)
 		status := rec.code
 		if status != http.StatusForbidden {
@@ -169,6 +179,14 @@ func (u *UI) usageCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 		return
 	}
 	u.o.UsageCSV(w, r)
+}
+
+// clientAddr is the host of the request's peer.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // discardWriter keeps only the status of an in-process call.

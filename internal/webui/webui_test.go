@@ -256,3 +256,32 @@ func TestPages(t *testing.T) {
 func decodeJSON(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// TestSignInThrottle checks that an address that fails to sign in ten
+// times in a minute must wait for the minute's end, even with the right key.
+func TestSignInThrottle(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	u := New(Options{Table: func() *route.Table { return nil }, Admin: fakeAdmin(), Now: clock})
+	defer u.Close()
+	h := u.Dashboard()
+	try := func(key string) int {
+		req := httptest.NewRequest("POST", "/ui/api/session", strings.NewReader(`{"key":"`+key+`"}`))
+		req.RemoteAddr = "192.0.2.1:5000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range signInFailures {
+		if got := try("wrong"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d; want 401", i, got)
+		}
+	}
+	if got := try(testAdminKey); got != http.StatusTooManyRequests {
+		t.Errorf("the right key after %d failures: status %d; want 429", signInFailures, got)
+	}
+	now = now.Add(signInWindow)
+	if got := try(testAdminKey); got != http.StatusOK {
+		t.Errorf("the right key a minute later: status %d; want 200", got)
+	}
+}
