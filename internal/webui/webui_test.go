@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,8 +261,9 @@ func decodeJSON(resp *http.Response, v any) error {
 // TestSignInThrottle checks that an address that fails to sign in ten
 // times in a minute must wait for the minute's end, even with the right key.
 func TestSignInThrottle(t *testing.T) {
-	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	var now atomic.Int64 // the feed's goroutine reads the clock too
+	now.Store(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	u := New(Options{Table: func() *route.Table { return nil }, Admin: fakeAdmin(), Now: clock})
 	defer u.Close()
 	h := u.Dashboard()
@@ -280,7 +282,7 @@ func TestSignInThrottle(t *testing.T) {
 	if got := try(testAdminKey); got != http.StatusTooManyRequests {
 		t.Errorf("the right key after %d failures: status %d; want 429", signInFailures, got)
 	}
-	now = now.Add(signInWindow)
+	now.Add(int64(signInWindow))
 	if got := try(testAdminKey); got != http.StatusOK {
 		t.Errorf("the right key a minute later: status %d; want 200", got)
 	}
