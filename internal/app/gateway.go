@@ -42,6 +42,7 @@ type Gateway struct {
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
+	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
 	ui       *webui.UI                         // the chat and the dashboard (webui.go)
 
 	// Handler is the client-facing API.
@@ -65,11 +66,8 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Server.TLS != nil || cfg.Admin.TLS != nil {
-		// Parsed and validated, but the listeners do not terminate TLS
-		// yet: refusing beats serving plain HTTP to someone who asked for
-		// HTTPS.
-		return nil, errors.New("server.tls, admin.tls: TLS on the listeners is not implemented yet; terminate TLS in front of Sluice for now")
+	if g.tls, err = loadListenerCerts(cfg, log, now); err != nil {
+		return nil, err
 	}
 	g.registry = route.NewRegistry(route.RegistryOptions{Log: log, OpenStore: openStore, Health: health.New(log, now),
 		Drain: cfg.Server.ShutdownGrace.D()})
@@ -184,7 +182,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		g.log.Warn("server.max_connections is lowered to three quarters of the open-file limit",
 			"max_connections", cfg.Server.MaxConnections, "open_file_limit", fileLimit, "effective", maxConns)
 	}
-	client := listener.New(ln, listener.Options{MaxConns: maxConns, MaxConnsPerIP: cfg.Server.MaxConnectionsPerIP, Logger: g.log})
+	client := listener.New(ln, listener.Options{MaxConns: maxConns, MaxConnsPerIP: cfg.Server.MaxConnectionsPerIP, Logger: g.log,
+		TLS: g.tls.server.Config()})
 	g.conns.Store(client)
 	clientSrv := newServer(g.Handler)
 	errc := make(chan error, 2)
@@ -192,7 +191,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = newServer(g.Admin)
-		admin := listener.New(adminLn, listener.Options{Logger: g.log})
+		admin := listener.New(adminLn, listener.Options{Logger: g.log, TLS: g.tls.admin.Config()})
 		go func() { errc <- admin.Serve(adminSrv) }()
 	}
 	var err error
@@ -245,6 +244,38 @@ func shutdown(s *http.Server, grace time.Duration, log *slog.Logger, cut string)
 		log.Warn(cut, "err", err)
 		_ = s.Close()
 	}
+}
+
+// listenerCerts are the listeners' TLS certificates, each nil for a
+// listener that speaks plain HTTP.
+type listenerCerts struct {
+	server, admin *listener.Certs
+}
+
+// loadListenerCerts loads server.tls and admin.tls, so that a certificate
+// that cannot be read stops the start, before anything listens. Their
+// files are re-read when they change; the rest takes a restart.
+func loadListenerCerts(cfg *config.Config, log *slog.Logger, now func() time.Time) (listenerCerts, error) {
+	load := func(path string, t *config.TLS) (*listener.Certs, error) {
+		if t == nil {
+			return nil, nil
+		}
+		c, err := listener.LoadCerts(listener.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile,
+			ClientCAFile: t.ClientCAFile, RequireClientCert: t.ClientAuth == "require"}, log.With("listener", path), now)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return c, nil
+	}
+	var lc listenerCerts
+	var err error
+	if lc.server, err = load("server.tls", cfg.Server.TLS); err != nil {
+		return lc, err
+	}
+	if cfg.Admin.Listen != "" {
+		lc.admin, err = load("admin.tls", cfg.Admin.TLS)
+	}
+	return lc, err
 }
 
 // Connections returns the client listener's counters (zero before Serve):
