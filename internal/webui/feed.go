@@ -32,8 +32,9 @@ type Snapshot struct {
 	LatencyP95 *float64 `json:"latency_p95_seconds"`
 	TTFTP50    *float64 `json:"ttft_p50_seconds"`
 	TTFTP95    *float64 `json:"ttft_p95_seconds"`
-	// CacheHitRatio over the last 10 intervals; null when no cache
-	// metrics exist or nothing was looked up.
+	// CacheHitRatio is the response cache's hits (exact and semantic) over
+	// its lookups in the last 10 intervals (sluice_cache_lookups_total);
+	// null without a cache or lookups.
 	CacheHitRatio *float64 `json:"cache_hit_ratio"`
 	// QuotaRemaining are the tokens left in each subscription's quota
 	// period as of its latest request (sluice_quota_remaining_tokens; only
@@ -289,16 +290,17 @@ func readCounters(mfs []*dto.MetricFamily, c *counters) {
 					addHistMetric(c.ttft, m)
 				}
 			}
-		case strings.HasPrefix(name, "sluice_cache_") && mf.GetType() == dto.MetricType_COUNTER:
-			// A cache's lookups, by result: hit, miss, ... (when caching exists).
+		case name == "sluice_cache_lookups_total":
+			// The response cache's lookups by result: hit-exact,
+			// hit-semantic, miss; bypass is no lookup.
 			for _, m := range mf.GetMetric() {
 				r := label(m, "result")
-				if r == "" {
+				if r == "" || r == "bypass" {
 					continue
 				}
 				v := m.GetCounter().GetValue()
 				c.cacheAll += v
-				if r == "hit" {
+				if strings.HasPrefix(r, "hit") {
 					c.cacheHit += v
 				}
 			}
