@@ -104,6 +104,10 @@ type feed struct {
 	done chan struct{}
 }
 
+// recheckEvery is how many snapshots a live stream sends between checks
+// of its session's credential.
+const recheckEvery = 60
+
 // quantileSpan is how many intervals the quantiles and ratios cover.
 const quantileSpan = 10
 
@@ -387,7 +391,10 @@ func quantile(cur, prev hist, q float64) *float64 {
 // live serves the feed as server-sent events: one "history" event with the
 // ring so far, then a "snapshot" event each interval, until the browser goes
 // away or the gateway shuts down.
-func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
+//
+// Every minute the stream checks that the session's credential still opens
+// the admin API, and ends when it does not (a reload changed the admin key).
+func (u *UI) live(w http.ResponseWriter, r *http.Request, se *session) {
 	sub, history, ok := u.feed.subscribe()
 	if !ok {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -419,6 +426,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
 	if !send(buf.Bytes()) {
 		return
 	}
+	sent := 0
 	for {
 		select {
 		case <-r.Context().Done():
@@ -426,6 +434,9 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
 		case <-sub.done:
 			return
 		case b := <-sub.ch:
+			if sent++; sent%recheckEvery == 0 && u.checkCredential(r, se.credential) != http.StatusOK {
+				return
+			}
 			buf.Reset()
 			buf.WriteString("event: snapshot\ndata: ")
 			buf.Write(b)

@@ -287,3 +287,41 @@ func TestSignInThrottle(t *testing.T) {
 		t.Errorf("the right key a minute later: status %d; want 200", got)
 	}
 }
+
+// TestLiveEndsWhenKeyChanges checks that a live stream ends once the
+// session's key no longer opens the admin API (a reload changed it).
+func TestLiveEndsWhenKeyChanges(t *testing.T) {
+	var rotated atomic.Bool
+	admin := fakeAdmin()
+	u := New(Options{Table: func() *route.Table { return nil }, Interval: time.Millisecond,
+		Admin: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rotated.Load() {
+				http.Error(w, "rotated", http.StatusUnauthorized)
+				return
+			}
+			admin.ServeHTTP(w, r)
+		})})
+	srv := httptest.NewServer(u.Dashboard())
+	t.Cleanup(srv.Close)
+	t.Cleanup(u.Close)
+	c, _ := signIn(t, srv)
+	resp, err := c.Get(srv.URL + "/ui/api/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 4<<20)
+		for sc.Scan() {
+		}
+		close(done)
+	}()
+	rotated.Store(true)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open 10 s after the key stopped opening the admin API")
+	}
+}
