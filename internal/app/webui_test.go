@@ -281,3 +281,41 @@ func TestBrowserDemo(t *testing.T) {
 	b.screenshot("dashboard-demo-live.png")
 	b.noConsoleErrors()
 }
+
+// TestBrowserSubscriptions creates a subscription from the dashboard, uses
+// its key, suspends it from the dashboard, and reloads the config there.
+func TestBrowserSubscriptions(t *testing.T) {
+	f := newFixture(t, withConfig(uiConfig))
+	b := newBrowser(t)
+	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
+		chromedp.SendKeys(chromedp.CSS("#sub-name"), "team-ui"), chromedp.SendKeys(chromedp.CSS("#sub-product"), "standard"),
+		chromedp.Click(chromedp.CSS("#sub-create")), chromedp.WaitVisible(chromedp.CSS("#new-keys")))
+	key := eval[string](b, `document.querySelector("#new-keys code").textContent`)
+	call := func() int {
+		req, _ := http.NewRequest("GET", f.url+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(); got != 200 {
+		t.Fatalf("the new key: status %d; want 200", got)
+	}
+	b.screenshot("dashboard-subscriptions.png")
+	b.do("suspend", chromedp.Click(chromedp.CSS("#sub-team-ui button:nth-of-type(2)")))
+	b.waitFor("suspended", `document.querySelector("#sub-team-ui td:nth-child(3)").textContent === "suspended"`, 5*time.Second)
+	if got := call(); got != 401 && got != 403 {
+		t.Errorf("the suspended key: status %d; want it refused", got)
+	}
+	b.do("config and reload", chromedp.Click(chromedp.CSS("#tab-config")), chromedp.WaitVisible(chromedp.CSS("#config")),
+		chromedp.Click(chromedp.CSS("#reload")), chromedp.WaitVisible(chromedp.CSS("#reload-result")))
+	if cfg := b.text("#config"); strings.Contains(cfg, fxAdminKey) || strings.Contains(cfg, fxPTUKey) || !strings.Contains(cfg, "[REDACTED]") {
+		t.Error("the config shown is not redacted")
+	}
+	b.screenshot("dashboard-config.png")
+	b.noConsoleErrors()
+}
