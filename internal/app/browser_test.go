@@ -163,3 +163,14 @@ func (b *browser) noConsoleErrors(expected ...string) {
 		}
 	}
 }
+
+// phoneWidth narrows the window to a phone's (390 px), checks that the page
+// does not scroll sideways (wide tables scroll inside their own box), and
+// takes a screenshot.
+func (b *browser) phoneWidth(name string) {
+	b.t.Helper()
+	b.do("phone width", chromedp.EmulateViewport(390, 844))
+	b.waitFor("the page within a phone's width", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
+	b.screenshot(name)
+	b.do("laptop width", chromedp.EmulateViewport(1280, 860))
+}

@@ -68,6 +68,7 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("refusal = %q; want the 429's message with its Retry-After", got)
 	}
 	b.screenshot("chat-429.png")
+	b.phoneWidth("chat-phone.png")
 	b.noConsoleErrors("status of 429")
 	if strings.Contains(f.logs.String(), fxTinyKey) {
 		t.Error("the subscription key is in the gateway's log")
@@ -159,6 +160,7 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(() => 
 	b.waitFor("a drawn chart", `(() => { const c = document.querySelector("#chart-rps canvas"); if (!c) return false;
 		const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
 		for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; })()`, 5*time.Second)
+	b.phoneWidth("dashboard-phone.png")
 	// A change from another origin is refused, though the browser sends the cookie.
 	reloads := strings.Count(f.logs.String(), "config reloaded")
 	b.do("the other origin's page", chromedp.Navigate(evil.URL))
@@ -277,5 +279,43 @@ func TestBrowserDemo(t *testing.T) {
 	b.waitFor("PTU open", `document.querySelector("#backend-ptu-swedencentral .state").textContent === "open"`, 5*time.Second)
 	b.waitFor("a few snapshots", `document.querySelectorAll("#chart-rps canvas").length > 0`, 5*time.Second)
 	b.screenshot("dashboard-demo-live.png")
+	b.noConsoleErrors()
+}
+
+// TestBrowserSubscriptions creates a subscription from the dashboard, uses
+// its key, suspends it from the dashboard, and reloads the config there.
+func TestBrowserSubscriptions(t *testing.T) {
+	f := newFixture(t, withConfig(uiConfig))
+	b := newBrowser(t)
+	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
+		chromedp.SendKeys(chromedp.CSS("#sub-name"), "team-ui"), chromedp.SendKeys(chromedp.CSS("#sub-product"), "standard"),
+		chromedp.Click(chromedp.CSS("#sub-create")), chromedp.WaitVisible(chromedp.CSS("#new-keys")))
+	key := eval[string](b, `document.querySelector("#new-keys code").textContent`)
+	call := func() int {
+		req, _ := http.NewRequest("GET", f.url+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(); got != 200 {
+		t.Fatalf("the new key: status %d; want 200", got)
+	}
+	b.screenshot("dashboard-subscriptions.png")
+	b.do("suspend", chromedp.Click(chromedp.CSS("#sub-team-ui button:nth-of-type(2)")))
+	b.waitFor("suspended", `document.querySelector("#sub-team-ui td:nth-child(3)").textContent === "suspended"`, 5*time.Second)
+	if got := call(); got != 401 && got != 403 {
+		t.Errorf("the suspended key: status %d; want it refused", got)
+	}
+	b.do("config and reload", chromedp.Click(chromedp.CSS("#tab-config")), chromedp.WaitVisible(chromedp.CSS("#config")),
+		chromedp.Click(chromedp.CSS("#reload")), chromedp.WaitVisible(chromedp.CSS("#reload-result")))
+	if cfg := b.text("#config"); strings.Contains(cfg, fxAdminKey) || strings.Contains(cfg, fxPTUKey) || !strings.Contains(cfg, "[REDACTED]") {
+		t.Error("the config shown is not redacted")
+	}
+	b.screenshot("dashboard-config.png")
 	b.noConsoleErrors()
 }

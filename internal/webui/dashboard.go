@@ -3,7 +3,9 @@ package webui
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-gateway/sluice/internal/wire"
@@ -87,18 +89,17 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := strings.TrimSpace(in.Key)
-	probe, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/admin/backends", nil)
-	if err != nil {
-		wire.NewError(http.StatusInternalServerError, wire.TypeServer, "internal_error", "Could not check the key.").Write(w)
+	addr := clientAddr(r)
+	if d := u.throttle.wait(addr); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		wire.NewError(http.StatusTooManyRequests, wire.TypeRateLimit, "too_many_sign_ins",
+			"Too many failed sign-ins from this address; wait a minute.").Write(w)
 		return
 	}
-	probe.RemoteAddr = r.RemoteAddr
-	probe.Header.Set("Authorization", "Bearer "+key)
-	rec := &discardWriter{h: http.Header{}}
-	u.o.Admin.ServeHTTP(rec, probe)
-	if rec.code != http.StatusOK {
-		u.o.Logger.Warn("dashboard sign-in refused", "status", rec.code, "remote", r.RemoteAddr)
-		status := rec.code
+	if code := u.checkCredential(r, key); code != http.StatusOK {
+		u.throttle.fail(addr)
+		u.o.Logger.Warn("dashboard sign-in refused", "status", code, "remote", r.RemoteAddr)
+		status := code
 		if status != http.StatusForbidden {
 			status = http.StatusUnauthorized
 		}
@@ -111,6 +112,23 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionMax.Seconds())})
 	u.o.Logger.Info("dashboard sign-in", "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, u.info(se))
+}
+
+// checkCredential asks the admin API whether key opens it, and returns
+// its status: 200 when it does.
+func (u *UI) checkCredential(r *http.Request, key string) int {
+	probe, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/admin/backends", nil)
+	if err != nil {
+		return http.StatusInternalServerError
+	}
+	probe.RemoteAddr = r.RemoteAddr
+	probe.Header.Set("Authorization", "Bearer "+key)
+	rec := &discardWriter{h: http.Header{}}
+	u.o.Admin.ServeHTTP(rec, probe)
+	if rec.code == 0 {
+		return http.StatusOK
+	}
+	return rec.code
 }
 
 // sessionState is what GET /ui/api/session answers.
@@ -169,6 +187,14 @@ func (u *UI) usageCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 		return
 	}
 	u.o.UsageCSV(w, r)
+}
+
+// clientAddr is the host of the request's peer.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // discardWriter keeps only the status of an in-process call.

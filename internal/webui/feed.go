@@ -32,9 +32,14 @@ type Snapshot struct {
 	LatencyP95 *float64 `json:"latency_p95_seconds"`
 	TTFTP50    *float64 `json:"ttft_p50_seconds"`
 	TTFTP95    *float64 `json:"ttft_p95_seconds"`
-	// CacheHitRatio over the last 10 intervals; null when no cache
-	// metrics exist or nothing was looked up.
+	// CacheHitRatio is the response cache's hits (exact and semantic) over
+	// its lookups in the last 10 intervals (sluice_cache_lookups_total);
+	// null without a cache or lookups.
 	CacheHitRatio *float64 `json:"cache_hit_ratio"`
+	// QuotaRemaining are the tokens left in each subscription's quota
+	// period as of its latest request (sluice_quota_remaining_tokens; only
+	// with the subscription metrics dimension).
+	QuotaRemaining map[string]float64 `json:"quota_remaining_tokens,omitempty"`
 	// RequestsTotal and TokensTotal count since the process started.
 	RequestsTotal float64 `json:"requests_total"`
 	TokensTotal   float64 `json:"tokens_total"`
@@ -78,6 +83,7 @@ type counters struct {
 	ttft     hist
 	cacheHit float64
 	cacheAll float64
+	quota    map[string]float64
 }
 
 // hist is a cumulative histogram: counts by upper bound, summed over series.
@@ -97,6 +103,10 @@ type feed struct {
 	stop chan struct{}
 	done chan struct{}
 }
+
+// recheckEvery is how many snapshots a live stream sends between checks
+// of its session's credential.
+const recheckEvery = 60
 
 // quantileSpan is how many intervals the quantiles and ratios cover.
 const quantileSpan = 10
@@ -247,7 +257,7 @@ func (f *feed) snapshot(now time.Time) (Snapshot, counters) {
 			readCounters(mfs, &c)
 		}
 	}
-	snap.RequestsTotal, snap.TokensTotal = c.requests, c.tokens
+	snap.RequestsTotal, snap.TokensTotal, snap.QuotaRemaining = c.requests, c.tokens, c.quota
 	return snap, c
 }
 
@@ -267,6 +277,15 @@ func readCounters(mfs []*dto.MetricFamily, c *counters) {
 					c.tokens += m.GetCounter().GetValue()
 				}
 			}
+		case name == "sluice_quota_remaining_tokens":
+			for _, m := range mf.GetMetric() {
+				if sub := label(m, "subscription"); sub != "" {
+					if c.quota == nil {
+						c.quota = map[string]float64{}
+					}
+					c.quota[sub] = m.GetGauge().GetValue()
+				}
+			}
 		case name == "gen_ai_server_request_duration_seconds":
 			addHist(c.latency, mf)
 		case name == "gen_ai_server_time_to_first_token_seconds":
@@ -275,16 +294,17 @@ func readCounters(mfs []*dto.MetricFamily, c *counters) {
 					addHistMetric(c.ttft, m)
 				}
 			}
-		case strings.HasPrefix(name, "sluice_cache_") && mf.GetType() == dto.MetricType_COUNTER:
-			// A cache's lookups, by result: hit, miss, ... (when caching exists).
+		case name == "sluice_cache_lookups_total":
+			// The response cache's lookups by result: hit-exact,
+			// hit-semantic, miss; bypass is no lookup.
 			for _, m := range mf.GetMetric() {
 				r := label(m, "result")
-				if r == "" {
+				if r == "" || r == "bypass" {
 					continue
 				}
 				v := m.GetCounter().GetValue()
 				c.cacheAll += v
-				if r == "hit" {
+				if strings.HasPrefix(r, "hit") {
 					c.cacheHit += v
 				}
 			}
@@ -371,7 +391,10 @@ func quantile(cur, prev hist, q float64) *float64 {
 // live serves the feed as server-sent events: one "history" event with the
 // ring so far, then a "snapshot" event each interval, until the browser goes
 // away or the gateway shuts down.
-func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
+//
+// Every minute the stream checks that the session's credential still opens
+// the admin API, and ends when it does not (a reload changed the admin key).
+func (u *UI) live(w http.ResponseWriter, r *http.Request, se *session) {
 	sub, history, ok := u.feed.subscribe()
 	if !ok {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -403,6 +426,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
 	if !send(buf.Bytes()) {
 		return
 	}
+	sent := 0
 	for {
 		select {
 		case <-r.Context().Done():
@@ -410,6 +434,9 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, _ *session) {
 		case <-sub.done:
 			return
 		case b := <-sub.ch:
+			if sent++; sent%recheckEvery == 0 && u.checkCredential(r, se.credential) != http.StatusOK {
+				return
+			}
 			buf.Reset()
 			buf.WriteString("event: snapshot\ndata: ")
 			buf.Write(b)

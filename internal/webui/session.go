@@ -109,3 +109,63 @@ func (s *sessions) expireLocked(now time.Time) {
 func (se *session) checkCSRF(token string) bool {
 	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(se.csrf)) == 1
 }
+
+const (
+	// signInFailures failed sign-ins from one address within signInWindow
+	// make it wait for the rest of the window.
+	signInFailures = 10
+	signInWindow   = time.Minute
+	// maxThrottled bounds the addresses remembered.
+	maxThrottled = 10000
+)
+
+// throttle counts failed sign-ins by client address, so that the admin key
+// cannot be guessed through the dashboard faster than the admin API allows.
+type throttle struct {
+	now func() time.Time
+	mu  sync.Mutex // guards m
+	m   map[string]*failures
+}
+
+type failures struct {
+	n     int
+	start time.Time
+}
+
+func newThrottle(now func() time.Time) *throttle {
+	return &throttle{now: now, m: map[string]*failures{}}
+}
+
+// wait returns how long addr must wait before it may try again; 0: now.
+func (t *throttle) wait(addr string) time.Duration {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.m[addr]
+	if !ok {
+		return 0
+	}
+	if end := f.start.Add(signInWindow); !now.Before(end) {
+		delete(t.m, addr)
+		return 0
+	} else if f.n >= signInFailures {
+		return end.Sub(now)
+	}
+	return 0
+}
+
+// fail counts a failed sign-in from addr.
+func (t *throttle) fail(addr string) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.m[addr]
+	if !ok || !now.Before(f.start.Add(signInWindow)) {
+		if len(t.m) >= maxThrottled {
+			clear(t.m)
+		}
+		f = &failures{start: now}
+		t.m[addr] = f
+	}
+	f.n++
+}

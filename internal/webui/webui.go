@@ -66,6 +66,7 @@ type UI struct {
 	o        Options
 	files    map[string]file
 	sessions *sessions
+	throttle *throttle
 	feed     *feed
 	csrf     *http.CrossOriginProtection
 	feedOnce sync.Once
@@ -109,7 +110,7 @@ func New(o Options) *UI {
 	if o.Window <= 0 {
 		o.Window = 15 * time.Minute
 	}
-	u := &UI{o: o, files: loadFiles(), sessions: newSessions(o.Now), csrf: http.NewCrossOriginProtection()}
+	u := &UI{o: o, files: loadFiles(), sessions: newSessions(o.Now), throttle: newThrottle(o.Now), csrf: http.NewCrossOriginProtection()}
 	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.Logger.Warn("dashboard request from another origin refused", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"))

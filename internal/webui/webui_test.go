@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,4 +256,72 @@ func TestPages(t *testing.T) {
 
 func decodeJSON(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// TestSignInThrottle checks that an address that fails to sign in ten
+// times in a minute must wait for the minute's end, even with the right key.
+func TestSignInThrottle(t *testing.T) {
+	var now atomic.Int64 // the feed's goroutine reads the clock too
+	now.Store(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	u := New(Options{Table: func() *route.Table { return nil }, Admin: fakeAdmin(), Now: clock})
+	defer u.Close()
+	h := u.Dashboard()
+	try := func(key string) int {
+		req := httptest.NewRequest("POST", "/ui/api/session", strings.NewReader(`{"key":"`+key+`"}`))
+		req.RemoteAddr = "192.0.2.1:5000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range signInFailures {
+		if got := try("wrong"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d; want 401", i, got)
+		}
+	}
+	if got := try(testAdminKey); got != http.StatusTooManyRequests {
+		t.Errorf("the right key after %d failures: status %d; want 429", signInFailures, got)
+	}
+	now.Add(int64(signInWindow))
+	if got := try(testAdminKey); got != http.StatusOK {
+		t.Errorf("the right key a minute later: status %d; want 200", got)
+	}
+}
+
+// TestLiveEndsWhenKeyChanges checks that a live stream ends once the
+// session's key no longer opens the admin API (a reload changed it).
+func TestLiveEndsWhenKeyChanges(t *testing.T) {
+	var rotated atomic.Bool
+	admin := fakeAdmin()
+	u := New(Options{Table: func() *route.Table { return nil }, Interval: time.Millisecond,
+		Admin: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rotated.Load() {
+				http.Error(w, "rotated", http.StatusUnauthorized)
+				return
+			}
+			admin.ServeHTTP(w, r)
+		})})
+	srv := httptest.NewServer(u.Dashboard())
+	t.Cleanup(srv.Close)
+	t.Cleanup(u.Close)
+	c, _ := signIn(t, srv)
+	resp, err := c.Get(srv.URL + "/ui/api/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 4<<20)
+		for sc.Scan() {
+		}
+		close(done)
+	}()
+	rotated.Store(true)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open 10 s after the key stopped opening the admin API")
+	}
 }

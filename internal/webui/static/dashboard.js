@@ -114,6 +114,15 @@ function Live() {
     es.onerror = () => setStatus('reconnecting');
     return () => es.close();
   }, []);
+  // Cost today comes from the ledger (right across instances), every 30 s.
+  const [today, setToday] = useState(null);
+  useEffect(() => {
+    const load = () => api('GET', 'api/admin/usage?' + new URLSearchParams({ from: isoDate(new Date()), group_by: 'day' }))
+      .then((r) => setToday((r.rows || []).reduce((a, x) => ({ cost: a.cost + x.cost, tokens: a.tokens + x.total_tokens }), { cost: 0, tokens: 0 })), () => {});
+    load();
+    const t = setInterval(load, 30000);
+    return () => clearInterval(t);
+  }, []);
   const last = snaps[snaps.length - 1];
   const recent = snaps.slice(-300);
   return html`<div>
@@ -125,7 +134,8 @@ function Live() {
       <div class="tile"><div class="v">${ms(last.latency_p50_seconds)}</div><div class="k">latency p50 (p95 ${ms(last.latency_p95_seconds)})</div></div>
       <div class="tile"><div class="v">${ms(last.ttft_p50_seconds)}</div><div class="k">first token p50 (p95 ${ms(last.ttft_p95_seconds)})</div></div>
       <div class="tile"><div class="v">${last.cache_hit_ratio == null ? '–' : fmt(last.cache_hit_ratio * 100, 0) + ' %'}</div><div class="k">cache hits</div></div>
-      <div class="tile"><div class="v">${fmt(last.requests_total, 0)}</div><div class="k">requests since start</div></div>
+      <div class="tile"><div class="v" id="tile-cost">${today ? fmt(today.cost, 4) : '–'}</div><div class="k">cost today (${today ? fmt(today.tokens, 0) : '–'} tokens, all instances)</div></div>
+      <div class="tile"><div class="v">${fmt(last.requests_total, 0)}</div><div class="k">requests since start (this instance)</div></div>
     </div>`}
     ${snaps.length > 0 && html`<div class="charts">
       <${Chart} id="chart-rps" title="Requests per second" labels=${['requests/s']} data=${series(recent, [(s) => s.requests_per_second])} />
@@ -136,6 +146,10 @@ function Live() {
         data=${series(recent, [(s) => s.latency_p50_seconds, (s) => s.latency_p95_seconds, (s) => s.ttft_p50_seconds, (s) => s.ttft_p95_seconds])} />
     </div>`}
     <${Backends} snap=${last} />
+    ${last?.quota_remaining_tokens && html`<section class="card"><h2>Quota left</h2><table id="quotas">
+      <thead><tr><th>subscription</th><th class="num">tokens left this period</th></tr></thead>
+      <tbody>${Object.entries(last.quota_remaining_tokens).sort().map(([k, v]) => html`<tr><td>${k}</td><td class="num">${fmt(v, 0)}</td></tr>`)}</tbody>
+    </table></section>`}
   </div>`;
 }
 
@@ -149,10 +163,16 @@ function Usage() {
   const [report, setReport] = useState(null);
   const [err, setErr] = useState('');
   const query = () => new URLSearchParams({ from, to, group_by: groupBy }).toString();
+  const [top, setTop] = useState(null);
   const run = async (e) => {
     e?.preventDefault();
     setErr('');
-    try { setReport(await api('GET', 'api/admin/usage?' + query())); } catch (e) { setErr(e.message); }
+    try {
+      setReport(await api('GET', 'api/admin/usage?' + query()));
+      const by = (g) => api('GET', 'api/admin/usage?' + new URLSearchParams({ from, to, group_by: g })).then((r) => r.rows || []);
+      const [subs, models] = await Promise.all([by('subscription'), by('model')]);
+      setTop({ subs, models });
+    } catch (e) { setErr(e.message); }
   };
   useEffect(() => { run(); }, []);
   const groups = report?.group_by || [];
@@ -175,7 +195,24 @@ function Usage() {
         <td class="num">${r.cost.toFixed(6)}</td>
         <td><div class="bar" role="img" aria-label=${Math.round((100 * r.total_tokens) / maxTokens) + '% of the largest'}><span style=${{ width: (100 * r.total_tokens) / maxTokens + '%' }}></span></div></td></tr>`)}</tbody>
     </table></div>`}
+    ${top && html`<div class="charts">
+      <${Top} id="top-subscriptions" title="Top subscriptions" group="subscription" rows=${top.subs} />
+      <${Top} id="top-models" title="Top models" group="model" rows=${top.models} />
+    </div>`}
   </section>`;
+}
+
+// Top lists the rows by tokens, then by cost, with bars.
+function Top({ id, title, group, rows }) {
+  const byTokens = rows.slice().sort((a, b) => b.total_tokens - a.total_tokens).slice(0, 10);
+  const max = Math.max(1, ...byTokens.map((r) => r.total_tokens));
+  const maxCost = Math.max(1e-9, ...byTokens.map((r) => r.cost));
+  return html`<figure class="chart" id=${id}><figcaption><strong>${title}</strong> <span class="hint">by tokens and cost</span></figcaption>
+    <table><thead><tr><th>${group}</th><th class="num">tokens</th><th></th><th class="num">cost</th><th></th></tr></thead><tbody>
+    ${byTokens.map((r) => html`<tr><td>${r.group[group]}</td><td class="num">${fmt(r.total_tokens, 0)}</td>
+      <td><div class="bar"><span style=${{ width: (100 * r.total_tokens) / max + '%' }}></span></div></td>
+      <td class="num">${r.cost.toFixed(4)}</td><td><div class="bar"><span style=${{ width: (100 * r.cost) / maxCost + '%' }}></span></div></td></tr>`)}
+    </tbody></table></figure>`;
 }
 
 function Subscriptions() {
