@@ -405,3 +405,25 @@ func TestMatchPreface(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSProbeNotCounted(t *testing.T) {
+	p := newPKI(t, "")
+	l, addr := serve(t, Options{TLS: p.certs.Config()}, http.NotFoundHandler())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitOpen(t, l, 0)
+	// A client that sends half a hello, then gives up, is counted.
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x40, 0x01})
+	c.Close()
+	waitHandshakeFailed(t, l)
+	if s := l.Stats(); s.HandshakeFailed != 1 || s.PlainHTTP != 0 {
+		t.Errorf("got %+v; want one failed handshake, the probe not counted", s)
+	}
+}
