@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/simulator"
@@ -20,6 +21,15 @@ const (
 	demoIdentityAddr    = "127.0.0.1:9104"
 )
 
+// demoTokenLifetime is the lifetime of the demo identity's tokens: under
+// the 5 minutes before expiry within which MSAL (beneath azidentity) no
+// longer serves a token from its managed identity cache, which is one for
+// the whole process. A longer-lived token of an earlier demo in the same
+// process (the tests run several) would otherwise be served again, signed
+// with a key the new demo's simulator does not know. It also shows the
+// gateway's background refreshes, every 2 minutes.
+const demoTokenLifetime = 4 * time.Minute
+
 // demoIdentity is the demo's simulated managed identity, served until the
 // demo stops.
 type demoIdentity struct {
@@ -32,7 +42,7 @@ type demoIdentity struct {
 // it) and points this process's azidentity at it with IDENTITY_ENDPOINT and
 // IDENTITY_HEADER, as App Service does; restore undoes that.
 func startDemoIdentity(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) (*demoIdentity, error) {
-	id, err := simulator.NewIdentity(0)
+	id, err := simulator.NewIdentity(demoTokenLifetime)
 	if err != nil {
 		return nil, fmt.Errorf("demo identity: %w", err)
 	}
