@@ -122,6 +122,7 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, 
 	cfg.Usage.Journal = filepath.Join(dir, "usage.journal")
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
 	useDemoIdentity(cfg)
+	cfg.UI.Chat, cfg.UI.Dashboard = true, true
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -225,6 +226,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer ident.restore()
 	env["IDENTITY_ENDPOINT"] = ident.url + "/msi/token" // for the banner
+	faults := &demoFaults{}
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
@@ -246,6 +248,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ptu[db.name] = db.ptu
 		sim := simulator.New(opts)
 		defer sim.Close()
+		faults.add(db.name, db.region, sim)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -281,11 +284,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
+	g.ui.SetDemo(faults)
 	_, _ = banner.WriteTo(stdout)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
 	}()
 	if f.load > 0 {
 		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,

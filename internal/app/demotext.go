@@ -164,6 +164,8 @@ examples/sluice.yaml with keys generated for this run.
 
   gateway   {{.Gateway}}
   admin     {{.Admin}}   (admin key: {{.AdminKey}})
+  chat      {{.Gateway}}/chat/   (sign in with your key, below)
+  dashboard {{.Admin}}/ui/   (sign in with the admin key; its Demo tab injects faults)
 {{range .Backends}}  backend   {{printf "%-19s" .Name}} {{.URL}}   {{.What}}
 {{end}}
 Your key: {{.UserKey}}
