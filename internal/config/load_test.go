@@ -27,6 +27,7 @@ var referenceEnv = map[string]string{
 	"PAYG_FRANCECENTRAL_API_KEY": "francecentral-secret",
 	"TEAM_ALPHA_KEY":             "alpha-secret",
 	"TEAM_BETA_KEY_SHA256":       betaDigest,
+	"CONTENT_SAFETY_KEY":         "safety-secret",
 }
 
 // envFrom returns a lookupEnv that knows only m.
@@ -78,7 +79,7 @@ func TestParseReference(t *testing.T) {
 	}
 	want := &Config{
 		Server: Server{Listen: "127.0.0.1:8080", MaxRequestBytes: 4194304, ReadHeaderTimeout: dur(10 * time.Second), ShutdownGrace: dur(30 * time.Second),
-			ReadBodyTimeout: dur(60 * time.Second), MaxConnections: 10000, MaxConnectionsPerIP: 1024},
+			ReadBodyTimeout: dur(60 * time.Second), MaxConnections: 10000, MaxConnectionsPerIP: 1024, PathPrefixes: []string{"/myAPI"}},
 		Admin: Admin{Listen: "127.0.0.1:8081", APIKey: secret.New("admin-secret")},
 		State: State{Store: "memory", OnStoreError: "fail_open", Timeout: dur(50 * time.Millisecond)},
 		Usage: Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{
@@ -131,6 +132,26 @@ func TestParseReference(t *testing.T) {
 				}},
 				Priority: "high", Headers: defaultHeaders,
 				Budget: &Budget{Amount: 100, Period: "monthly"},
+				Cache: &ProductCache{
+					VaryBy: []string{"subscription"},
+					Exact:  &ExactCache{TTL: dur(time.Hour)},
+					Semantic: &SemanticCache{
+						Embeddings: "text-embedding-3-small", ScoreThreshold: 0.05, IgnoreSystemMessages: true,
+						MaxMessageCount: 10, Duration: dur(10 * time.Minute), Dimensions: 512,
+					},
+				},
+				ContentSafety: &ContentSafety{
+					Service: "safety", ShieldPrompt: true, OutputType: "FourSeverityLevels",
+					Categories:  map[string]int{"Hate": 4, "SelfHarm": 4, "Sexual": 4, "Violence": 4},
+					Blocklists:  []string{"banned-terms"},
+					Completions: SafetyCompletions{Mode: "window", WindowSize: 1000, WindowOverlap: 100},
+					OnError:     "fail_closed",
+				},
+				PII: &PII{
+					Entities: []string{"Email", "PhoneNumber", "CreditCardNumber", "IBAN", "IPAddress"},
+					Patterns: []PIIPattern{{Category: "EmployeeId", Regex: "EMP-[0-9]{6}"}},
+					Restore:  true, OnError: "fail_closed",
+				},
 			},
 			{
 				Name: "premium", Models: []string{"gpt-4o", "text-embedding-3-small"},
@@ -145,6 +166,11 @@ func TestParseReference(t *testing.T) {
 			{Name: "team-alpha", Product: "standard", Keys: []secret.Value{secret.New("alpha-secret")}},
 			{Name: "team-beta", Product: "premium", Keys: []secret.Value{secret.New("sha256:" + betaDigest)}},
 		},
+		UI: UI{Chat: true, Dashboard: true},
+		ContentSafety: []SafetyService{{
+			Name: "safety", URL: "http://127.0.0.1:9107", Auth: SafetyAuth{APIKey: secret.New("safety-secret")},
+			Timeout: dur(2 * time.Second), APIVersion: "2024-09-01",
+		}},
 	}
 	if diff := cmp.Diff(want, got, cmpSecrets); diff != "" {
 		t.Errorf("Parse(reference) mismatch (-want +got):\n%s", diff)
