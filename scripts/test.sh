@@ -10,14 +10,17 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # Real servers the tests start: Redis (the limit store) and PostgreSQL (the
-# usage ledger). Installed here when this runs as root with apt-get;
-# otherwise it says what to install. They are looked for where the tests
-# look: redis-server on the PATH, PostgreSQL's initdb on the PATH or where
-# Debian's packages put it (internal/redistest, internal/pgtest).
+# usage ledger), and the headless Chromium the web UI's browser tests drive.
+# Installed here when this runs as root with apt-get; otherwise it says what
+# to install. They are looked for where the tests look: redis-server and
+# chromium-headless-shell on the PATH, PostgreSQL's initdb on the PATH or
+# where Debian's packages put it (internal/redistest, internal/pgtest,
+# internal/app/browser_test.go).
 find_missing() {
   missing=""
   command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
   { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+  command -v chromium-headless-shell >/dev/null 2>&1 || missing="$missing chromium-headless-shell"
 }
 find_missing
 if [ -n "$missing" ]; then

@@ -187,7 +187,7 @@ examples/sluice.yaml (every field is in docs/configuration.md) and run
 		return err
 	}
 	log.Info("sluice serving", "version", versionString(), "listen", ln.Addr().String(),
-		"admin", addrOf(adminLn), "config", *path)
+		"admin", addrOf(adminLn), "tls", cfg.Server.TLS != nil, "config", *path)
 	stopHUP := reloadOnHUP(ctx, g, log)
 	defer stopHUP()
 	return g.Serve(ctx, ln, adminLn)

@@ -127,6 +127,8 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, 
 	cfg.Usage.Store = "sqlite:" + filepath.Join(dir, "usage.db")
 	cfg.Usage.Journal = filepath.Join(dir, "usage.journal")
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
+	useDemoIdentity(cfg)
+	cfg.UI.Chat, cfg.UI.Dashboard = true, true
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -221,9 +223,16 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(demoBackends)+1)
+	errc := make(chan error, len(demoBackends)+2)
 	urls := make(map[string]string, len(demoBackends))
 	ptu := make(map[string]bool)
+	ident, err := startDemoIdentity(ctx, &wg, errc)
+	if err != nil {
+		return err
+	}
+	defer ident.restore()
+	env["IDENTITY_ENDPOINT"] = ident.url + "/msi/token" // for the banner
+	faults := &demoFaults{}
 	seen := &demoSeen{} // what the backends received of a masked prompt (demoguard.go)
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
@@ -240,9 +249,14 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if f.latency {
 			opts.Latency = demoLatency
 		}
+		if db.name == demoIdentityBackend {
+			opts.Entra = ident.id.Entra(ident.url)
+		}
 		urls[db.name] = "http://" + ln.Addr().String()
 		ptu[db.name] = db.ptu
 		sim := simulator.New(opts)
+		defer sim.Close()
+		faults.add(db.name, db.region, sim)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -283,11 +297,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
+	g.ui.SetDemo(faults)
 	_, _ = banner.WriteTo(stdout)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
 	}()
 	showGuardrails(ctx, stdout, "http://"+ln.Addr().String(), env[demoLoadKeyVar], cfg, seen)
 	if f.load > 0 {

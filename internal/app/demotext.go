@@ -63,6 +63,10 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 			if b.Name == db.name && b.Kind == "openai" {
 				what += ", OpenAI-compatible (kind openai)"
 			}
+			if b.Name == db.name && b.Auth.ManagedIdentity != nil {
+				what += ", managed identity: tokens from " + env["IDENTITY_ENDPOINT"] +
+					" (simulated App Service), keys refused"
+			}
 		}
 		d.Backends = append(d.Backends, bannerBackend{Name: db.name, URL: backendURL[db.name], What: what})
 	}
@@ -160,6 +164,8 @@ examples/sluice.yaml with keys generated for this run.
 
   gateway   {{.Gateway}}
   admin     {{.Admin}}   (admin key: {{.AdminKey}})
+  chat      {{.Gateway}}/chat/   (sign in with your key, below)
+  dashboard {{.Admin}}/ui/   (sign in with the admin key; its Demo tab injects faults)
 {{range .Backends}}  backend   {{printf "%-19s" .Name}} {{.URL}}   {{.What}}
 {{end}}
 Your key: {{.UserKey}}

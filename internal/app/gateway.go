@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/cachestage"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/credential"
 	"github.com/sluice-gateway/sluice/internal/guard"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluice-gateway/sluice/internal/proxy"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/usage"
+	"github.com/sluice-gateway/sluice/internal/webui"
 )
 
 // Gateway is a running Sluice: the routing table in force, swapped whole on
@@ -39,9 +41,12 @@ type Gateway struct {
 	subs     *subscriptionSync             // runtime subscriptions from the usage store; nil when it keeps none
 	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
 	registry *route.Registry               // backend states, limiters and health probes across reloads
+	cache    *cachestage.Stage             // the response cache, across reloads
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
+	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
+	ui       *webui.UI                         // the chat and the dashboard (webui.go)
 	guard    *guard.Stage                      // the guardrails stage (guard.go)
 
 	// Handler is the client-facing API.
@@ -65,11 +70,8 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Server.TLS != nil || cfg.Admin.TLS != nil {
-		// Parsed and validated, but the listeners do not terminate TLS
-		// yet: refusing beats serving plain HTTP to someone who asked for
-		// HTTPS.
-		return nil, errors.New("server.tls, admin.tls: TLS on the listeners is not implemented yet; terminate TLS in front of Sluice for now")
+	if g.tls, err = loadListenerCerts(cfg, log, now); err != nil {
+		return nil, err
 	}
 	g.registry = route.NewRegistry(route.RegistryOptions{Log: log, OpenStore: openStore, Health: health.New(log, now),
 		Drain: cfg.Server.ShutdownGrace.D()})
@@ -96,12 +98,16 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.registry.Commit(t)
 	g.table.Store(t)
 	g.ready.Store(true)
-	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	if g.cache, err = g.openCache(cfg); err != nil {
+		return nil, err
+	}
 	g.guard = g.newGuard()
+	authn := []proxy.Authenticator{gatewayCaller{}, &principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
 		Tracer: g.obs.tracer, Authenticators: authn, Stages: g.stages()})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
-		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
+		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load,
+		ClearCache: func(ctx context.Context, sub string) error { return g.cache.Store().Clear(ctx, sub) }}
 	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
 		g.subs = startSubscriptionSync(g, ss)
 		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed
@@ -110,6 +116,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		ao.Metrics = g.obs.metrics.Handler()
 	}
 	g.Admin = admin.New(ao)
+	g.mountUI()
 	return g, nil
 }
 
@@ -184,7 +191,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		g.log.Warn("server.max_connections is lowered to three quarters of the open-file limit",
 			"max_connections", cfg.Server.MaxConnections, "open_file_limit", fileLimit, "effective", maxConns)
 	}
-	client := listener.New(ln, listener.Options{MaxConns: maxConns, MaxConnsPerIP: cfg.Server.MaxConnectionsPerIP, Logger: g.log})
+	client := listener.New(ln, listener.Options{MaxConns: maxConns, MaxConnsPerIP: cfg.Server.MaxConnectionsPerIP, Logger: g.log,
+		TLS: g.tls.server.Config()})
 	g.conns.Store(client)
 	clientSrv := newServer(g.Handler)
 	errc := make(chan error, 2)
@@ -192,7 +200,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = newServer(g.Admin)
-		admin := listener.New(adminLn, listener.Options{Logger: g.log})
+		admin := listener.New(adminLn, listener.Options{Logger: g.log, TLS: g.tls.admin.Config()})
 		go func() { errc <- admin.Serve(adminSrv) }()
 	}
 	var err error
@@ -202,6 +210,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		err = fmt.Errorf("serving: %w", err)
 	}
 	g.ready.Store(false)
+	g.ui.Close() // the dashboards' live streams end, so that the admin listener can drain
 	grace := g.Table().Config.Server.ShutdownGrace.D()
 	g.log.Info("shutting down", "grace", grace.String())
 	// The client listener drains first. The admin listener stays up
@@ -219,6 +228,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.closeObservability()
 	g.tokens.Close()
+	g.closeCache()
 	g.guard.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -247,6 +257,38 @@ func shutdown(s *http.Server, grace time.Duration, log *slog.Logger, cut string)
 	}
 }
 
+// listenerCerts are the listeners' TLS certificates, each nil for a
+// listener that speaks plain HTTP.
+type listenerCerts struct {
+	server, admin *listener.Certs
+}
+
+// loadListenerCerts loads server.tls and admin.tls, so that a certificate
+// that cannot be read stops the start, before anything listens. Their
+// files are re-read when they change; the rest takes a restart.
+func loadListenerCerts(cfg *config.Config, log *slog.Logger, now func() time.Time) (listenerCerts, error) {
+	load := func(path string, t *config.TLS) (*listener.Certs, error) {
+		if t == nil {
+			return nil, nil
+		}
+		c, err := listener.LoadCerts(listener.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile,
+			ClientCAFile: t.ClientCAFile, RequireClientCert: t.ClientAuth == "require"}, log.With("listener", path), now)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return c, nil
+	}
+	var lc listenerCerts
+	var err error
+	if lc.server, err = load("server.tls", cfg.Server.TLS); err != nil {
+		return lc, err
+	}
+	if cfg.Admin.Listen != "" {
+		lc.admin, err = load("admin.tls", cfg.Admin.TLS)
+	}
+	return lc, err
+}
+
 // Connections returns the client listener's counters (zero before Serve):
 // connections open, accepted and refused over the caps, and requests refused
 // for their framing or answered by net/http itself.
@@ -260,6 +302,9 @@ func (g *Gateway) Connections() listener.Stats {
 // Close closes what NewGateway opened, for a gateway that will not serve (its
 // listeners could not be opened); Serve closes it all itself when it ends.
 func (g *Gateway) Close() {
+	if g.ui != nil {
+		g.ui.Close()
+	}
 	if g.subs != nil {
 		g.subs.stop()
 	}
@@ -267,6 +312,7 @@ func (g *Gateway) Close() {
 	if g.tokens != nil {
 		g.tokens.Close()
 	}
+	g.closeCache()
 	if g.guard != nil {
 		g.guard.Close()
 	}

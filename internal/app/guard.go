@@ -16,9 +16,12 @@ func (g *Gateway) newGuard() *guard.Stage {
 	return guard.New(guard.Options{Table: g.Table, Logger: g.log, Credential: g.safetyCredential})
 }
 
-// stages are the pipeline's stages, in order.
+// stages are the pipeline's stages, in order: the guardrails first, so that
+// the cache keys, stores and replays masked text only, every answer (a hit
+// too) passes the guardrails' checks, and placeholders are restored last
+// for the caller in hand (see proxy.Request.AddTap).
 func (g *Gateway) stages() []proxy.Stage {
-	return []proxy.Stage{g.guard}
+	return []proxy.Stage{g.guard, g.cache}
 }
 
 // safetyCredential makes the token credential of a content safety service

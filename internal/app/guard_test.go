@@ -150,6 +150,13 @@ type guardEnv struct {
 
 func startGuard(t *testing.T) *guardEnv {
 	t.Helper()
+	return startGuardConfig(t, guardConfig)
+}
+
+// startGuardConfig is startGuard with another config: a format with the
+// directory, the backend's URL and the safety service's, as guardConfig.
+func startGuardConfig(t *testing.T, text string) *guardEnv {
+	t.Helper()
 	e := &guardEnv{backend: &scriptedBackend{}, safety: simulator.New(simulator.Options{APIKey: "safety-key"}), logs: &lockedBuffer{}}
 	bsrv := httptest.NewServer(e.backend)
 	t.Cleanup(bsrv.Close)
@@ -170,7 +177,7 @@ func startGuard(t *testing.T) *guardEnv {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sluice.yaml")
 	e.path = path
-	if err := os.WriteFile(path, fmt.Appendf(nil, guardConfig, dir, bsrv.URL, ssrv.URL), 0o600); err != nil {
+	if err := os.WriteFile(path, fmt.Appendf(nil, text, dir, bsrv.URL, ssrv.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))

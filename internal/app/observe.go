@@ -89,7 +89,8 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 		Connections: func() metrics.ConnectionStats {
 			s := g.Connections()
 			return metrics.ConnectionStats{Open: s.Open, Accepted: s.Accepted, RefusedMax: s.RefusedMax,
-				RefusedPerIP: s.RefusedPerIP, Ambiguous: s.Ambiguous, Malformed: s.Malformed}
+				RefusedPerIP: s.RefusedPerIP, Ambiguous: s.Ambiguous, Malformed: s.Malformed,
+				PlainHTTP: s.PlainHTTP, Handshake: s.HandshakeFailed}
 		},
 	}), nil
 }

@@ -133,6 +133,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	for i := range c.Products {
 		d.product(index("products", i), &c.Products[i])
 	}
+	d.cache(c)
 	d.guard(c)
 }
 

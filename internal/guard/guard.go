@@ -256,12 +256,15 @@ func (s *Stage) Before(ctx context.Context, r *proxy.Request) (*proxy.Answer, er
 		if err := s.checkPrompt(ctx, p, r); err != nil {
 			return nil, err
 		}
-		if p.mode != "off" {
-			r.AddTap(s.newCompletionTap(ctx, p, r.Op))
-		}
 	}
+	// Taps run innermost first (proxy.Request.AddTap): the answer is
+	// checked, then its placeholders restored, so that a later stage's tap
+	// (the cache's) sees it checked and still masked.
 	if vault.Len() > 0 && p.restore {
 		r.AddTap(&restoreTap{r: vault.Restorer(), v: vault})
+	}
+	if p.client != nil && p.mode != "off" {
+		r.AddTap(s.newCompletionTap(ctx, p, r.Op))
 	}
 	return nil, nil
 }

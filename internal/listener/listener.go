@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -31,6 +32,9 @@ const (
 	lingerBytes = 64 << 10
 	// logEvery spaces the warnings about refused connections.
 	logEvery = 10 * time.Second
+	// defaultHandshakeTimeout bounds a TLS handshake, as net/http's
+	// TLSHandshakeTimeout does for its clients.
+	defaultHandshakeTimeout = 10 * time.Second
 )
 
 // Options configure a Listener.
@@ -46,6 +50,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of write deadlines and of the warnings. Default time.Now.
 	Now func() time.Time
+	// TLS, set, makes the listener speak HTTPS: each connection's handshake
+	// is made with it (Certs.Config: its files re-read when they change)
+	// at the connection's first read, and net/http is handed the plain
+	// text, so that the framing checks and the JSON errors hold over TLS as
+	// they do without it. Nil: plain HTTP.
+	TLS *tls.Config
+	// HandshakeTimeout bounds a TLS handshake. Default 10s.
+	HandshakeTimeout time.Duration
 }
 
 // Stats are a Listener's counters, for metrics.
@@ -65,6 +77,14 @@ type Stats struct {
 	// request line or headers, headers too large, unsupported transfer
 	// encoding), answered as JSON.
 	Malformed uint64
+	// PlainHTTP counts the connections to a TLS listener that spoke plain
+	// HTTP, answered 400 in plain text.
+	PlainHTTP uint64
+	// HandshakeFailed counts the other failed TLS handshakes: no common
+	// version or suite, a client certificate missing or not verified, a
+	// client that gave up midway or timed out. A connection closed before
+	// sending anything (a TCP health probe) is not counted.
+	HandshakeFailed uint64
 }
 
 // Listener wraps a net.Listener; make one with New. Its connections are
@@ -84,11 +104,13 @@ type Listener struct {
 	hooked atomic.Bool // Serve installed the server hooks
 
 	accepted, refusedMax, refusedPerIP, ambiguous, malformed atomic.Uint64
+	plainHTTP, handshakeFailed                               atomic.Uint64
 
 	refusedUnlogged atomic.Uint64 // refusals since the last warning
 	lastLog         atomic.Int64  // Unix nanoseconds of the last warning
 
 	busy, busyIP []byte // the 503 answers
+	plain        []byte // the 400 to plain HTTP on a TLS listener
 }
 
 // New returns a Listener accepting from ln.
@@ -99,6 +121,9 @@ func New(ln net.Listener, o Options) *Listener {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshakeTimeout
+	}
 	return &Listener{
 		Listener:  ln,
 		o:         o,
@@ -108,12 +133,20 @@ func New(ln net.Listener, o Options) *Listener {
 			"The gateway has too many open connections; retry shortly."), "Retry-After: 1\r\n"),
 		busyIP: response(wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "too_many_connections",
 			"Too many connections are open from your address; close idle ones or retry shortly."), "Retry-After: 1\r\n"),
+		plain: response(wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "tls_required",
+			"This port speaks HTTPS: send the request over TLS (https://)."), ""),
 	}
 }
 
 // Serve installs on srv the hooks l's connections need, then serves srv on l
 // until it is shut down. The hooks tell a handler's response from an error
 // net/http writes itself; without them those errors stay plain text.
+//
+// Over TLS, net/http sees the plain text of a connection it does not know
+// is TLS: the hooks set each request's TLS to the connection's state, and
+// srv.Protocols is set to HTTP/1.1 and HTTP/2 "unencrypted" (to net/http;
+// TLS is beneath it), which serves HTTP/2 to a client that begins with its
+// preface, as one does after ALPN chose h2.
 func (l *Listener) Serve(srv *http.Server) error {
 	next := srv.Handler
 	if next == nil {
@@ -122,9 +155,20 @@ func (l *Listener) Serve(srv *http.Server) error {
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(connKey{}).(*Conn); ok {
 			c.responding.Store(true)
+			if c.state != nil {
+				// The request is this handler's own, made by
+				// net/http for it, which never reads TLS back.
+				r.TLS = c.state
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+	if l.o.TLS != nil {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		srv.Protocols = &p
+	}
 	connContext := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
 		if connContext != nil {
@@ -164,7 +208,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.accepted.Add(1)
-		return &Conn{Conn: c, l: l, ip: ip, hooked: l.hooked.Load()}, nil
+		conn := &Conn{Conn: c, raw: c, l: l, ip: ip, hooked: l.hooked.Load()}
+		if l.o.TLS != nil {
+			conn.tls = tls.Server(c, l.o.TLS)
+			conn.Conn = conn.tls
+		}
+		return conn, nil
 	}
 }
 
@@ -201,8 +250,29 @@ func (l *Listener) release(ip netip.Addr) {
 // refuse writes answer to c and closes it: after reading what the client
 // sent meanwhile, if a lingering slot is free, so that the client reads the
 // 503 rather than a reset.
+//
+// Over TLS the answer needs a handshake first, which the accept loop does
+// not wait for: a lingering connection makes it, or the connection is
+// closed without an answer.
 func (l *Listener) refuse(c net.Conn, answer []byte) {
 	l.warn()
+	if l.o.TLS != nil {
+		if !l.startLinger(c) {
+			_ = c.Close()
+			return
+		}
+		go func() {
+			tc := tls.Server(c, l.o.TLS)
+			_ = c.SetDeadline(l.o.Now().Add(lingerTimeout))
+			if tc.Handshake() == nil {
+				if _, err := tc.Write(answer); err == nil {
+					_ = tc.CloseWrite()
+				}
+			}
+			l.linger(tc)
+		}()
+		return
+	}
 	_ = c.SetWriteDeadline(l.o.Now().Add(refuseWriteTimeout))
 	if _, err := c.Write(answer); err != nil {
 		_ = c.Close()
@@ -213,28 +283,41 @@ func (l *Listener) refuse(c net.Conn, answer []byte) {
 		_ = c.Close()
 		return
 	}
-	l.mu.Lock()
-	if l.closed || len(l.lingering) >= maxLingering {
-		l.mu.Unlock()
+	if !l.startLinger(c) {
 		_ = c.Close()
 		return
 	}
-	l.lingering[c] = struct{}{}
-	l.lingerers.Add(1)
-	l.mu.Unlock()
 	go l.linger(c)
 }
 
+// startLinger takes a lingering slot for c, if one is free and l is open;
+// linger frees it.
+func (l *Listener) startLinger(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || len(l.lingering) >= maxLingering {
+		return false
+	}
+	l.lingering[c] = struct{}{}
+	l.lingerers.Add(1)
+	return true
+}
+
 // linger reads and discards what c sends until it closes, for a second at
-// most, then closes c. Close cuts it short.
+// most, then closes c. Close cuts it short. c is the connection startLinger
+// took the slot for, or a TLS connection over it.
 func (l *Listener) linger(c net.Conn) {
 	defer l.lingerers.Done()
 	_ = c.SetReadDeadline(l.o.Now().Add(lingerTimeout))
 	_, _ = io.CopyN(io.Discard, c, lingerBytes)
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
 	l.mu.Lock()
-	delete(l.lingering, c)
+	delete(l.lingering, raw)
 	l.mu.Unlock()
-	_ = c.Close()
+	_ = raw.Close()
 }
 
 // warn logs that connections are being refused, at most every logEvery.
@@ -274,6 +357,7 @@ func (l *Listener) Stats() Stats {
 		Open: open, Accepted: l.accepted.Load(),
 		RefusedMax: l.refusedMax.Load(), RefusedPerIP: l.refusedPerIP.Load(),
 		Ambiguous: l.ambiguous.Load(), Malformed: l.malformed.Load(),
+		PlainHTTP: l.plainHTTP.Load(), HandshakeFailed: l.handshakeFailed.Load(),
 	}
 }
 

@@ -171,8 +171,8 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 // connectionCollector exports the client listener's counters, read once per
 // scrape.
 type connectionCollector struct {
-	source                       func() ConnectionStats
-	open, accepted, refused, bad *prometheus.Desc
+	source                                   func() ConnectionStats
+	open, accepted, refused, bad, handshakes *prometheus.Desc
 }
 
 func newConnectionCollector(source func() ConnectionStats) *connectionCollector {
@@ -184,6 +184,8 @@ func newConnectionCollector(source func() ConnectionStats) *connectionCollector 
 			"Client connections accepted and handed to the server.", nil, nil),
 		refused: prometheus.NewDesc("sluice_client_connections_refused_total",
 			"Client connections answered 503 and closed before any request was read, by the cap they were over.", []string{"reason"}, nil),
+		handshakes: prometheus.NewDesc("sluice_client_tls_handshakes_failed_total",
+			"TLS handshakes on the client listener that failed: plain HTTP sent to it, or another failure (version, suite, client certificate).", []string{"reason"}, nil),
 		bad: prometheus.NewDesc("sluice_client_requests_refused_total",
 			"Client requests refused before reaching the API: ambiguous framing (a smuggling attempt), or what net/http could not read.", []string{"reason"}, nil),
 	}
@@ -194,6 +196,7 @@ func (c *connectionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.accepted
 	ch <- c.refused
 	ch <- c.bad
+	ch <- c.handshakes
 }
 
 func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -204,6 +207,8 @@ func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedPerIP), "max_connections_per_ip")
 	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Ambiguous), "ambiguous_framing")
 	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(s.Malformed), "malformed")
+	ch <- prometheus.MustNewConstMetric(c.handshakes, prometheus.CounterValue, float64(s.PlainHTTP), "plain_http")
+	ch <- prometheus.MustNewConstMetric(c.handshakes, prometheus.CounterValue, float64(s.Handshake), "handshake")
 }
 
 // limitCollector exports the limiter's settlement queue and fallback, read

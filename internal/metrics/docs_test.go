@@ -109,6 +109,9 @@ func TestDocsListEveryMetric(t *testing.T) {
 		}
 	}
 	for name := range rows {
+		if strings.HasPrefix(name, "sluice_cache_") {
+			continue // registered by package cachestage, which checks its own rows
+		}
 		if _, ok := labels[name]; !ok && (strings.HasPrefix(name, "sluice_") || strings.HasPrefix(name, "gen_ai_")) {
 			t.Errorf("%s: lists %s, which the registry does not export", docPath, name)
 		}

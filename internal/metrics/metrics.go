@@ -121,6 +121,7 @@ type ConnectionStats struct {
 	Accepted                 uint64 // connections handed to the server
 	RefusedMax, RefusedPerIP uint64 // refused over server.max_connections, and over server.max_connections_per_ip
 	Ambiguous, Malformed     uint64 // requests refused for ambiguous framing, and for what net/http could not read
+	PlainHTTP, Handshake     uint64 // TLS handshakes failed: plain HTTP sent to the TLS listener, and the others
 }
 
 // LimitStats are the limiter's queue of settlements and its fallback, as a
