@@ -145,6 +145,7 @@ type guardEnv struct {
 	safety  *simulator.Simulator
 	gw      *Gateway
 	logs    *lockedBuffer
+	path    string // the config file
 }
 
 func startGuard(t *testing.T) *guardEnv {
@@ -175,6 +176,7 @@ func startGuardConfig(t *testing.T, text string) *guardEnv {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sluice.yaml")
+	e.path = path
 	if err := os.WriteFile(path, fmt.Appendf(nil, text, dir, bsrv.URL, ssrv.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -446,4 +448,32 @@ func TestGuardPII(t *testing.T) {
 	if !strings.Contains(logs, "<EMAIL_1>") {
 		t.Errorf("the log does not hold the masked prompt:\n%s", logs)
 	}
+}
+
+// TestGuardReload: a reload changes the guardrails in force, without a
+// restart.
+func TestGuardReload(t *testing.T) {
+	e := startGuard(t)
+	c := e.client("key-window")
+	_, err := c.Chat.Completions.New(context.Background(), chat("about xviolence4 things"))
+	apiError(t, err, 403, "content_filter")
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaxed := strings.Replace(string(raw), "Violence: 4 }", "Violence: 6 }", 1)
+	if relaxed == string(raw) {
+		t.Fatal("the config has no Violence threshold to change")
+	}
+	if err := os.WriteFile(e.path, []byte(relaxed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Chat.Completions.New(context.Background(), chat("about xviolence4 things")); err != nil {
+		t.Errorf("after raising the threshold: %v", err)
+	}
+	_, err = c.Chat.Completions.New(context.Background(), chat("about xviolence6 things"))
+	apiError(t, err, 403, "content_filter")
 }
