@@ -213,6 +213,19 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 		{id: "7", title: fmt.Sprintf("Streaming at a model's pace (a token every 10 ms), %d chunks, open loop at %g streams/s", o.chunks, o.streamRate),
 			targets: []target{pacedDirect, pacedFull, pacedViaBare}, load: open(story, true, o.streamRate), stream: true, simPID: paced.pid()},
 	}
+	if o.wants("9") {
+		// Scenario 9: every request after the first is an exact cache hit,
+		// so the gateway's cost of a hit shows against a plain request.
+		cached, cachedURL, _, err := startGateway(ctx, bin, dir, "gateway-full-cached", simURL, true, withExactCache)
+		if err != nil {
+			return nil, err
+		}
+		defer cached.stop()
+		viaCache := target{name: "sluice (full, exact cache hits)", url: cachedURL + path, key: subKey, pid: cached.pid()}
+		scenarios = append(scenarios, scenario{id: "9",
+			title:   fmt.Sprintf("Exact cache hits against plain requests: small chat, closed loop at %d concurrent", o.concurrency),
+			targets: []target{direct, viaFull, viaCache}, load: closed(small, false)})
+	}
 	for _, sc := range scenarios {
 		if !o.wants(sc.id) {
 			continue

@@ -227,12 +227,20 @@ subscriptions:
 	return
 }
 
-// startGateway writes the config and serves it; the full config logs at info
+// withExactCache gives a gateway config's product an exact response cache.
+func withExactCache(yaml string) string {
+	return strings.Replace(yaml, "    models: [gpt-4o]", "    models: [gpt-4o]\n    cache: {exact: {ttl: 1h}}", 1)
+}
+
+// startGateway writes the config (after the edits) and serves it; the full config logs at info
 // to /dev/null, the minimal one at warn.
-func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool) (p *proc, url, adminURL string, err error) {
+func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool, edits ...func(string) string) (p *proc, url, adminURL string, err error) {
 	yaml, listen, admin, err := gatewayConfig(dir, name, simURL, full)
 	if err != nil {
 		return nil, "", "", err
+	}
+	for _, edit := range edits {
+		yaml = edit(yaml)
 	}
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {

@@ -53,6 +53,9 @@ type Options struct {
 	// SubscriptionsChanged is called after a change through the API, so
 	// that this instance applies it at once (others poll the store).
 	SubscriptionsChanged func()
+	// ClearCache drops the response cache's entries of a subscription ("":
+	// all) for DELETE /admin/cache; nil: not served.
+	ClearCache func(ctx context.Context, subscription string) error
 }
 
 // New returns the admin handler.
@@ -85,6 +88,9 @@ func New(o Options) http.Handler {
 		mux.HandleFunc("PATCH /admin/subscriptions/{name}", a.guard(sa.patch))
 		mux.HandleFunc("DELETE /admin/subscriptions/{name}", a.guard(sa.delete))
 		mux.HandleFunc("GET /admin/subscriptions-audit", a.guard(sa.audit))
+	}
+	if o.ClearCache != nil {
+		mux.HandleFunc("DELETE /admin/cache", a.guard(a.clearCache))
 	}
 	mux.HandleFunc("/", a.notFound)
 	return mux
@@ -291,6 +297,20 @@ func (a *handler) usage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"from": q.From, "to": q.To, "group_by": q.GroupBy, "rows": rows})
+}
+
+// clearCache answers DELETE /admin/cache[?subscription=NAME]: the response
+// cache's entries of the subscription (those of products that vary by
+// subscription), or all of them.
+func (a *handler) clearCache(w http.ResponseWriter, r *http.Request) {
+	sub := r.URL.Query().Get("subscription")
+	if err := a.o.ClearCache(r.Context(), sub); err != nil {
+		a.o.Logger.Warn("clearing the response cache", "err", err)
+		wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "cache_unavailable",
+			"The response cache cannot be reached now.").Write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cleared": true, "subscription": sub})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -84,6 +84,7 @@ func newDemoEnv() demoEnv {
 		"SLUICE_ADMIN_KEY": "sk-admin-" + randomHex(12),
 		demoLoadKeyVar:     "sk-alpha-" + randomHex(12),
 		demoUserKeyVar:     "sk-beta-" + randomHex(12),
+		demoSafetyKeyVar:   randomHex(16),
 	}
 	for _, b := range demoBackends {
 		env[b.keyVar] = randomHex(16)
@@ -117,10 +118,16 @@ func demoConfig(env demoEnv, backendURL map[string]string, listen, adminListen, 
 			cfg.Backends[i].URL = u
 		}
 	}
+	for i := range cfg.ContentSafety {
+		if u, ok := backendURL[safetyURLKey(cfg.ContentSafety[i].Name)]; ok {
+			cfg.ContentSafety[i].URL = u
+		}
+	}
 	cfg.Server.Listen, cfg.Admin.Listen = listen, adminListen
 	cfg.Usage.Store = "sqlite:" + filepath.Join(dir, "usage.db")
 	cfg.Usage.Journal = filepath.Join(dir, "usage.journal")
 	cfg.Server.ShutdownGrace = config.Duration(5 * time.Second)
+	useDemoIdentity(cfg)
 	cfg.UI.Chat, cfg.UI.Dashboard = true, true
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -216,10 +223,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(demoBackends)+1)
+	errc := make(chan error, len(demoBackends)+2)
 	urls := make(map[string]string, len(demoBackends))
 	ptu := make(map[string]bool)
+	ident, err := startDemoIdentity(ctx, &wg, errc)
+	if err != nil {
+		return err
+	}
+	defer ident.restore()
+	env["IDENTITY_ENDPOINT"] = ident.url + "/msi/token" // for the banner
 	faults := &demoFaults{}
+	seen := &demoSeen{} // what the backends received of a masked prompt (demoguard.go)
 	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
@@ -230,13 +244,18 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Region:      db.region,
 			Deployments: db.deployments,
 			Logger:      simLog.With("simulator", db.name),
+			OnRequest:   seen.observe,
 		}
 		if f.latency {
 			opts.Latency = demoLatency
 		}
+		if db.name == demoIdentityBackend {
+			opts.Entra = ident.id.Entra(ident.url)
+		}
 		urls[db.name] = "http://" + ln.Addr().String()
 		ptu[db.name] = db.ptu
 		sim := simulator.New(opts)
+		defer sim.Close()
 		faults.add(db.name, db.region, sim)
 		wg.Add(1)
 		go func() {
@@ -245,6 +264,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				errc <- fmt.Errorf("demo backend %s: %w", db.name, err)
 			}
 		}()
+	}
+	if ref, err := config.Parse("examples/sluice.yaml", examples.Reference, env.lookup); err == nil {
+		if err := startDemoSafety(ctx, &wg, ref, urls, simLog); err != nil {
+			return err
+		}
 	}
 	ln, err := listenOr(f.listen)
 	if err != nil {
@@ -280,6 +304,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
+	}()
+	showGuardrails(ctx, stdout, "http://"+ln.Addr().String(), env[demoLoadKeyVar], cfg, seen)
 	if f.load > 0 {
 		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,
 			maxTokens: demoLoadMaxTokens, ptu: ptu, interval: 10 * time.Second, out: stdout,

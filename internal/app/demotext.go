@@ -63,6 +63,10 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 			if b.Name == db.name && b.Kind == "openai" {
 				what += ", OpenAI-compatible (kind openai)"
 			}
+			if b.Name == db.name && b.Auth.ManagedIdentity != nil {
+				what += ", managed identity: tokens from " + env["IDENTITY_ENDPOINT"] +
+					" (simulated App Service), keys refused"
+			}
 		}
 		d.Backends = append(d.Backends, bannerBackend{Name: db.name, URL: backendURL[db.name], What: what})
 	}

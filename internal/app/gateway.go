@@ -13,8 +13,10 @@ import (
 
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/backend"
+	"github.com/sluice-gateway/sluice/internal/cachestage"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/credential"
+	"github.com/sluice-gateway/sluice/internal/guard"
 	"github.com/sluice-gateway/sluice/internal/health"
 	"github.com/sluice-gateway/sluice/internal/listener"
 	"github.com/sluice-gateway/sluice/internal/oidc"
@@ -39,11 +41,13 @@ type Gateway struct {
 	subs     *subscriptionSync             // runtime subscriptions from the usage store; nil when it keeps none
 	verifier atomic.Pointer[oidc.Verifier] // the auth.jwt of the table in force
 	registry *route.Registry               // backend states, limiters and health probes across reloads
+	cache    *cachestage.Stage             // the response cache, across reloads
 	reloadMu sync.Mutex                    // serialises reloads: guards the compile-and-commit
 	ready    atomic.Bool
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
 	ui       *webui.UI                         // the chat and the dashboard (webui.go)
+	guard    *guard.Stage                      // the guardrails stage (guard.go)
 
 	// Handler is the client-facing API.
 	Handler http.Handler
@@ -94,11 +98,16 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 	g.registry.Commit(t)
 	g.table.Store(t)
 	g.ready.Store(true)
-	authn := []proxy.Authenticator{&principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
+	if g.cache, err = g.openCache(cfg); err != nil {
+		return nil, err
+	}
+	g.guard = g.newGuard()
+	authn := []proxy.Authenticator{gatewayCaller{}, &principal.Tokens{Verifier: g.verifier.Load}, proxy.Keys{}, &principal.Certificates{}}
 	g.Handler = proxy.New(proxy.Options{Table: g.Table, Logger: log, Now: now, Metrics: g.obs.metrics, Ledger: g.obs.ledger,
-		Tracer: g.obs.tracer, Authenticators: authn})
+		Tracer: g.obs.tracer, Authenticators: authn, Stages: g.stages()})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
-		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load}
+		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load,
+		ClearCache: func(ctx context.Context, sub string) error { return g.cache.Store().Clear(ctx, sub) }}
 	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
 		g.subs = startSubscriptionSync(g, ss)
 		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed
@@ -219,6 +228,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.closeObservability()
 	g.tokens.Close()
+	g.closeCache()
+	g.guard.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if rerr := g.registry.Close(rctx); rerr != nil {
@@ -300,6 +311,10 @@ func (g *Gateway) Close() {
 	g.closeObservability()
 	if g.tokens != nil {
 		g.tokens.Close()
+	}
+	g.closeCache()
+	if g.guard != nil {
+		g.guard.Close()
 	}
 	if err := g.registry.Close(context.Background()); err != nil {
 		g.log.Warn("closing limiters and backends", "err", err)

@@ -79,6 +79,9 @@ func (l *demoLoad) one(ctx context.Context, seq uint64) {
 	}
 	req.Header.Set("Authorization", "Bearer "+l.key)
 	req.Header.Set("Content-Type", "application/json")
+	// The same question every time: without this the response cache would
+	// answer all but the first, and the load would reach no backend.
+	req.Header.Set("Cache-Control", "no-store")
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -61,6 +61,7 @@ func newMetrics(cfg *config.Config, g *Gateway) (*metrics.Metrics, error) {
 	return metrics.New(metrics.Options{
 		Dimensions:       dims,
 		Backends:         g.backendStates,
+		Guard:            g.guardStats,
 		LimitStoreErrors: func() uint64 { _, n := g.registry.LimitStats(); return n },
 		Limits: func() metrics.LimitStats {
 			s, _ := g.registry.LimitStats()

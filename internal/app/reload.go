@@ -10,7 +10,8 @@ import (
 
 // restartOnly are the config fields a running gateway cannot change: what
 // they configure is built once at start (listeners and their servers, the
-// usage ledger and its store, the metrics registry, the trace exporter). A
+// usage ledger and its store, the metrics registry, the trace exporter, the
+// response cache's store). A
 // reload that changes one is refused, naming it, so that nobody believes a
 // change applied that did not; docs/configuration.md lists the same fields.
 var restartOnly = []struct {
@@ -28,6 +29,7 @@ var restartOnly = []struct {
 	{"usage.journal", func(c *config.Config) any { return c.Usage.Journal }},
 	{"metrics", func(c *config.Config) any { return c.Metrics }},
 	{"tracing", func(c *config.Config) any { return c.Tracing }},
+	{"cache", func(c *config.Config) any { return c.Cache }},
 }
 
 // RestartError is a reload refused because it changes fields that take

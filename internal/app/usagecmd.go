@@ -25,7 +25,7 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dsn := fs.String("store", "", "the usage store itself (sqlite:PATH or postgres://...), instead of --config's")
 	from := fs.String("from", "", "start, inclusive: RFC 3339 time or date (default: the start of this month, UTC)")
 	to := fs.String("to", "", "end, exclusive: RFC 3339 time or date (default: now)")
-	groupBy := fs.String("group-by", "subscription,model", "comma-separated: subscription, product, model, deployment, backend, region, day, hour, month")
+	groupBy := fs.String("group-by", "subscription,model", "comma-separated: subscription, product, model, deployment, backend, region, currency, user, app, cache, day, hour, month")
 	format := fs.String("format", "table", "table, csv or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -61,12 +61,14 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // reportColumns are the figures of every row, after its groups.
-var reportColumns = []string{"requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost"}
+var reportColumns = []string{"requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost",
+	"saved_tokens", "saved_cost"}
 
 func writeReport(w io.Writer, format string, groups []string, rows []usage.Row, currency string) error {
 	figures := func(r usage.Row) []string {
 		return []string{itoa(r.Requests), itoa(r.Errors), itoa(r.PromptTokens), itoa(r.CompletionTokens),
-			itoa(r.TotalTokens), itoa(r.CachedTokens), strconv.FormatFloat(r.Cost, 'f', 6, 64)}
+			itoa(r.TotalTokens), itoa(r.CachedTokens), strconv.FormatFloat(r.Cost, 'f', 6, 64),
+			itoa(r.SavedTokens), strconv.FormatFloat(r.SavedCost, 'f', 6, 64)}
 	}
 	switch format {
 	case "json":
@@ -79,11 +81,14 @@ func writeReport(w io.Writer, format string, groups []string, rows []usage.Row, 
 			TotalTokens      int64             `json:"total_tokens"`
 			CachedTokens     int64             `json:"cached_tokens"`
 			Cost             float64           `json:"cost"`
+			SavedTokens      int64             `json:"saved_tokens"`
+			SavedCost        float64           `json:"saved_cost"`
 			Currency         string            `json:"currency"`
 		}
 		out := make([]jsonRow, 0, len(rows))
 		for _, r := range rows {
-			out = append(out, jsonRow{r.Group, r.Requests, r.Errors, r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.CachedTokens, r.Cost, currency})
+			out = append(out, jsonRow{r.Group, r.Requests, r.Errors, r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.CachedTokens, r.Cost,
+				r.SavedTokens, r.SavedCost, currency})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -103,7 +108,8 @@ func writeReport(w io.Writer, format string, groups []string, rows []usage.Row, 
 	case "table":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 		head := append(append([]string{}, groups...), reportColumns...)
-		head[len(head)-1] = "cost (" + currency + ")"
+		head[len(head)-3] = "cost (" + currency + ")"
+		head[len(head)-1] = "saved_cost (" + currency + ")"
 		fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 		for _, r := range rows {
 			var cells []string

@@ -30,6 +30,8 @@ type Config struct {
 	// Tracing configures OpenTelemetry trace export. Off unless an
 	// endpoint is set.
 	Tracing Tracing `yaml:"tracing" json:"tracing"`
+	// Cache configures the response cache's store (see cache.go).
+	Cache Cache `yaml:"cache" json:"cache"`
 	// Logging configures the access log.
 	Logging Logging `yaml:"logging" json:"logging"`
 	// Auth configures how clients authenticate besides subscription keys:
@@ -48,6 +50,8 @@ type Config struct {
 	Subscriptions []Subscription `yaml:"subscriptions" json:"subscriptions"`
 	// UI serves the chat app and the operations dashboard (off by default).
 	UI UI `yaml:"ui" json:"ui"`
+	// ContentSafety are the content safety services products may use.
+	ContentSafety []SafetyService `yaml:"content_safety" json:"content_safety,omitempty"`
 }
 
 // Server configures the client-facing listener.
@@ -602,6 +606,13 @@ type Product struct {
 	// (and name one of the subscription's principals, when it has any).
 	// Default: either one.
 	Require []string `yaml:"require" json:"require,omitempty"`
+	// Cache answers the product's requests from stored answers (see
+	// cache.go). Nil: no cache.
+	Cache *ProductCache `yaml:"cache" json:"cache,omitempty"`
+	// ContentSafety checks the product's prompts and answers; nil: none.
+	ContentSafety *ContentSafety `yaml:"content_safety" json:"content_safety,omitempty"`
+	// PII masks personal data in the product's prompts; nil: none.
+	PII *PII `yaml:"pii" json:"pii,omitempty"`
 }
 
 // LimitHeaders names the response headers that report a product's limits and

@@ -133,6 +133,8 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	for i := range c.Products {
 		d.product(index("products", i), &c.Products[i])
 	}
+	d.cache(c)
+	d.guard(c)
 }
 
 // defaulter sets a field to its default when the field is zero and the file

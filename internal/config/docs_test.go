@@ -14,10 +14,11 @@ const docsPath = "../../docs/configuration.md"
 
 // mapKeys names the key of each map field in the documentation.
 var mapKeys = map[string]string{
-	"usage.prices.models":    "<model>",
-	"backends[].deployments": "<model>",
-	"models":                 "<model>",
-	"tracing.headers":        "<header>",
+	"usage.prices.models":                  "<model>",
+	"backends[].deployments":               "<model>",
+	"models":                               "<model>",
+	"tracing.headers":                      "<header>",
+	"products[].content_safety.categories": "<category>",
 }
 
 // fieldPaths lists the documentation path of every field under t: a.b for

@@ -87,6 +87,7 @@ func TestParseReference(t *testing.T) {
 		}}},
 		Metrics: Metrics{Prometheus: true, Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region", "client_ip"}},
 		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Cache:   Cache{Store: "memory", MaxBytes: 256 << 20},
 		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{
 			timeouts(Backend{
@@ -195,6 +196,7 @@ products:
 		Usage:   Usage{Store: "sqlite:sluice-usage.db", Journal: "sluice-usage.journal", Prices: Prices{Currency: "USD", Models: map[string]Price{"m": {Input: 3, Output: 4, CachedInput: ptr(3.0)}}}},
 		Metrics: Metrics{Dimensions: []string{"subscription", "product", "model", "deployment", "backend", "region"}},
 		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Cache:   Cache{Store: "memory", MaxBytes: 256 << 20},
 		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{{
 			Name: "b", Kind: "azure-openai", URL: "https://b.example.com", APIVersion: "2024-10-21",
@@ -367,6 +369,7 @@ products:
 		Usage:   Usage{Store: "postgres://u@db/usage", Journal: "sluice-usage.journal", Prices: Prices{Currency: "EUR"}},
 		Metrics: Metrics{Dimensions: []string{}},
 		Tracing: Tracing{Protocol: "http", SampleRatio: ptr(1.0), ServiceName: "sluice"},
+		Cache:   Cache{Store: "memory", MaxBytes: 256 << 20},
 		Logging: Logging{PromptMaxBytes: 1024},
 		Backends: []Backend{{
 			Name: "b", Kind: "openai", URL: "https://b.example.com",
@@ -470,7 +473,7 @@ func TestParseUnknownField(t *testing.T) {
 		want string
 	}{
 		{"top level", minimal + "serverr: {}\n",
-			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, logging, auth, backends, pools, models, products, subscriptions, ui)"},
+			"test.yaml:11: serverr: unknown field (known: server, admin, state, usage, metrics, tracing, cache, logging, auth, backends, pools, models, products, subscriptions, ui, content_safety)"},
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
 			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies, tls)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),

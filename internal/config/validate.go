@@ -43,9 +43,11 @@ func (c *Config) validate() Errors {
 	c.validatePools(&p)
 	c.validateModels(&p)
 	c.validateProducts(&p)
+	c.validateCache(&p)
 	c.validateSubscriptions(&p)
 	c.validateAuth(&p)
 	c.validateIdentity(&p)
+	c.validateGuard(&p)
 	return p.errs
 }
 

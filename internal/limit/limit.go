@@ -191,7 +191,11 @@ type Request struct {
 	// estimate-prompt-tokens=false): the request is admitted while each
 	// counter is under its limit, and Settle charges what it used.
 	Tokens int64
-	Now    time.Time
+	// RequestsOnly counts the request against the rules' requests per
+	// minute alone, leaving their token counters and quotas untouched: an
+	// answer that costs no tokens, such as a cache hit.
+	RequestsOnly bool
+	Now          time.Time
 }
 
 // Denial says which limit refused a request.
@@ -402,6 +406,10 @@ func (l *Limiter) StoreErrors() uint64 { return l.failures.Load() }
 func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	n := 0
 	for _, rule := range r.Rules {
+		if r.RequestsOnly {
+			n += b2i(rule.RequestsPerMinute > 0)
+			continue
+		}
 		n += b2i(rule.TokensPerMinute > 0) + b2i(rule.RequestsPerMinute > 0) + b2i(rule.TokenQuota > 0)
 	}
 	if n == 0 {
@@ -415,6 +423,9 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	minute := Minute.startUnix(r.Now)
 	minuteExpires := time.Unix(minute+minuteSecs, 0).Add(minuteMargin)
 	for _, rule := range r.Rules {
+		if r.RequestsOnly {
+			break
+		}
 		if rule.TokensPerMinute > 0 {
 			if rule.AdaptiveOf != nil && rule.AdaptiveShare > 0 {
 				res.adaptive = true

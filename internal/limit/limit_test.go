@@ -440,3 +440,37 @@ func TestRuleValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsOnly: an answer that costs no tokens (a cache hit) counts one
+// request and is admitted while the token counters are full, which it
+// leaves as they are.
+func TestRequestsOnly(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore func(t *testing.T) Store) {
+		l := New(Options{Store: newStore(t), Timeout: patient})
+		rule := &Rule{ID: "r", Key: KeySubscription, TokensPerMinute: 100, RequestsPerMinute: 3, TokenQuota: 100, QuotaPeriod: Day}
+		rules := []*Rule{rule}
+		sub := Subject{Subscription: "alice"}
+		now := clock("12:00:00")
+		d := l.Admit(t.Context(), Request{Rules: rules, Subject: sub, Tokens: 100, Now: now})
+		if !d.Allowed {
+			t.Fatalf("Admit(100) = %+v; want allowed", d)
+		}
+		for i := range 2 {
+			d := l.Admit(t.Context(), Request{Rules: rules, Subject: sub, RequestsOnly: true, Now: now})
+			if !d.Allowed || d.Remaining.Requests != int64(1-i) {
+				t.Fatalf("requests-only Admit %d = %+v; want allowed, %d requests left", i, d, 1-i)
+			}
+			if _, err := l.Settle(t.Context(), d.Reservation, 0, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d = l.Admit(t.Context(), Request{Rules: rules, Subject: sub, RequestsOnly: true, Now: now})
+		if d.Allowed || d.Denial == nil || d.Denial.Kind != RequestsPerMinute {
+			t.Errorf("fourth request = %+v; want refused by requests-per-minute", d)
+		}
+		d = l.Admit(t.Context(), Request{Rules: rules, Subject: sub, Tokens: 1, Now: clock("12:01:00")})
+		if d.Allowed || d.Denial.Kind != Quota || d.Denial.Used != 100 {
+			t.Errorf("next minute Admit(1) = %+v; want refused by the quota at 100 used (untouched by the hits)", d.Denial)
+		}
+	})
+}

@@ -171,6 +171,9 @@ func (c *Conn) shake() bool {
 			c.answerPlain()
 			return
 		}
+		if errors.Is(err, io.EOF) {
+			return // closed before its hello: a load balancer's TCP probe
+		}
 		c.l.handshakeFailed.Add(1)
 		c.l.o.Logger.Debug("TLS handshake failed", "client_ip", c.ip.String(), "err", err)
 	})

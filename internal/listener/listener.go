@@ -82,7 +82,8 @@ type Stats struct {
 	PlainHTTP uint64
 	// HandshakeFailed counts the other failed TLS handshakes: no common
 	// version or suite, a client certificate missing or not verified, a
-	// client that gave up.
+	// client that gave up midway or timed out. A connection closed before
+	// sending anything (a TCP health probe) is not counted.
 	HandshakeFailed uint64
 }
 

@@ -405,3 +405,65 @@ func TestMatchPreface(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSProbeNotCounted(t *testing.T) {
+	p := newPKI(t, "")
+	l, addr := serve(t, Options{TLS: p.certs.Config()}, http.NotFoundHandler())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitOpen(t, l, 0)
+	// A client that sends half a hello, then gives up, is counted.
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x40, 0x01})
+	c.Close()
+	waitHandshakeFailed(t, l)
+	if s := l.Stats(); s.HandshakeFailed != 1 || s.PlainHTTP != 0 {
+		t.Errorf("got %+v; want one failed handshake, the probe not counted", s)
+	}
+}
+
+// FuzzPreface: on a TLS connection, a stream cut anywhere into reads is
+// HTTP/2 exactly when it begins with the preface; otherwise the tracker is
+// fed all of it and refuses what it refuses fed directly.
+func FuzzPreface(f *testing.F) {
+	f.Add([]byte(h2Preface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00"), uint8(5), uint8(9))
+	f.Add([]byte("PRI * HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"), uint8(2), uint8(30))
+	f.Add([]byte("PRI /x HTTP/1.1\r\n\r\n"), uint8(1), uint8(1))
+	f.Fuzz(func(t *testing.T, stream []byte, cut1, cut2 uint8) {
+		a, b := min(int(cut1), len(stream)), min(int(cut2), len(stream))
+		if a > b {
+			a, b = b, a
+		}
+		c := &Conn{}
+		var why refusal
+		for _, chunk := range [][]byte{stream[:a], stream[a:b], stream[b:]} {
+			if len(chunk) == 0 || c.h2.Load() {
+				continue
+			}
+			if c.preface >= 0 && c.matchPreface(chunk) {
+				continue
+			}
+			if _, w := c.track.feed(chunk); w != refuseNone && why == refuseNone {
+				why = w
+			}
+		}
+		isH2 := strings.HasPrefix(string(stream), h2Preface)
+		if c.h2.Load() != isH2 {
+			t.Fatalf("h2 = %v; want %v", c.h2.Load(), isH2)
+		}
+		if isH2 || c.preface > 0 { // HTTP/2, or still a prefix of the preface
+			return
+		}
+		var direct tracker
+		_, want := direct.feed(stream)
+		if why != want {
+			t.Errorf("refusal %v through the preface check; %v fed directly", why, want)
+		}
+	})
+}

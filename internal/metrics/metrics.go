@@ -158,6 +158,8 @@ type Options struct {
 	// Tokens reads the auth.jwt providers' counters; nil exports no token
 	// metrics.
 	Tokens func() []TokenProviderStats
+	// Guard reads the guardrails' counters; nil exports no guard metrics.
+	Guard func() GuardStats
 }
 
 // Metrics holds Sluice's metrics and their registry. Create it with New; its
@@ -284,6 +286,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Connections != nil {
 		m.reg.MustRegister(newConnectionCollector(opts.Connections))
+	}
+	if opts.Guard != nil {
+		m.reg.MustRegister(newGuardCollector(opts.Guard))
 	}
 	if opts.Limits != nil {
 		m.reg.MustRegister(newLimitCollector(opts.Limits))

@@ -91,6 +91,9 @@ func (x *exchange) log(end time.Time) {
 			attrs = append(attrs, slog.Bool("usage_estimated", true))
 		}
 	}
+	if x.req.cache != "" {
+		attrs = append(attrs, slog.String("cache", x.req.cache))
+	}
 	if x.outcome != "" {
 		attrs = append(attrs, slog.String("error", x.outcome))
 	}
@@ -145,6 +148,9 @@ func (x *exchange) endSpan() {
 	}
 	if x.served.backend != "" {
 		x.span.SetAttr("sluice.backend", x.served.backend)
+	}
+	if x.req.cache != "" {
+		x.span.SetAttr("sluice.cache", x.req.cache)
 	}
 	if x.outcome != "" {
 		x.span.SetError(x.outcome)
@@ -265,7 +271,7 @@ func (x *exchange) record(end time.Time) {
 		Status: x.status, Stream: x.stream,
 		PromptTokens: x.acct.usage.Prompt, CompletionTokens: x.acct.usage.Completion, TotalTokens: x.acct.usage.Total,
 		CachedTokens: x.acct.usage.Cached, ReasoningTokens: x.acct.usage.Reasoning, Estimated: x.acct.usage.Estimated,
-		Cache: x.acct.cache, Attempts: x.served.attempts, Latency: end.Sub(x.start), Overhead: max(end.Sub(x.start)-x.served.backendTime, 0),
+		Cache: x.req.cache, Attempts: x.served.attempts, Latency: end.Sub(x.start), Overhead: max(end.Sub(x.start)-x.served.backendTime, 0),
 		Cost: x.acct.cost, Currency: x.table.Prices.Currency,
 		ClientIP: x.clientIP(),
 		UserID:   wire.CleanText(x.r.Header.Get("X-User-Id"), wire.MaxIDBytes),
@@ -273,6 +279,10 @@ func (x *exchange) record(end time.Time) {
 	}
 	if r.Status == 0 {
 		r.Status = 499
+	}
+	if x.acct.saved.Total > 0 {
+		r.SavedTokens = x.acct.saved.Total
+		r.SavedCost = x.table.Prices.Cost(x.req.Model, x.acct.saved)
 	}
 	if b, ok := x.table.Backends[x.served.backend]; ok {
 		r.Region = b.Region

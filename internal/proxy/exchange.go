@@ -61,8 +61,8 @@ type accounting struct {
 	limited     bool              // a reservation awaits settling
 	budget      limit.Reservation // the budget's admission, charged the cost
 	budgeted    bool
-	rejection   string // why a limit refused the request, for metrics
-	cache       string // the ledger's cache result, set by a stage's answer
+	rejection   string     // why a limit refused the request, for metrics
+	saved       wire.Usage // what a stage's answer saved (a cache hit)
 }
 
 // served is what the backends did for the request.

@@ -48,6 +48,7 @@ func (x *exchange) forward(op wire.Operation, deployment string) error {
 			"Your subscription may not use the model "+strconv.Quote(model)+".")
 	}
 	x.req.Model, x.req.Header, x.req.Body, x.req.Parsed = model, x.r.Header, body, req
+	x.req.head = &x.head
 	x.meter.enc = tokens.EncodingFor(model)
 	if x.table.Redactor != nil {
 		x.meter.keep = x.table.Config.Logging.PromptMaxBytes

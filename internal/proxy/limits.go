@@ -109,6 +109,33 @@ func (x *exchange) admitLimits() error {
 	return denialError(d.Denial)
 }
 
+// admitRequest counts an answer given without a backend (a cache hit) as
+// one request against the product's requests-per-minute limits, charging
+// no tokens.
+func (x *exchange) admitRequest() error {
+	sub := x.req.Subscription
+	p := sub.Product
+	if len(p.Limits) == 0 {
+		return nil
+	}
+	d := x.table.Limiter.Admit(x.r.Context(), limit.Request{
+		Rules:        p.Limits,
+		Subject:      limit.Subject{Subscription: sub.Name, Product: p.Name, Model: x.req.Model},
+		RequestsOnly: true,
+		Now:          x.h.now(),
+	})
+	x.acct.reservation, x.acct.limited = d.Reservation, true
+	x.limitHeaders(p.Headers, d.Remaining, false, 0)
+	if d.Allowed {
+		return nil
+	}
+	if d.StoreError != nil {
+		return nil // a hit costs the backends nothing: served all the same
+	}
+	x.acct.rejection = "requests_per_minute"
+	return denialError(d.Denial)
+}
+
 // denialError is the client's error for a limit the request does not fit.
 func denialError(dn *limit.Denial) *wire.Error {
 	scope := scopeOf(dn.Rule)

@@ -285,15 +285,18 @@ func (x *exchange) relayBody(resp *http.Response) error {
 // the meter and the taps.
 func (x *exchange) writeBody(status int, body []byte) error {
 	body, _ = x.meter.Body(body)
+	if x.table.Redactor != nil {
+		// What the backend answered, before the taps, as for a stream
+		// (the meter keeps its text): a tap that restores masked
+		// personal data must not put it into the access log.
+		x.served.completion = strings.Clone(completionText(body))
+	}
 	for _, t := range x.req.taps {
 		var err error
 		if body, err = t.Body(body); err != nil {
 			x.settle(false) // the backend served it all the same
 			return &tapError{err}
 		}
-	}
-	if x.table.Redactor != nil {
-		x.served.completion = strings.Clone(completionText(body))
 	}
 	if x.span != nil {
 		x.served.respModel = strings.Clone(responseModel(body))

@@ -39,7 +39,22 @@ type Request struct {
 	Body   []byte
 	Parsed wire.Request
 
-	taps []Tap
+	taps  []Tap
+	head  *head  // the response headers Sluice sets, for SetResponseHeader
+	cache string // the cache result a stage set, for the ledger
+}
+
+// SetCacheResult sets the response cache's result for the ledger, the
+// access log and the trace ("miss", "bypass"); an Answer's Cache takes its
+// place when a stage answers.
+func (r *Request) SetCacheResult(result string) { r.cache = result }
+
+// SetResponseHeader sets a header on the response, whatever answers the
+// request (a backend, a stage, an error), such as a cache's result.
+func (r *Request) SetResponseHeader(key, value string) {
+	if r.head != nil {
+		r.head.set(http.CanonicalHeaderKey(key), value)
+	}
 }
 
 // SetBody replaces the request body, which must read as a valid request
@@ -57,8 +72,14 @@ func (r *Request) SetBody(body []byte) error {
 	return nil
 }
 
-// AddTap adds a tap on the request's answer, after those added before it.
-func (r *Request) AddTap(t Tap) { r.taps = append(r.taps, t) }
+// AddTap adds a tap on the request's answer. Taps nest like the stages
+// that add them: a tap added later sees the answer first, closer to the
+// backend, and a tap added earlier sees what it passes on. A stage that
+// rewrites the request (masking text, say) thus gets the answer back last,
+// after the stages after it (a cache storing the answer) saw it as the
+// backend gave it for the rewritten request. The usage meter comes before
+// every tap.
+func (r *Request) AddTap(t Tap) { r.taps = append([]Tap{t}, r.taps...) }
 
 // An Answer is a response a stage gives in place of a backend's. It goes
 // through the same end as any request: the access log, metrics, the ledger
@@ -73,10 +94,18 @@ type Answer struct {
 	Body   []byte
 	Events [][]byte
 	// Usage is what the answer counts for in the ledger. An answer is not
-	// admitted against limits, so nothing is charged to them.
+	// admitted against token limits, so nothing is charged to them.
 	Usage wire.Usage
-	// Cache is the ledger's cache result for the answer, such as "hit".
+	// Saved is what the answer saved: the usage of the backend's answer
+	// it replays. The ledger records it, and its cost, as saved.
+	Saved wire.Usage
+	// Cache is the ledger's cache result for the answer, such as
+	// "hit-exact".
 	Cache string
+	// CountRequest counts the answer as one request against the
+	// product's requests_per_minute limits, and refuses it with 429 when
+	// they are spent, as a cache hit is; no tokens are charged.
+	CountRequest bool
 }
 
 // runStages runs the handler's stages on the request. It returns
@@ -94,12 +123,17 @@ func (x *exchange) runStages() (*Answer, error) {
 // writeAnswer sends a stage's answer to the client and passes it through the
 // request's taps, as a backend's would be.
 func (x *exchange) writeAnswer(a *Answer) error {
+	if a.CountRequest {
+		if err := x.admitRequest(); err != nil {
+			return err
+		}
+	}
 	h := x.w.Header()
 	for k, v := range a.Header {
 		h[k] = v
 	}
 	x.meter.usage, x.meter.have = a.Usage, true
-	x.acct.cache = a.Cache
+	x.req.cache, x.acct.saved = a.Cache, a.Saved
 	if a.Events == nil {
 		body := a.Body
 		for _, t := range x.req.taps {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -100,7 +101,21 @@ type Product struct {
 	// RequireKey and RequireToken say that a request must carry a
 	// subscription key, a token, or both (products[].require).
 	RequireKey, RequireToken bool
-	allowed                  map[string]bool
+	// Cache is the product's response cache, as configured; nil: none.
+	Cache   *config.ProductCache
+	allowed map[string]bool
+}
+
+// GatewayProduct returns a product that may use every model of the table,
+// with no limits: the product of Sluice's own requests, such as the
+// response cache's embedding calls, which are metered to the gateway.
+func GatewayProduct(t *Table, name string) *Product {
+	p := &Product{Name: name, allowed: map[string]bool{}}
+	for m := range t.models {
+		p.allowed[m] = true
+	}
+	p.Models = slices.Sorted(maps.Keys(p.allowed))
+	return p
 }
 
 // Allows reports whether the product may use model.
@@ -299,7 +314,7 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 		t.models[name] = &Model{Name: name, Pool: p}
 	}
 	for _, pc := range cfg.Products {
-		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models)), LowPriority: pc.Priority == "low"}
+		p := &Product{Name: pc.Name, allowed: make(map[string]bool, len(pc.Models)), LowPriority: pc.Priority == "low", Cache: pc.Cache}
 		if len(pc.Regions) > 0 {
 			p.Regions = make(map[string]bool, len(pc.Regions))
 			for _, r := range pc.Regions {

@@ -48,6 +48,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -184,6 +185,8 @@ type Simulator struct {
 	stats       statsRecorder
 	stored      responseStore // the Responses API's stored responses
 	entra       *entraAuth    // nil unless in Entra mode
+	safety      *safetyState  // the Content Safety blocklists (safety.go), made on first use
+	safetyOnce  sync.Once
 }
 
 // New returns a Simulator configured by opts. Invalid values fall back to
@@ -253,6 +256,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("apim-request-id", c.id)
 	if v := r.Header.Get("x-ms-client-request-id"); v != "" {
 		h.Set("x-ms-client-request-id", v)
+	}
+	if isSafetyPath(r.URL.Path) {
+		s.serveSafety(w, r)
+		return
 	}
 	c.route = route(r.URL.Path)
 	if c.route.op == opSim {

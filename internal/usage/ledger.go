@@ -224,6 +224,9 @@ func (l *Ledger) Add(r Record) {
 		r.RequestID = NewID()
 	}
 	r.Time = r.Time.UTC()
+	if math.IsNaN(r.SavedCost) || math.IsInf(r.SavedCost, 0) {
+		r.SavedCost = 0
+	}
 	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {
 		r.Cost = 0 // JSON, and so the journal, has no NaN
 	}

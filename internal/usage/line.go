@@ -57,6 +57,11 @@ func appendLine(b []byte, r *Record) ([]byte, error) {
 	b = appendStringField(b, `,"client_ip":`, r.ClientIP)
 	b = appendStringField(b, `,"user_id":`, r.UserID)
 	b = appendStringField(b, `,"app_id":`, r.AppID)
+	b = appendIntField(b, `,"saved_tokens":`, r.SavedTokens)
+	if r.SavedCost != 0 {
+		b = append(b, `,"saved_cost":`...)
+		b = strconv.AppendFloat(b, r.SavedCost, 'g', -1, 64)
+	}
 	return append(b, "}\n"...), nil
 }
 

@@ -53,9 +53,9 @@ var postgresMigrations = []string{
 	CREATE INDEX usage_records_model_time ON usage_records (model, time);`,
 	// 2: the client's own x-request-id, apart from the record's identity.
 	`ALTER TABLE usage_records ADD COLUMN client_request_id text NOT NULL DEFAULT '';`,
-	// 3: taken by the response cache's migration on another branch; empty
-	// here, so skipped and not recorded (see migratePostgres).
-	``,
+	// 3: what a response-cache hit saved.
+	`ALTER TABLE usage_records ADD COLUMN saved_tokens bigint NOT NULL DEFAULT 0;
+	ALTER TABLE usage_records ADD COLUMN saved_cost double precision NOT NULL DEFAULT 0;`,
 	// 4: subscriptions managed at run time, and their audit.
 	`CREATE TABLE subscriptions (
 		name             text PRIMARY KEY,
@@ -206,7 +206,8 @@ var insertPostgres = `INSERT INTO usage_records (` + strings.Join(columns, ", ")
 		$6::text[], $7::text[], $8::text[], $9::integer[], $10::boolean[], $11::bigint[],
 		$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[],
 		$18::integer[], $19::bigint[], $20::bigint[], $21::bigint[], $22::double precision[],
-		$23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
+		$23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[],
+		$29::double precision[])
 	ON CONFLICT (request_id) DO NOTHING`
 
 func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
@@ -225,7 +226,8 @@ func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
 		streams, estimated                                          = make([]bool, n), make([]bool, n)
 		prompt, completion, total, cached, reasoning                = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		latency, ttfb, overhead                                     = make([]int64, n), make([]int64, n), make([]int64, n)
-		costs                                                       = make([]float64, n)
+		costs, savedCosts                                           = make([]float64, n), make([]float64, n)
+		savedTokens                                                 = make([]int64, n)
 	)
 	for i := range batch {
 		r := &batch[i]
@@ -240,10 +242,12 @@ func (s *postgresStore) Write(ctx context.Context, batch []Record) error {
 		costs[i], currencies[i] = r.Cost, text(r.Currency)
 		ips[i], users[i], apps[i] = text(r.ClientIP), text(r.UserID), text(r.AppID)
 		clientIDs[i] = text(r.ClientRequestID)
+		savedTokens[i], savedCosts[i] = r.SavedTokens, r.SavedCost
 	}
 	_, err := s.pool.Exec(ctx, insertPostgres, ids, times, subs, products, models, deployments,
 		backends, regions, statuses, streams, prompt, completion, total, cached, reasoning,
-		estimated, caches, attempts, latency, ttfb, overhead, costs, currencies, ips, users, apps, clientIDs)
+		estimated, caches, attempts, latency, ttfb, overhead, costs, currencies, ips, users, apps, clientIDs,
+		savedTokens, savedCosts)
 	if err != nil {
 		return fmt.Errorf("usage: postgres write: %w", err)
 	}
@@ -294,7 +298,8 @@ func (s *postgresStore) Report(ctx context.Context, q Query) ([]Row, error) {
 	sel = append(sel, "count(*)", "count(*) FILTER (WHERE status >= 400)",
 		"coalesce(sum(prompt_tokens), 0)::bigint", "coalesce(sum(completion_tokens), 0)::bigint",
 		"coalesce(sum(total_tokens), 0)::bigint", "coalesce(sum(cached_tokens), 0)::bigint",
-		"coalesce(sum(cost), 0)::double precision")
+		"coalesce(sum(cost), 0)::double precision",
+		"coalesce(sum(saved_tokens), 0)::bigint", "coalesce(sum(saved_cost), 0)::double precision")
 	query := "SELECT " + strings.Join(sel, ", ") + " FROM usage_records"
 	var where []string
 	var args []any

@@ -50,9 +50,9 @@ var sqliteMigrations = []string{
 	CREATE INDEX usage_records_model_time ON usage_records (model, time);`,
 	// 2: the client's own x-request-id, apart from the record's identity.
 	`ALTER TABLE usage_records ADD COLUMN client_request_id TEXT NOT NULL DEFAULT '';`,
-	// 3: taken by the response cache's migration on another branch; empty
-	// here, so skipped and not recorded (see migrateSQLite).
-	``,
+	// 3: what a response-cache hit saved.
+	`ALTER TABLE usage_records ADD COLUMN saved_tokens INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE usage_records ADD COLUMN saved_cost REAL NOT NULL DEFAULT 0;`,
 	// 4: subscriptions managed at run time, and their audit.
 	`CREATE TABLE subscriptions (
 		name             TEXT PRIMARY KEY,
@@ -83,6 +83,7 @@ var columns = []string{
 	"status", "stream", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
 	"reasoning_tokens", "estimated", "cache", "attempts", "latency_us", "ttfb_us", "overhead_us",
 	"cost", "currency", "client_ip", "user_id", "app_id", "client_request_id",
+	"saved_tokens", "saved_cost",
 }
 
 // sqliteTimeFormat is how the SQLite store writes Record.Time.
@@ -238,6 +239,7 @@ func sqliteArgs(args []any, batch []Record) []any {
 			r.ReasoningTokens, r.Estimated, r.Cache, r.Attempts,
 			r.Latency.Microseconds(), r.TimeToFirstByte.Microseconds(), r.Overhead.Microseconds(),
 			r.Cost, r.Currency, r.ClientIP, r.UserID, r.AppID, r.ClientRequestID,
+			r.SavedTokens, r.SavedCost,
 		)
 	}
 	return args
@@ -267,7 +269,8 @@ func (s *sqliteStore) Report(ctx context.Context, q Query) ([]Row, error) {
 	}
 	sel = append(sel, "count(*)", "coalesce(sum(status >= 400), 0)",
 		"coalesce(sum(prompt_tokens), 0)", "coalesce(sum(completion_tokens), 0)",
-		"coalesce(sum(total_tokens), 0)", "coalesce(sum(cached_tokens), 0)", "coalesce(sum(cost), 0)")
+		"coalesce(sum(total_tokens), 0)", "coalesce(sum(cached_tokens), 0)", "coalesce(sum(cost), 0)",
+		"coalesce(sum(saved_tokens), 0)", "coalesce(sum(saved_cost), 0)")
 	query := "SELECT " + strings.Join(sel, ", ") + " FROM usage_records"
 	var where []string
 	var args []any
@@ -312,12 +315,12 @@ func scanRows(rows rowScanner, keys []string) ([]Row, error) {
 	vals := make([]string, len(keys))
 	for rows.Next() {
 		var r Row
-		dest := make([]any, 0, len(keys)+7)
+		dest := make([]any, 0, len(keys)+9)
 		for i := range vals {
 			dest = append(dest, &vals[i])
 		}
 		dest = append(dest, &r.Requests, &r.Errors, &r.PromptTokens, &r.CompletionTokens,
-			&r.TotalTokens, &r.CachedTokens, &r.Cost)
+			&r.TotalTokens, &r.CachedTokens, &r.Cost, &r.SavedTokens, &r.SavedCost)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}

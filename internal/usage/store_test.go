@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,8 @@ func readRecord(t *testing.T, s Store, id string) Record {
 	dest := []any{&r.RequestID, &tm, &r.Subscription, &r.Product, &r.Model, &r.Deployment,
 		&r.Backend, &r.Region, &r.Status, &r.Stream, &r.PromptTokens, &r.CompletionTokens,
 		&r.TotalTokens, &r.CachedTokens, &r.ReasoningTokens, &r.Estimated, &r.Cache, &r.Attempts,
-		&lat, &ttfb, &ovh, &r.Cost, &r.Currency, &r.ClientIP, &r.UserID, &r.AppID, &r.ClientRequestID}
+		&lat, &ttfb, &ovh, &r.Cost, &r.Currency, &r.ClientIP, &r.UserID, &r.AppID, &r.ClientRequestID,
+		&r.SavedTokens, &r.SavedCost}
 	q := "SELECT " + strings.Join(columns, ", ") + " FROM usage_records WHERE request_id = "
 	switch s := s.(type) {
 	case *sqliteStore:
@@ -260,6 +262,7 @@ func TestStore(t *testing.T) {
 			t.Run("report", func(t *testing.T) { testReport(t, kind.fresh(t)) })
 			t.Run("migrations once", func(t *testing.T) { testMigrations(t, kind.fresh(t)) })
 			t.Run("upgrade keeps records", func(t *testing.T) { testUpgrade(t, kind.fresh(t)) })
+			t.Run("upgrade adds the cache's columns", func(t *testing.T) { testUpgradeCache(t, kind.fresh(t)) })
 			t.Run("reopen keeps data", func(t *testing.T) { testReopen(t, kind.fresh(t)) })
 			t.Run("batch larger than one insert", func(t *testing.T) { testLargeBatch(t, kind.fresh(t)) })
 		})
@@ -417,6 +420,63 @@ func testUpgrade(t *testing.T, dsn string) {
 	}
 	if got := readRecord(t, s, "new-1"); got.ClientRequestID != "client-1" {
 		t.Errorf("client_request_id after the upgrade = %q; want client-1", got.ClientRequestID)
+	}
+}
+
+// testUpgradeCache: a ledger of the schema that left version 3 empty for
+// the response cache (versions 1, 2 and 4 applied) gets version 3 when
+// opened, its saved_tokens and saved_cost, and keeps its records.
+func testUpgradeCache(t *testing.T, dsn string) {
+	ctx := context.Background()
+	const insert = `INSERT INTO usage_records (request_id, time, subscription, total_tokens, cache) VALUES ('old-1', %s, 'sub', 7, 'hit')`
+	if strings.HasPrefix(dsn, "postgres") {
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		without3 := slices.Clone(postgresMigrations)
+		without3[2] = ""
+		err = migratePostgres(ctx, pool, without3)
+		if err == nil {
+			_, err = pool.Exec(ctx, fmt.Sprintf(insert, "'2026-05-20T10:00:00Z'"))
+		}
+		pool.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		without3 := slices.Clone(sqliteMigrations)
+		without3[2] = ""
+		err = migrateSQLite(ctx, db, without3)
+		if err == nil {
+			_, err = db.Exec(fmt.Sprintf(insert, "'2026-05-20T10:00:00.000000Z'"))
+		}
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, dsn)
+	if diff := cmp.Diff([]int{1, 2, 3, 4}, migrations(t, s)); diff != "" {
+		t.Errorf("versions after the upgrade (-want +got):\n%s", diff)
+	}
+	write(t, s, Record{RequestID: "new-1", Time: t0, Subscription: "sub", Cache: "hit-exact", SavedTokens: 40, SavedCost: 0.5})
+	if got := readRecord(t, s, "old-1"); got.TotalTokens != 7 || got.SavedTokens != 0 {
+		t.Errorf("the record from before the upgrade reads %+v; want 7 tokens, none saved", got)
+	}
+	if got := readRecord(t, s, "new-1"); got.SavedTokens != 40 || got.SavedCost != 0.5 || got.Cache != "hit-exact" {
+		t.Errorf("new record reads saved %d tokens, %v cost, cache %q; want 40, 0.5, hit-exact", got.SavedTokens, got.SavedCost, got.Cache)
+	}
+	rows, err := s.Report(ctx, Query{GroupBy: []string{"cache"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[1].Group["cache"] != "hit-exact" || rows[1].SavedTokens != 40 || rows[1].SavedCost != 0.5 {
+		t.Errorf("report by cache = %+v; want two rows, hit-exact saving 40 tokens and 0.5", rows)
 	}
 }
 

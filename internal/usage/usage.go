@@ -62,8 +62,14 @@ type Record struct {
 	// did not report them.
 	Estimated bool `json:"estimated,omitempty"`
 
-	// Cache is the response cache's result: "" (not consulted), "hit" or "miss".
+	// Cache is the response cache's result: "" (not consulted),
+	// "hit-exact", "hit-semantic", "miss" or "bypass".
 	Cache string `json:"cache,omitempty"`
+	// SavedTokens and SavedCost are what a cache hit saved: the tokens and
+	// the cost of the answer it replayed, which the hit itself did not
+	// spend.
+	SavedTokens int64   `json:"saved_tokens,omitempty"`
+	SavedCost   float64 `json:"saved_cost,omitempty"`
 	// Attempts counts the backend calls made for the request, retries included.
 	Attempts int `json:"attempts,omitempty"`
 
@@ -113,7 +119,7 @@ type Query struct {
 	// leaves that side open.
 	From, To time.Time
 	// GroupBy lists the groups, in the order rows are sorted by: subscription,
-	// product, model, deployment, backend, region, currency, user, app, and
+	// product, model, deployment, backend, region, currency, user, app, cache and
 	// day, hour or month (of Time in UTC). None sums everything into one row.
 	// Costs are summed as they are: group by currency when prices use more
 	// than one.
@@ -134,6 +140,9 @@ type Row struct {
 	TotalTokens      int64   `json:"total_tokens"`
 	CachedTokens     int64   `json:"cached_tokens"`
 	Cost             float64 `json:"cost"`
+	// SavedTokens and SavedCost sum what cache hits saved.
+	SavedTokens int64   `json:"saved_tokens"`
+	SavedCost   float64 `json:"saved_cost"`
 }
 
 // ErrUnknownGroup is returned by Report for a GroupBy key it does not know.
@@ -150,6 +159,7 @@ var groups = map[string]string{
 	"currency":     "currency",
 	"user":         "user_id",
 	"app":          "app_id",
+	"cache":        "cache",
 	"day":          "",
 	"hour":         "",
 	"month":        "",
@@ -159,7 +169,7 @@ var groups = map[string]string{
 func checkGroups(keys []string) error {
 	for i, k := range keys {
 		if _, ok := groups[k]; !ok {
-			return fmt.Errorf("%w %q; want subscription, product, model, deployment, backend, region, currency, user, app, day, hour or month", ErrUnknownGroup, k)
+			return fmt.Errorf("%w %q; want subscription, product, model, deployment, backend, region, currency, user, app, cache, day, hour or month", ErrUnknownGroup, k)
 		}
 		if slices.Contains(keys[:i], k) {
 			return fmt.Errorf("group %q given twice", k)
