@@ -215,7 +215,7 @@ func TestBrowserUsage(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")))
 	b.do("group by subscription, model, backend", chromedp.Evaluate[chromedp.Void](`document.querySelector("#usage-group").value = ""`),
 		chromedp.SendKeys(chromedp.CSS("#usage-group"), "subscription,model,backend"), chromedp.Click(chromedp.CSS("#usage-run")))
-	b.waitFor("the table grouped", `document.querySelectorAll("#usage-table thead th").length === 11`, 5*time.Second)
+	b.waitFor("the table grouped", `document.querySelectorAll("#usage-table thead th").length === 13`, 5*time.Second)
 	from, to := eval[string](b, `document.querySelector("#usage-from").value`), eval[string](b, `document.querySelector("#usage-to").value`)
 	var cli strings.Builder
 	if err := usageCmd(t.Context(), []string{"--store", os.Getenv("FX_USAGE_STORE"), "--from", from, "--to", to,

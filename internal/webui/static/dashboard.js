@@ -188,11 +188,12 @@ function Usage() {
     ${err && html`<div class="error" role="alert">${err}</div>`}
     ${report && html`<div class="scroll"><table id="usage-table">
       <thead><tr>${groups.map((g) => html`<th>${g}</th>`)}<th class="num">requests</th><th class="num">errors</th><th class="num">prompt_tokens</th>
-        <th class="num">completion_tokens</th><th class="num">total_tokens</th><th class="num">cached_tokens</th><th class="num">cost</th><th>share</th></tr></thead>
+        <th class="num">completion_tokens</th><th class="num">total_tokens</th><th class="num">cached_tokens</th><th class="num">cost</th>
+        <th class="num">saved_tokens</th><th class="num">saved_cost</th><th>share</th></tr></thead>
       <tbody>${(report.rows || []).map((r) => html`<tr>${groups.map((g) => html`<td>${r.group[g]}</td>`)}
         <td class="num">${r.requests}</td><td class="num">${r.errors}</td><td class="num">${r.prompt_tokens}</td>
         <td class="num">${r.completion_tokens}</td><td class="num">${r.total_tokens}</td><td class="num">${r.cached_tokens}</td>
-        <td class="num">${r.cost.toFixed(6)}</td>
+        <td class="num">${r.cost.toFixed(6)}</td><td class="num">${r.saved_tokens || 0}</td><td class="num">${(r.saved_cost || 0).toFixed(6)}</td>
         <td><div class="bar" role="img" aria-label=${Math.round((100 * r.total_tokens) / maxTokens) + '% of the largest'}><span style=${{ width: (100 * r.total_tokens) / maxTokens + '%' }}></span></div></td></tr>`)}</tbody>
     </table></div>`}
     ${top && html`<div class="charts">
