@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -173,4 +175,21 @@ func (b *browser) phoneWidth(name string) {
 	b.waitFor("the page within a phone's width", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
 	b.screenshot(name)
 	b.do("laptop width", chromedp.EmulateViewport(1280, 860))
+}
+
+// dark switches the page to the dark colour scheme, checks that it follows,
+// and takes a screenshot.
+func (b *browser) dark(name string) {
+	b.t.Helper()
+	setScheme := func(v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}}})
+			return err
+		})
+	}
+	b.do("dark scheme", setScheme("dark"))
+	b.waitFor("the dark background", `getComputedStyle(document.body).backgroundColor === "rgb(13, 17, 23)"`, 5*time.Second)
+	b.screenshot(name)
+	b.do("light scheme", setScheme("light"))
 }

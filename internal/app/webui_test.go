@@ -69,6 +69,7 @@ func TestBrowserChat(t *testing.T) {
 	}
 	b.screenshot("chat-429.png")
 	b.phoneWidth("chat-phone.png")
+	b.dark("chat-dark.png")
 	b.noConsoleErrors("status of 429")
 	if strings.Contains(f.logs.String(), fxTinyKey) {
 		t.Error("the subscription key is in the gateway's log")
@@ -161,6 +162,7 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(() => 
 		const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
 		for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; })()`, 5*time.Second)
 	b.phoneWidth("dashboard-phone.png")
+	b.dark("dashboard-dark.png")
 	// A change from another origin is refused, though the browser sends the cookie.
 	reloads := strings.Count(f.logs.String(), "config reloaded")
 	b.do("the other origin's page", chromedp.Navigate(evil.URL))
