@@ -20,6 +20,7 @@ func referenceEnv(t *testing.T) {
 		"PAYG_FRANCECENTRAL_API_KEY": "fr-key",
 		"TEAM_ALPHA_KEY":             "alpha-key",
 		"TEAM_BETA_KEY_SHA256":       strings.Repeat("ab", 32),
+		"CONTENT_SAFETY_KEY":         "safety-key",
 	} {
 		t.Setenv(k, v)
 	}
