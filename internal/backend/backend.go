@@ -76,7 +76,7 @@ type deployment struct {
 }
 
 // numOps bounds the wire.Operation values, to index by operation.
-const numOps = int(wire.OpResponses) + 1
+const numOps = int(wire.OpMessages) + 1
 
 // Backend is a backend's compiled configuration. It is immutable and safe for
 // concurrent use; its State is shared with the backend of the same name in
@@ -241,6 +241,10 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	op := c.Op
 	if int(op) >= numOps {
 		op = wire.OpUnknown // no such operation: its path suffix is empty
+	}
+	if op == wire.OpMessages && b.Kind != KindAnthropic {
+		return nil, wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "unsupported_by_backend",
+			"The Anthropic Messages API is served by anthropic backends only; this model's backend is kind "+b.Kind.String()+".")
 	}
 	if b.translates() {
 		return b.newProviderRequest(ctx, c, d)

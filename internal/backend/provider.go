@@ -55,6 +55,9 @@ type translationKey struct{}
 // A request that cannot be translated faithfully is a *wire.Error 400:
 // the request is not sent, and another pool member may serve it.
 func (b *Backend) newProviderRequest(ctx context.Context, c *Call, d deployment) (*http.Request, error) {
+	if c.Op == wire.OpMessages {
+		return b.newMessagesRequest(ctx, c, d)
+	}
 	if c.Op != wire.OpChatCompletions {
 		return nil, wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "unsupported_by_provider",
 			"This model's "+b.Kind.String()+" backend serves chat completions only, not "+c.Op.String()+".")
@@ -164,4 +167,28 @@ func (t *translation) response(resp *http.Response) (*http.Response, error) {
 	resp.ContentLength = int64(len(body))
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
+}
+
+// newMessagesRequest passes an Anthropic Messages request to an anthropic
+// backend as it is, but for "model", set to the deployment: the client's
+// anthropic-version and anthropic-beta headers go with it (the backend's
+// api_version when the client sent none).
+func (b *Backend) newMessagesRequest(ctx context.Context, c *Call, d deployment) (*http.Request, error) {
+	o := &outbound{url: *b.url}
+	o.url.Host, o.url.Path = b.host, d.paths[wire.OpMessages]
+	h, err := b.header(ctx, o, c.Header, c.TrustedPeer, c.ForwardedFor, c.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	if h.Get("Anthropic-Version") == "" {
+		h["Anthropic-Version"] = []string{b.apiVersion}
+	}
+	tmpl := http.Request{
+		Method: http.MethodPost, URL: &o.url, Host: b.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h,
+	}
+	req := tmpl.WithContext(ctx)
+	setBody(req, &o.body, withModel(c.Request, c.Body, d))
+	return req, nil
 }
