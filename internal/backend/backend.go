@@ -242,9 +242,12 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	if int(op) >= numOps {
 		op = wire.OpUnknown // no such operation: its path suffix is empty
 	}
+	if op == wire.OpMessages && (b.Kind == KindOpenAI || b.Kind == KindAzureOpenAI) {
+		return b.newMessagesToChatRequest(ctx, c, d)
+	}
 	if op == wire.OpMessages && b.Kind != KindAnthropic {
 		return nil, wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "unsupported_by_backend",
-			"The Anthropic Messages API is served by anthropic backends only; this model's backend is kind "+b.Kind.String()+".")
+			"The Anthropic Messages API is served by anthropic, openai and azure-openai backends; this model's backend is kind "+b.Kind.String()+".")
 	}
 	if b.translates() {
 		return b.newProviderRequest(ctx, c, d)
@@ -388,6 +391,9 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	b.State.inflight.Add(1)
 	if b.translates() {
 		return b.roundTripProvider(req)
+	}
+	if req.Context().Value(translationKey{}) != nil {
+		return b.roundTripProvider(req) // the Anthropic surface, translated to chat completions
 	}
 	return b.State.transport.RoundTrip(req)
 }

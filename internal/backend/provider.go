@@ -44,6 +44,9 @@ func providerPath(kind Kind, prefix, name string) string {
 // translation is what the answer's translation needs to know of the
 // request; it travels in the outbound request's context.
 type translation struct {
+	// toMessages is set for a Messages request sent as a chat
+	// completion: the answer goes back to the Messages API's shape.
+	toMessages   bool
 	kind         Kind
 	stream       bool
 	includeUsage bool
@@ -117,6 +120,9 @@ const maxProviderBody = 16 << 20
 
 // response translates a provider's answer into the OpenAI one.
 func (t *translation) response(resp *http.Response) (*http.Response, error) {
+	if t.toMessages {
+		return t.messagesResponse(resp)
+	}
 	created := time.Now().Unix()
 	if resp.StatusCode < 300 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		var st translate.Stream
@@ -191,4 +197,62 @@ func (b *Backend) newMessagesRequest(ctx context.Context, c *Call, d deployment)
 	req := tmpl.WithContext(ctx)
 	setBody(req, &o.body, withModel(c.Request, c.Body, d))
 	return req, nil
+}
+
+// newMessagesToChatRequest sends a Messages request (the Anthropic surface)
+// to an OpenAI or Azure OpenAI backend as a chat completion.
+func (b *Backend) newMessagesToChatRequest(ctx context.Context, c *Call, d deployment) (*http.Request, error) {
+	body, err := translate.MessagesToChat(c.Body, d.name)
+	if err != nil {
+		return nil, err
+	}
+	o := &outbound{url: *b.url}
+	o.url.Host, o.url.Path = b.host, d.paths[wire.OpChatCompletions]
+	if b.Kind == KindAzureOpenAI {
+		o.url.RawQuery = b.apiQuery
+	}
+	h, err := b.header(ctx, o, c.Header, c.TrustedPeer, c.ForwardedFor, c.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	delete(h, "Anthropic-Version")
+	delete(h, "Anthropic-Beta")
+	ctx = context.WithValue(ctx, translationKey{}, &translation{toMessages: true, kind: b.Kind, stream: c.Request.Stream})
+	tmpl := http.Request{
+		Method: http.MethodPost, URL: &o.url, Host: b.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h,
+	}
+	req := tmpl.WithContext(ctx)
+	setBody(req, &o.body, body)
+	return req, nil
+}
+
+// messagesResponse translates a chat completions answer into the Messages
+// API's.
+func (t *translation) messagesResponse(resp *http.Response) (*http.Response, error) {
+	if resp.StatusCode < 300 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = translate.NewStreamBody(resp.Body, translate.NewMessagesStream())
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+		return resp, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProviderBody))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	status := resp.StatusCode
+	if status >= 400 {
+		body = translate.ChatErrorToMessages(status, body)
+	} else if body, err = translate.ChatToMessages(body); err != nil {
+		status = http.StatusBadGateway
+		body = translate.ChatErrorToMessages(status, []byte(`{"error":{"message":"The backend's answer could not be translated. Retry later."}}`))
+	}
+	resp.StatusCode, resp.Status = status, strconv.Itoa(status)+" "+http.StatusText(status)
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.ContentLength = int64(len(body))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
