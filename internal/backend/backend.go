@@ -453,6 +453,9 @@ func (b *Backend) NewProbeRequest(ctx context.Context, path string) (*http.Reque
 	if err := b.cred.Apply(ctx, req.Header); err != nil {
 		return nil, &CredentialError{Backend: b.Name, Err: err}
 	}
+	if b.Kind == KindAnthropic {
+		req.Header.Set("Anthropic-Version", b.apiVersion) // every Anthropic API call needs it
+	}
 	return req, nil
 }
 

@@ -31,6 +31,9 @@ func dialectRoute(path string) (routed, bool) {
 	if path == "/v1/messages" {
 		return routed{op: opChat, dialect: dialectAnthropic}, true
 	}
+	if path == "/v1beta/models" {
+		return routed{op: opModels}, true // Gemini's model list, which health checks read
+	}
 	rest, ok := strings.CutPrefix(path, "/v1beta/models/")
 	if !ok {
 		return routed{}, false

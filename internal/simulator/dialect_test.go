@@ -134,6 +134,9 @@ func TestGeminiDialect(t *testing.T) {
 	if resp, b := do(t, srv, "POST", "/v1beta/models/gemini-3-pro-preview:generateContent", strings.Replace(history, "%s", `,"thoughtSignature":"CiQB"`, 1), key); resp.StatusCode != 200 || str(decode(t, b), "candidates", 0, "finishReason") != "STOP" {
 		t.Errorf("with signature: %d %s", resp.StatusCode, b)
 	}
+	if resp, _ := do(t, srv, "GET", "/v1beta/models", "", key); resp.StatusCode != 200 {
+		t.Errorf("GET /v1beta/models: %d; want 200 (health checks read it)", resp.StatusCode)
+	}
 	// Unknown fields are refused, as Gemini does (stream_options must never reach it).
 	if resp, _ := do(t, srv, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"x"}]}],"stream_options":{}}`, key); resp.StatusCode != 400 {
 		t.Errorf("unknown field: %d; want 400", resp.StatusCode)
