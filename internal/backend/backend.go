@@ -29,6 +29,11 @@ const (
 	// KindOpenAI is OpenAI or any OpenAI-compatible server: /v1/... with
 	// Authorization: Bearer and the model in the body.
 	KindOpenAI
+	// KindAnthropic is Anthropic's Messages API, to which chat
+	// completions are translated (provider.go).
+	KindAnthropic
+	// KindGemini is Gemini's generateContent API, likewise.
+	KindGemini
 )
 
 // String returns the kind as config spells it.
@@ -38,6 +43,10 @@ func (k Kind) String() string {
 		return "azure-openai"
 	case KindOpenAI:
 		return "openai"
+	case KindAnthropic:
+		return "anthropic"
+	case KindGemini:
+		return "gemini"
 	}
 	return "unknown"
 }
@@ -49,6 +58,10 @@ func ParseKind(s string) (Kind, error) {
 		return KindAzureOpenAI, nil
 	case "openai":
 		return KindOpenAI, nil
+	case "anthropic":
+		return KindAnthropic, nil
+	case "gemini":
+		return KindGemini, nil
 	}
 	return 0, fmt.Errorf("unknown backend kind %q", s)
 }
@@ -63,7 +76,7 @@ type deployment struct {
 }
 
 // numOps bounds the wire.Operation values, to index by operation.
-const numOps = int(wire.OpResponses) + 1
+const numOps = int(wire.OpMessages) + 1
 
 // Backend is a backend's compiled configuration. It is immutable and safe for
 // concurrent use; its State is shared with the backend of the same name in
@@ -96,6 +109,7 @@ type Backend struct {
 	apiQuery    string // the query that sends apiVersion
 	cred        Credential
 	deployments map[string]deployment
+	maxTokens   int64 // default_max_tokens, for anthropic
 }
 
 // New compiles a validated backend config. st is the state to use: the
@@ -133,12 +147,17 @@ func New(c config.Backend, st *State, cred Credential) (*Backend, error) {
 			b.cred = APIKey(c.Auth.APIKey)
 		case KindOpenAI:
 			b.cred = BearerKey(c.Auth.APIKey)
+		case KindAnthropic, KindGemini:
+			b.cred = providerKey(kind, c.Auth.APIKey)
 		}
 	}
+	b.maxTokens = int64(c.DefaultMaxTokens)
 	for model, name := range c.Deployments {
 		d := deployment{name: name, quoted: wire.QuoteJSON(name)}
 		for op := wire.OpUnknown; int(op) < numOps; op++ {
 			switch {
+			case kind == KindAnthropic || kind == KindGemini:
+				d.paths[op] = providerPath(kind, u.Path, name)
 			case kind == KindOpenAI:
 				d.paths[op] = u.Path + "/v1" + op.Path()
 			case op == wire.OpResponses:
@@ -222,6 +241,16 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	op := c.Op
 	if int(op) >= numOps {
 		op = wire.OpUnknown // no such operation: its path suffix is empty
+	}
+	if op == wire.OpMessages && (b.Kind == KindOpenAI || b.Kind == KindAzureOpenAI) {
+		return b.newMessagesToChatRequest(ctx, c, d)
+	}
+	if op == wire.OpMessages && b.Kind != KindAnthropic {
+		return nil, wire.NewError(http.StatusBadRequest, wire.TypeInvalidRequest, "unsupported_by_backend",
+			"The Anthropic Messages API is served by anthropic, openai and azure-openai backends; this model's backend is kind "+b.Kind.String()+".")
+	}
+	if b.translates() {
+		return b.newProviderRequest(ctx, c, d)
 	}
 	// One allocation for what the request points to; http.NewRequest
 	// would parse the URL it is given, and Header.Set allocate each value.
@@ -360,6 +389,12 @@ func withModel(r wire.Request, body []byte, d deployment) []byte {
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	b.State.requests.Add(1)
 	b.State.inflight.Add(1)
+	if b.translates() {
+		return b.roundTripProvider(req)
+	}
+	if req.Context().Value(translationKey{}) != nil {
+		return b.roundTripProvider(req) // the Anthropic surface, translated to chat completions
+	}
 	return b.State.transport.RoundTrip(req)
 }
 
@@ -417,6 +452,9 @@ func (b *Backend) NewProbeRequest(ctx context.Context, path string) (*http.Reque
 	}
 	if err := b.cred.Apply(ctx, req.Header); err != nil {
 		return nil, &CredentialError{Backend: b.Name, Err: err}
+	}
+	if b.Kind == KindAnthropic {
+		req.Header.Set("Anthropic-Version", b.apiVersion) // every Anthropic API call needs it
 	}
 	return req, nil
 }

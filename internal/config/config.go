@@ -301,9 +301,12 @@ type Logging struct {
 type Backend struct {
 	// Name identifies the backend in pools, logs and the x-sluice-backend header.
 	Name string `yaml:"name" json:"name"`
-	// Kind is azure-openai (/openai/deployments/{deployment}/... with api-key)
-	// or openai (any OpenAI-compatible server: /v1/... with Authorization:
-	// Bearer). Default azure-openai.
+	// Kind is azure-openai (/openai/deployments/{deployment}/... with api-key),
+	// openai (any OpenAI-compatible server: /v1/... with Authorization:
+	// Bearer), anthropic (the Messages API, /v1/messages with x-api-key) or
+	// gemini (generateContent, /v1beta/models/{model}:... with
+	// x-goog-api-key). Chat completions to anthropic and gemini backends are
+	// translated (docs/providers.md). Default azure-openai.
 	Kind string `yaml:"kind" json:"kind"`
 	// URL is the base URL, scheme and host, optionally with a path prefix.
 	URL string `yaml:"url" json:"url"`
@@ -311,14 +314,17 @@ type Backend struct {
 	// send one, and restricts products with regions: set.
 	Region string `yaml:"region" json:"region"`
 	// APIVersion is the api-version sent to an azure-openai backend when the
-	// client did not send one. Default 2024-10-21 for azure-openai; setting it
-	// on an openai backend is an error.
+	// client did not send one. Default 2024-10-21 for azure-openai. For an
+	// anthropic backend it is the anthropic-version header, default
+	// 2023-06-01. Setting it on an openai or gemini backend is an error.
 	APIVersion string `yaml:"api_version" json:"api_version"`
 	// Auth is how Sluice authenticates to the backend.
 	Auth BackendAuth `yaml:"auth" json:"auth"`
 	// Deployments maps a model name that clients use to the deployment (Azure)
 	// or model (OpenAI) name on this backend.
 	Deployments map[string]string `yaml:"deployments" json:"deployments"`
+	// DefaultMaxTokens is the max_tokens sent to an anthropic backend when the client sets none (see providers.go).
+	DefaultMaxTokens int `yaml:"default_max_tokens" json:"default_max_tokens,omitempty"`
 	// Timeout bounds the whole request; for streams, the longest silence
 	// between chunks. An upstream timeout answers 504. Default 120s.
 	Timeout Duration `yaml:"timeout" json:"timeout"`

@@ -170,6 +170,7 @@ func (d defaulter) backend(path string, b *Backend) {
 	if b.Kind == "azure-openai" {
 		d.str(field(path, "api_version"), &b.APIVersion, defaultAPIVersion)
 	}
+	d.provider(path, b)
 	d.dur(field(path, "timeout"), &b.Timeout, defaultTimeout)
 	d.dur(field(path, "connect_timeout"), &b.ConnectTimeout, defaultConnectTimeout)
 	d.dur(field(path, "first_byte_timeout"), &b.FirstByteTimeout, b.Timeout.D())
@@ -236,8 +237,10 @@ func healthCheckPath(b *Backend) string {
 	switch b.Kind {
 	case "azure-openai":
 		return "/openai/models?api-version=" + url.QueryEscape(b.APIVersion)
-	case "openai":
+	case "openai", "anthropic":
 		return "/v1/models"
+	case "gemini":
+		return "/v1beta/models"
 	}
 	return ""
 }

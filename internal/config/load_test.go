@@ -503,7 +503,7 @@ func TestParseUnknownField(t *testing.T) {
 		{"section", minimal + "server:\n  listn: 127.0.0.1:1\n",
 			"test.yaml:12: server.listn: unknown field (known: listen, max_request_bytes, read_header_timeout, shutdown_grace, read_body_timeout, max_connections, max_connections_per_ip, path_prefixes, trusted_proxies, tls)"},
 		{"list element", strings.Replace(minimal, "    url:", "    timeoutt: 5s\n    url:", 1),
-			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, timeout, connect_timeout, first_byte_timeout, stream_timeout, circuit_breaker, circuit_breakers, health_check)"},
+			"test.yaml:3: backends[0].timeoutt: unknown field (known: name, kind, url, region, api_version, auth, deployments, default_max_tokens, timeout, connect_timeout, first_byte_timeout, stream_timeout, circuit_breaker, circuit_breakers, health_check)"},
 		{"nested in list element", strings.Replace(minimal, "      api_key: k", "      api_key: k\n    circuit_breaker: { failure: 2 }", 1),
 			"test.yaml:6: backends[0].circuit_breaker.failure: unknown field (known: failures, percentage, min_requests, interval, status_codes, errors, trip_duration, accept_retry_after, max_trip_duration)"},
 		{"flow mapping in nested list", strings.Replace(minimal, "{ backend: b }", "{ backend: b, wieght: 2 }", 1),

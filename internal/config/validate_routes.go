@@ -22,7 +22,7 @@ func (c *Config) validateBackends(p *problems) {
 		if checkName(p, field(path, "name"), b.Name) {
 			seen.claim(p, field(path, "name"), b.Name)
 		}
-		oneOf(p, field(path, "kind"), b.Kind, "azure-openai", "openai")
+		oneOf(p, field(path, "kind"), b.Kind, "azure-openai", "openai", "anthropic", "gemini")
 		checkBackendURL(p, field(path, "url"), b.URL)
 		if b.Region != "" {
 			checkName(p, field(path, "region"), b.Region)
@@ -32,9 +32,10 @@ func (c *Config) validateBackends(p *problems) {
 			p.add(field(path, "api_version"), "required for kind azure-openai")
 		case b.Kind == "azure-openai" && !apiVersion.MatchString(b.APIVersion):
 			p.add(field(path, "api_version"), "%s is not an api-version such as 2024-10-21", quote(b.APIVersion))
-		case b.Kind == "openai" && b.APIVersion != "":
-			p.add(field(path, "api_version"), "applies only to kind azure-openai")
+		case (b.Kind == "openai" || b.Kind == "gemini") && b.APIVersion != "":
+			p.add(field(path, "api_version"), "applies only to kinds azure-openai and anthropic")
 		}
+		checkProvider(p, path, b)
 		checkAuth(p, field(path, "auth"), b.Auth)
 		checkDeployments(p, field(path, "deployments"), b)
 		checkTimeouts(p, path, b)
@@ -147,7 +148,7 @@ func checkHealthCheck(p *problems, path string, b Backend) {
 	hc := b.HealthCheck
 	pp := field(path, "path")
 	switch {
-	case hc.Path == "" && b.Kind != "azure-openai" && b.Kind != "openai":
+	case hc.Path == "" && healthCheckPath(&b) == "":
 		// No default for an unknown kind; the kind is reported.
 	case !strings.HasPrefix(hc.Path, "/"):
 		p.add(pp, "must start with /, such as /v1/models")

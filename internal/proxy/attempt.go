@@ -60,7 +60,11 @@ func (x *exchange) send(b *backend.Backend, t breaker.Ticket, call *backend.Call
 		// The backend's credential could not be had (a token endpoint
 		// down), or a config the validation let through wrongly: the
 		// request was not sent, and the backend is not to blame.
-		x.logger().Error("building backend request", "backend", b.Name, "err", err)
+		if e := (*wire.Error)(nil); errors.As(err, &e) {
+			x.logger().Info("backend refused the request before sending", "backend", b.Name, "err", err)
+		} else {
+			x.logger().Error("building backend request", "backend", b.Name, "err", err)
+		}
 		a.err, a.unsent = err, true
 		return a
 	}

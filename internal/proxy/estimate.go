@@ -20,6 +20,8 @@ func promptTokens(op wire.Operation, model string, body []byte) int64 {
 		return countInputs(model, gjson.GetBytes(body, "prompt"))
 	case wire.OpEmbeddings:
 		return countInputs(model, gjson.GetBytes(body, "input"))
+	case wire.OpMessages:
+		return messagesPromptTokens(model, body)
 	case wire.OpResponses:
 		in := gjson.GetBytes(body, "input")
 		if in.IsArray() {

@@ -38,6 +38,11 @@ type meter struct {
 func (m *meter) Event(ev []byte) ([]byte, error) {
 	data := sse.Data(ev)
 	if u, ok, chunk := wire.StreamUsage(data); ok {
+		if m.have && u.Prompt == 0 {
+			// Anthropic's message_delta counts the output only: the
+			// input came in message_start.
+			u.Prompt, u.Cached, u.Total = m.usage.Prompt, m.usage.Cached, m.usage.Prompt+u.Completion
+		}
 		m.usage, m.have = u, true
 		if chunk && m.injected {
 			return nil, nil

@@ -50,10 +50,13 @@ func parsePath(p string) target {
 			return target{}
 		}
 		op := wire.OperationFromPath(rest[i:])
-		if op == wire.OpUnknown || op == wire.OpResponses {
+		if op == wire.OpUnknown || op == wire.OpResponses || op == wire.OpMessages {
 			return target{}
 		}
 		return target{kind: pathOperation, op: op, deployment: rest[:i]}
+	case p == "/anthropic/v1/messages":
+		// The Anthropic SDKs' base URL is the gateway's /anthropic.
+		return target{kind: pathOperation, op: wire.OpMessages}
 	case strings.HasPrefix(p, "/openai/v1/"):
 		p = p[len("/openai/v1"):]
 	case strings.HasPrefix(p, "/v1/"):
@@ -77,7 +80,7 @@ func parsePath(p string) target {
 		}
 		return target{kind: pathResponse, op: wire.OpResponses, id: id, action: action, azure: azure}
 	}
-	if op := wire.OperationFromPath(p); op != wire.OpUnknown && (!azure || op == wire.OpResponses) {
+	if op := wire.OperationFromPath(p); op != wire.OpUnknown && (!azure || op == wire.OpResponses) && (op != wire.OpMessages || p == "/messages") {
 		return target{kind: pathOperation, op: op, azure: azure}
 	}
 	return target{}

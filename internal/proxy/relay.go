@@ -29,6 +29,9 @@ func (x *exchange) deliver(pool *route.Pool, a *attempt) error {
 			return wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "backend_credential_unavailable",
 				"The gateway cannot get a credential for its backend now. Retry later.")
 		}
+		if e := (*wire.Error)(nil); errors.As(a.err, &e) {
+			return e // a request the backend's API cannot take (a translated kind): the client's to change
+		}
 		return a.err // a config fault: a 500, detail in the log
 	}
 	if a.err != nil {

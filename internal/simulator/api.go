@@ -58,6 +58,12 @@ func (s *Simulator) serveAPI(c *call, body []byte) {
 		c.notFound(name)
 		return
 	}
+	if c.route.dialect != dialectNone {
+		var ok bool
+		if body, ok = c.fromDialect(body); !ok {
+			return
+		}
+	}
 	var req apiRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		c.badRequest("invalid_json", "We could not parse the JSON body of your request. "+
@@ -140,6 +146,8 @@ func (s *Simulator) serveAPI(c *call, body []byte) {
 	}
 	a := c.answer(&use, limit, n, finish)
 	switch {
+	case c.route.dialect != dialectNone:
+		s.dialectReply(c, &req, &a)
 	case c.route.op == opChat && req.Stream:
 		s.chatStream(c, &req, &a)
 	case c.route.op == opChat:

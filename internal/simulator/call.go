@@ -34,6 +34,8 @@ type routed struct {
 	sim        string // the /sim/ endpoint
 	responseID string // opStored's response
 	action     string // opStored's: "", "input_items" or "cancel"
+	dialect    dialect
+	stream     bool // Gemini's streamGenerateContent
 }
 
 // route parses the paths Azure OpenAI and OpenAI serve:
@@ -65,6 +67,9 @@ func route(path string) routed {
 		if r.op == opResponses || r.op == opModels {
 			r.op = opNone
 		}
+		return r
+	}
+	if r, ok := dialectRoute(path); ok {
 		return r
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/v1/"); ok {
@@ -171,6 +176,10 @@ type errorBody struct {
 
 // fail answers with an error.
 func (c *call) fail(status int, code, message, typ string) {
+	if c.route.dialect != dialectNone {
+		c.failDialect(status, message)
+		return
+	}
 	var b errorBody
 	b.Error.Code, b.Error.Message, b.Error.Type = code, message, typ
 	c.writeJSON(status, b)

@@ -325,6 +325,11 @@ func (s *Simulator) authorized(r *http.Request) bool {
 		return true
 	}
 	got := r.Header.Get("api-key")
+	for _, h := range []string{"x-api-key", "x-goog-api-key"} { // Anthropic's, Gemini's
+		if got == "" {
+			got = r.Header.Get(h)
+		}
+	}
 	if got == "" {
 		got, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}

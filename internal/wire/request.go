@@ -28,6 +28,9 @@ const (
 	OpCompletions
 	OpEmbeddings
 	OpResponses
+	// OpMessages is Anthropic's Messages API (/v1/messages), served by
+	// anthropic backends as it is.
+	OpMessages
 )
 
 // Path returns the operation's path suffix, as it follows /v1 or
@@ -42,6 +45,8 @@ func (o Operation) Path() string {
 		return "/embeddings"
 	case OpResponses:
 		return "/responses"
+	case OpMessages:
+		return "/messages"
 	}
 	return ""
 }
@@ -57,6 +62,8 @@ func (o Operation) String() string {
 		return "embeddings"
 	case OpResponses:
 		return "responses"
+	case OpMessages:
+		return "chat" // gen_ai.operation.name of Anthropic's messages
 	}
 	return "unknown"
 }
@@ -72,6 +79,8 @@ func OperationFromPath(suffix string) Operation {
 		return OpEmbeddings
 	case "/responses":
 		return OpResponses
+	case "/messages":
+		return OpMessages
 	}
 	return OpUnknown
 }

@@ -31,6 +31,7 @@ func usageOf(u gjson.Result) (Usage, bool) {
 		return Usage{}, false
 	}
 	var us Usage
+	var cacheRead, cacheCreation int64 // Anthropic's, outside input_tokens
 	found := false
 	u.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -44,9 +45,18 @@ func usageOf(u gjson.Result) (Usage, bool) {
 			us.Cached = v.Get("cached_tokens").Int()
 		case "completion_tokens_details", "output_tokens_details":
 			us.Reasoning = v.Get("reasoning_tokens").Int()
+		case "cache_read_input_tokens":
+			cacheRead = v.Int()
+		case "cache_creation_input_tokens":
+			cacheCreation = v.Int()
 		}
 		return true
 	})
+	if cacheRead+cacheCreation > 0 {
+		// Anthropic counts cached prompt tokens apart from input_tokens.
+		us.Prompt += cacheRead + cacheCreation
+		us.Cached = cacheRead
+	}
 	if us.Total == 0 {
 		us.Total = us.Prompt + us.Completion
 	}
@@ -88,8 +98,17 @@ func StreamUsage(data []byte) (u Usage, ok, usageChunk bool) {
 		return Usage{}, false, false
 	}
 	root := gjson.Parse(view(data))
-	if t := root.Get("type").Str; t == "response.completed" || t == "response.incomplete" {
+	switch t := root.Get("type").Str; t {
+	case "response.completed", "response.incomplete":
 		u, ok = usageOf(root.Get("response.usage"))
+		return u, ok, false
+	case "message_start":
+		// Anthropic's Messages stream: the input counts here, the output
+		// in message_delta (the meter keeps the input it saw first).
+		u, ok = usageOf(root.Get("message.usage"))
+		return u, ok, false
+	case "message_delta":
+		u, ok = usageOf(root.Get("usage"))
 		return u, ok, false
 	}
 	u, ok = usageOf(root.Get("usage"))
