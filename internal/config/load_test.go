@@ -739,3 +739,40 @@ func TestErrorString(t *testing.T) {
 		t.Errorf("Errors.Error() = %q; want %q", got, want)
 	}
 }
+
+// TestParseFullReference holds examples/reference.yaml, a verbatim copy of
+// the reference configuration (every field the project promised to accept,
+// as written there), to parsing and validating without a word changed.
+// examples/sluice.yaml is the demo's subset of it.
+func TestParseFullReference(t *testing.T) {
+	data, err := os.ReadFile("../../examples/reference.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"TENANT_ID": "00000000-0000-0000-0000-000000000001", "SELFHOSTED_CLIENT_SECRET": "selfhosted-secret",
+		"ANTHROPIC_API_KEY": "anthropic-secret", "GEMINI_API_KEY": "gemini-secret", "TEAM_GAMMA_APP_ID": "app-gamma",
+	}
+	for k, v := range referenceEnv {
+		env[k] = v
+	}
+	got, err := Parse("reference.yaml", data, envFrom(env))
+	if err != nil {
+		t.Fatalf("Parse(reference.yaml) error:\n%v", err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("Validate(reference.yaml) = %v", err)
+	}
+	kinds := map[string]bool{}
+	for _, b := range got.Backends {
+		kinds[b.Kind] = true
+	}
+	for _, k := range []string{"azure-openai", "openai", "anthropic", "gemini"} {
+		if !kinds[k] {
+			t.Errorf("reference.yaml has no %s backend", k)
+		}
+	}
+	if len(got.Auth.JWT) != 1 || got.Products[0].Cache == nil || got.Products[0].ContentSafety == nil || got.Products[0].PII == nil || !got.UI.Chat {
+		t.Errorf("reference.yaml lost a section: %+v", got)
+	}
+}
