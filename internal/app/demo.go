@@ -85,7 +85,7 @@ func newDemoEnv() demoEnv {
 		demoLoadKeyVar:     "sk-alpha-" + randomHex(12),
 		demoUserKeyVar:     "sk-beta-" + randomHex(12),
 	}
-	for _, b := range demoSimulators() {
+	for _, b := range demoBackends {
 		env[b.keyVar] = randomHex(16)
 	}
 	sum := sha256.Sum256([]byte(env[demoUserKeyVar]))
@@ -215,10 +215,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(demoSimulators())+1)
-	urls := make(map[string]string, len(demoSimulators()))
+	errc := make(chan error, len(demoBackends)+1)
+	urls := make(map[string]string, len(demoBackends))
 	ptu := make(map[string]bool)
-	for _, db := range demoSimulators() {
+	for _, db := range demoBackends {
 		ln, err := listenOr(db.addr)
 		if err != nil {
 			return fmt.Errorf("demo backend %s: %w", db.name, err)

@@ -50,7 +50,7 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 			d.Load = "1 request"
 		}
 	}
-	for _, db := range demoSimulators() {
+	for _, db := range demoBackends {
 		what := "pay-as-you-go"
 		if db.ptu {
 			what = "PTU"
@@ -62,9 +62,6 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 		for _, b := range cfg.Backends {
 			if b.Name == db.name && b.Kind == "openai" {
 				what += ", OpenAI-compatible (kind openai)"
-			}
-			if b.Name == db.name && (b.Kind == "anthropic" || b.Kind == "gemini") {
-				what += ", " + b.Kind + " API, translated (kind " + b.Kind + ")"
 			}
 		}
 		d.Backends = append(d.Backends, bannerBackend{Name: db.name, URL: backendURL[db.name], What: what})
@@ -270,7 +267,7 @@ func printDemoConfig(stdout, stderr io.Writer, env demoEnv) error {
 		r.Exports = append(r.Exports, name+"="+shellWord(v))
 	}
 	slices.Sort(r.Exports)
-	for _, db := range demoSimulators() {
+	for _, db := range demoBackends {
 		s := configSimulator{Addr: db.addr, KeyVar: db.keyVar, Region: db.region}
 		for _, b := range cfg.Backends {
 			if b.Name == db.name {
