@@ -147,7 +147,7 @@ func KeyFromHeader(h http.Header) (string, error) {
 	var key string
 	// Every value of every header counts: a second api-key line with
 	// another key is a conflict too.
-	for _, name := range [...]string{"Api-Key", "Ocp-Apim-Subscription-Key", "Authorization", "X-Api-Key"} {
+	for _, name := range [...]string{"Api-Key", "Ocp-Apim-Subscription-Key", "Authorization"} {
 		for _, v := range h[name] {
 			k := v
 			if name == "Authorization" {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/auth"
@@ -51,6 +52,14 @@ type Keys struct{}
 // Authenticate implements Authenticator.
 func (Keys) Authenticate(r *http.Request, t *route.Table) (*route.Subscription, error) {
 	key, err := auth.KeyFromRequest(r)
+	if errors.Is(err, auth.ErrNoKey) && strings.HasSuffix(r.URL.Path, "/v1/messages") {
+		// The Anthropic SDKs send their key in x-api-key: a subscription
+		// key on the Anthropic surface only (elsewhere it is a credential
+		// meant for someone else, stripped before forwarding).
+		if k := r.Header.Get("X-Api-Key"); k != "" {
+			key, err = k, nil
+		}
+	}
 	switch {
 	case errors.Is(err, auth.ErrNoKey):
 		return nil, ErrNoCredential
