@@ -28,7 +28,8 @@ func TestSmoke(t *testing.T) {
 	}
 	md := rep.markdown()
 	for _, section := range []string{"## Machine", "## Summary", "## Targets", "## Scenario 1:", "## Scenario 2:",
-		"## Scenario 3:", "## Scenario 4:", "## Scenario 5:", "## Scenario 6:", "## Scenario 7:", "## Scenario 8:", "## Errors"} {
+		"## Scenario 3:", "## Scenario 4:", "## Scenario 5:", "## Scenario 6:", "## Scenario 7:", "## Scenario 8:",
+		"## Scenario 10a:", "## Scenario 10b:", "## Targets (issue 16", "## Errors"} {
 		if !strings.Contains(md, section) {
 			t.Errorf("report has no %q section:\n%s", section, md)
 		}
@@ -42,6 +43,14 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("scenario %s, %s: got no successful requests", s.id, m.target.name)
 			}
 		}
+	}
+	for _, g := range rep.guardChecks {
+		if want := map[string]string{"10a": "prompt", "10b": "completion"}[g.scenario]; g.checks[want].count == 0 {
+			t.Errorf("scenario %s, %s: the gateway counted no %s check: %+v", g.scenario, g.name, want, g.checks)
+		}
+	}
+	if len(rep.guardChecks) != 3 {
+		t.Errorf("scenario 10: got the check times of %d gateways; want 3", len(rep.guardChecks))
 	}
 	if len(rep.memory) == 0 || rep.memory[0].opened == 0 {
 		t.Errorf("scenario 5: no stream was opened")

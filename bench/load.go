@@ -85,6 +85,7 @@ type result struct {
 	elapsed          time.Duration
 	lat              hist // whole request, or time to first token for streams
 	gap              hist // streams: time between successive chunks
+	last             hist // streams: time to the last chunk
 	chunks           uint64
 	firstErr         string
 }
@@ -95,6 +96,7 @@ func (r *result) merge(o *result) {
 	r.elapsed += o.elapsed
 	r.lat.merge(&o.lat)
 	r.gap.merge(&o.gap)
+	r.last.merge(&o.last)
 	r.chunks += o.chunks
 	if r.firstErr == "" {
 		r.firstErr = o.firstErr
@@ -128,7 +130,8 @@ func newClient() *http.Client {
 }
 
 // shot sends one request and reads the whole answer. For a stream it records
-// the time to the first content chunk and the gaps between chunks into r.
+// the time to the first content chunk, the gaps between chunks and the time
+// to the last chunk into r.
 func shot(ctx context.Context, c *http.Client, t target, body []byte, stream bool, start time.Time, r *result) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
@@ -172,6 +175,9 @@ func shot(ctx context.Context, c *http.Client, t target, body []byte, stream boo
 			r.chunks++
 		}
 		if err == io.EOF {
+			if !last.IsZero() {
+				r.last.record(last.Sub(start))
+			}
 			break
 		}
 		if err != nil && err != bufio.ErrBufferFull {

@@ -87,8 +87,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// wants reports whether scenario id is to run.
-func (o options) wants(id string) bool { return len(o.only) == 0 || o.only[id] }
+// wants reports whether scenario id is to run: a part such as 10a runs
+// with its scenario, 10.
+func (o options) wants(id string) bool {
+	return len(o.only) == 0 || o.only[id] || o.only[strings.TrimRight(id, "ab")]
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -226,6 +229,57 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			title:   fmt.Sprintf("Exact cache hits against plain requests: small chat, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaFull, viaCache}, load: closed(small, false)})
 	}
+	var guarded []guardGateway // scenario 10's, whose check times are read at the end
+	if o.wants("10a") || o.wants("10b") {
+		// Scenario 10: the guardrails of issue 16 against the same full
+		// config without them, each gateway's simulator also answering its
+		// Content Safety calls at zero latency. 10a: prompt checks alone,
+		// then with the check of the non-streaming answer, at a fixed rate;
+		// 10b: answers checked in windows as they stream at a model's pace.
+		promptOnly, promptOnlyURL, promptOnlyAdmin, err := startGateway(ctx, bin, dir, "gateway-full-prompt-checks", simURL, true, withGuardrails(simURL, false))
+		if err != nil {
+			return nil, err
+		}
+		defer promptOnly.stop()
+		full10, full10URL, full10Admin, err := startGateway(ctx, bin, dir, "gateway-full-guarded", simURL, true, withGuardrails(simURL, true))
+		if err != nil {
+			return nil, err
+		}
+		defer full10.stop()
+		// A paced simulator of its own, whose mean reply is twice the
+		// limit: every answer is exactly guardChunks tokens (about 6.5
+		// characters each), filling a window of 1,000 characters and most
+		// of the next, and streams compare chunk for chunk.
+		n := guardChunks(o)
+		sim10, sim10URL, err := startSim(ctx, bin, dir, "simulator-paced-guard", "--latency-per-token", "10ms",
+			"--completion-tokens", strconv.Itoa(2*n))
+		if err != nil {
+			return nil, err
+		}
+		defer sim10.stop()
+		plain10, plain10URL, _, err := startGateway(ctx, bin, dir, "gateway-full-paced-guard", sim10URL, true)
+		if err != nil {
+			return nil, err
+		}
+		defer plain10.stop()
+		guarded10, guarded10URL, guarded10Admin, err := startGateway(ctx, bin, dir, "gateway-full-guarded-paced", sim10URL, true, withGuardrails(sim10URL, true))
+		if err != nil {
+			return nil, err
+		}
+		defer guarded10.stop()
+		viaPrompt := target{name: promptChecksName, url: promptOnlyURL + path, key: subKey, pid: promptOnly.pid()}
+		viaGuarded := target{name: guardedName, url: full10URL + path, key: subKey, pid: full10.pid()}
+		plainPaced := target{name: fullName, url: plain10URL + path, key: subKey, pid: plain10.pid()}
+		guardedPaced := target{name: guardedName, url: guarded10URL + path, key: subKey, pid: guarded10.pid()}
+		scenarios = append(scenarios,
+			scenario{id: "10a", title: fmt.Sprintf("Guardrails: small chat, open loop at %g req/s, without content safety, with prompt checks, with prompt and answer checks", guardRate),
+				targets: []target{viaFull, viaPrompt, viaGuarded}, load: open(small, false, guardRate)},
+			scenario{id: "10b", title: fmt.Sprintf("Guardrails: streaming at a model's pace (a token every 10 ms), %d chunks, open loop at %g streams/s, without and with window checks",
+				n, guardStreamRate), targets: []target{plainPaced, guardedPaced}, load: open(chatBody("Tell a long story.", n, true), true, guardStreamRate),
+				stream: true, simPID: sim10.pid()})
+		guarded = []guardGateway{{scenario: "10a", name: promptChecksName, admin: promptOnlyAdmin},
+			{scenario: "10a", name: guardedName, admin: full10Admin}, {scenario: "10b", name: guardedName, admin: guarded10Admin}}
+	}
 	for _, sc := range scenarios {
 		if !o.wants(sc.id) {
 			continue
@@ -239,6 +293,15 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 			return rep, err
 		}
 		rep.scenarios = append(rep.scenarios, res)
+	}
+	for _, g := range guarded {
+		if !o.wants(g.scenario) {
+			continue
+		}
+		if err := g.readChecks(ctx); err != nil {
+			return rep, err
+		}
+		rep.guardChecks = append(rep.guardChecks, g)
 	}
 	if o.soak > 0 && o.wants("8") {
 		logf("scenario 8: soak of %s", o.soak)
@@ -263,6 +326,15 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	return rep, ctx.Err()
 }
+
+// Scenario 10's loads: the rates of issue 16's overhead measure, and
+// streams three times as long as scenario 7's at most.
+const (
+	guardRate       = 200.0
+	guardStreamRate = 20.0
+)
+
+func guardChunks(o options) int { return 3 * o.chunks }
 
 // chatBody is an Azure OpenAI chat request.
 func chatBody(content string, maxTokens int, stream bool) []byte {
@@ -300,6 +372,9 @@ type scenario struct {
 const (
 	fullName = "sluice (full)"
 	bareName = "bare net/http proxy (floor)"
+	// Scenario 10 compares them with fullName.
+	promptChecksName = "sluice (full, prompt checks)"
+	guardedName      = "sluice (full, guardrails)"
 )
 
 // measured is one target's rounds of a scenario.

@@ -232,6 +232,100 @@ func withExactCache(yaml string) string {
 	return strings.Replace(yaml, "    models: [gpt-4o]", "    models: [gpt-4o]\n    cache: {exact: {ttl: 1h}}", 1)
 }
 
+// withGuardrails gives a gateway config's product the content safety of
+// issue 16, checked by the Content Safety API of the simulator at simURL:
+// prompts (categories and Prompt Shields) and, unless answers is false,
+// answers in windows of 1,000 characters overlapping by 100.
+func withGuardrails(simURL string, answers bool) func(string) string {
+	mode := "off"
+	if answers {
+		mode = "window"
+	}
+	return func(yaml string) string {
+		yaml = strings.Replace(yaml, "backends:\n", fmt.Sprintf(`content_safety:
+  - name: safety
+    url: %s
+    auth: {api_key: %s}
+    timeout: 2s
+backends:
+`, simURL, simKey), 1)
+		return strings.Replace(yaml, "    models: [gpt-4o]", `    models: [gpt-4o]
+    content_safety:
+      service: safety
+      shield_prompt: true
+      output_type: FourSeverityLevels
+      categories: {Hate: 4, SelfHarm: 4, Sexual: 4, Violence: 4}
+      completions: {mode: `+mode+`, window_size: 1000, window_overlap: 100}
+      on_error: fail_closed`, 1)
+	}
+}
+
+// guardGateway is a gateway of scenario 10 with the time its guardrail
+// checks took, as it measured them (sluice_guard_check_seconds).
+type guardGateway struct {
+	scenario, name, admin string
+	checks                map[string]checkTime // by check: prompt, completion
+}
+
+type checkTime struct {
+	count uint64
+	sum   time.Duration
+}
+
+// mean is the time of one check; 0 when none was made.
+func (c checkTime) mean() time.Duration {
+	if c.count == 0 {
+		return 0
+	}
+	return c.sum / time.Duration(c.count)
+}
+
+// readChecks reads the gateway's check times from its /metrics.
+func (g *guardGateway) readChecks(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s /metrics: %s", g.name, resp.Status)
+	}
+	g.checks = map[string]checkTime{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, rest, ok := strings.Cut(line, `{check="`)
+		if !ok || !strings.HasPrefix(name, "sluice_guard_check_seconds_") {
+			continue
+		}
+		check, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return fmt.Errorf("%s /metrics: %q: %w", g.name, line, err)
+		}
+		c := g.checks[check]
+		switch name {
+		case "sluice_guard_check_seconds_count":
+			c.count = uint64(v)
+		case "sluice_guard_check_seconds_sum":
+			c.sum = time.Duration(v * float64(time.Second))
+		}
+		g.checks[check] = c
+	}
+	return nil
+}
+
 // startGateway writes the config (after the edits) and serves it; the full config logs at info
 // to /dev/null, the minimal one at warn.
 func startGateway(ctx context.Context, bin, dir, name, simURL string, full bool, edits ...func(string) string) (p *proc, url, adminURL string, err error) {
