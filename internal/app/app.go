@@ -51,7 +51,7 @@ Usage:
   sluice simulate --listen ADDR  run the Azure OpenAI / OpenAI backend simulator
   sluice usage --config FILE     print tokens, requests, errors and cost from the usage ledger
   sluice subscriptions list      manage runtime subscriptions through the admin API
-  sluice demo                    run three simulated backends behind the gateway
+  sluice demo                    run simulated backends behind the gateway
   sluice version                 print the version
 
 Run "sluice COMMAND -h" for a command's flags.
@@ -162,7 +162,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(*path); errors.Is(err, os.ErrNotExist) {
 		// A new user's first try: say where a config comes from.
 		const missing = `sluice serve: %[1]s: no such file (--config names the config file).
-To start from the demo's config, examples/sluice.yaml, against three simulators:
+To start from the demo's config, examples/sluice.yaml, against its simulators:
 
   %[2]s demo --print-config > sluice.yaml
 

@@ -21,6 +21,7 @@ func referenceEnv(t *testing.T) {
 		"TEAM_ALPHA_KEY":             "alpha-key",
 		"TEAM_BETA_KEY_SHA256":       strings.Repeat("ab", 32),
 		"CONTENT_SAFETY_KEY":         "safety-key",
+		"ANTHROPIC_API_KEY":          "anthropic-key",
 	} {
 		t.Setenv(k, v)
 	}
@@ -61,7 +62,7 @@ func TestCommands(t *testing.T) {
 		notStderrs []string
 	}{
 		{name: "check reference", args: []string{"check", "--config", "../../examples/sluice.yaml"},
-			stdout: []string{"examples/sluice.yaml: ok", "backends:      3:", "ptu-swedencentral (azure-openai, swedencentral)",
+			stdout: []string{"examples/sluice.yaml: ok", "backends:      4:", "ptu-swedencentral (azure-openai, swedencentral)", "claude (anthropic, westeurope)",
 				"pools:         2:", "models:        2:", "gpt-4o -> chat", "products:      2: standard, premium", "subscriptions: 2: team-alpha (standard), team-beta (premium)"},
 			notStdout: []string{"alpha-key", "ptu-key"}},
 		{name: "check broken", args: []string{"check", "--config", broken}, code: 1,

@@ -86,7 +86,7 @@ func newDemoEnv() demoEnv {
 		demoUserKeyVar:     "sk-beta-" + randomHex(12),
 		demoSafetyKeyVar:   randomHex(16),
 	}
-	for _, b := range demoBackends {
+	for _, b := range demoSimulators() {
 		env[b.keyVar] = randomHex(16)
 	}
 	sum := sha256.Sum256([]byte(env[demoUserKeyVar]))
@@ -168,7 +168,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (*demoFlags, error) {
 		", to show the PTU spilling over and a limit reached (0: none)")
 	fs.BoolVar(&f.logRequests, "log-requests", false, "print the access log (a line per request) here, instead of into the demo's access.log file")
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the demo's config (examples/sluice.yaml) and, on standard error, "+
-		"the commands that run it against three simulators with fresh keys; then exit")
+		"the commands that run it against its simulators with fresh keys; then exit")
 	fs.StringVar(&f.log.level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.log.format, "log-format", "text", "log format: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -223,8 +223,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(demoBackends)+2)
-	urls := make(map[string]string, len(demoBackends))
+	errc := make(chan error, len(demoSimulators())+2)
+	urls := make(map[string]string, len(demoSimulators()))
 	ptu := make(map[string]bool)
 	ident, err := startDemoIdentity(ctx, &wg, errc)
 	if err != nil {
@@ -234,7 +234,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	env["IDENTITY_ENDPOINT"] = ident.url + "/msi/token" // for the banner
 	faults := &demoFaults{}
 	seen := &demoSeen{} // what the backends received of a masked prompt (demoguard.go)
-	for _, db := range demoBackends {
+	for _, db := range demoSimulators() {
 		ln, err := listenOr(db.addr)
 		if err != nil {
 			return fmt.Errorf("demo backend %s: %w", db.name, err)
@@ -304,15 +304,24 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		errc <- g.Serve(ctx, ln, adminLn)
 	}()
+	semantic := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(semantic)
 		demoSemantic(ctx, &http.Client{Timeout: time.Minute}, "http://"+ln.Addr().String(), env[demoLoadKeyVar], stdout)
 	}()
 	showGuardrails(ctx, stdout, "http://"+ln.Addr().String(), env[demoLoadKeyVar], cfg, seen)
+	// The failover moment's 429s come after the semantic cache's
+	// questions are answered, and the load after it (demo_providers.go).
+	select {
+	case <-semantic:
+	case <-ctx.Done():
+	}
+	showFailover(ctx, stdout, "http://"+ln.Addr().String(), demoLoadSubscription, env[demoLoadKeyVar], "gpt-4o", cfg, faults)
 	if f.load > 0 {
 		dl := &demoLoad{url: "http://" + ln.Addr().String(), name: demoLoadSubscription, key: env[demoLoadKeyVar], rate: f.load,
-			maxTokens: demoLoadMaxTokens, ptu: ptu, interval: 10 * time.Second, out: stdout,
+			maxTokens: demoLoadMaxTokens, ptu: ptu, providers: providerBackends(cfg), interval: 10 * time.Second, out: stdout,
 			client: &http.Client{Timeout: time.Minute}, now: time.Now}
 		wg.Add(1)
 		go func() {

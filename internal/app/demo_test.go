@@ -437,7 +437,7 @@ func TestDemoWithoutLoadOrWord(t *testing.T) {
 }
 
 // TestDemoPrintConfig runs what "sluice demo --print-config" prints, as a
-// new user would paste it: the exports, three simulators and the gateway on
+// new user would paste it: the exports, four simulators (claude's too) and the gateway on
 // the saved config, then the curl command.
 func TestDemoPrintConfig(t *testing.T) {
 	dir := t.TempDir()
@@ -453,7 +453,7 @@ func TestDemoPrintConfig(t *testing.T) {
 	// ports, in the config and the commands alike.
 	replacer := func() *strings.Replacer {
 		var pairs []string
-		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"} {
+		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103", "127.0.0.1:9106"} {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -516,8 +516,8 @@ func TestDemoPrintConfig(t *testing.T) {
 			go func() { c <- ended{args, Main(ctx, args, io.Discard, logs)} }()
 		}
 	}
-	if simulators != 3 || serving != 1 || len(curls) != 1 {
-		t.Fatalf("printed: %d simulators, %d gateways, %d curl commands; want 3, 1, 1:\n%s", simulators, serving, len(curls), commands.String())
+	if simulators != len(demoSimulators()) || simulators != 4 || serving != 1 || len(curls) != 1 {
+		t.Fatalf("printed: %d simulators, %d gateways, %d curl commands; want 4 (claude's too), 1, 1:\n%s", simulators, serving, len(curls), commands.String())
 	}
 	waitFor(t, nil, "the printed curl command answers 200", func() bool {
 		status, body, err := runCurl(t, curls[0])
@@ -605,6 +605,10 @@ func TestDemoLoadStory(t *testing.T) {
 		{name: "a slow ptu answer does not undo the spillover",
 			answers: []answer{{2, "payg", ""}, {1, "ptu", ""}, {3, "payg", ""}},
 			want:    []string{"spillover: the PTU is full, so pay-as-you-go serves team-alpha: payg"}},
+		{name: "failover to another provider, then pay-as-you-go and the ptu",
+			answers: []answer{{1, "ptu", ""}, {2, "claude", ""}, {3, "claude", ""}, {4, "payg", ""}, {5, "ptu", ""}},
+			want: []string{"failover: the Azure OpenAI members are out, so another provider serves team-alpha: claude",
+				"spillover: the PTU is full, so pay-as-you-go serves team-alpha: payg", "the PTU serves team-alpha again: ptu"}},
 		{name: "a slow success does not end the refusals",
 			answers: []answer{{2, "", "full"}, {1, "payg", ""}, {3, "", "full"}},
 			want: []string{"team-alpha reached its limit and is refused with 429: full",
@@ -613,7 +617,7 @@ func TestDemoLoadStory(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			l := &demoLoad{name: "team-alpha", ptu: map[string]bool{"ptu": true}, out: &out,
+			l := &demoLoad{name: "team-alpha", ptu: map[string]bool{"ptu": true}, providers: map[string]bool{"claude": true}, out: &out,
 				now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }, counts: map[string]int{}}
 			for _, a := range tt.answers {
 				l.record(a.seq, "x", a.served, a.refusal)

@@ -29,6 +29,7 @@ type bannerData struct {
 	LoadSub, LoadProduct, LoadTPM string
 	LoadMaxTokens                 int
 	PTU, PTUTPM                   string
+	Provider                      bool   // a simulated backend of another provider (kind anthropic) is in the pools
 	AccessLog                     string // "" when it is printed on the terminal
 	Dir, Ledger                   string
 }
@@ -50,8 +51,13 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 			d.Load = "1 request"
 		}
 	}
-	for _, db := range demoBackends {
+	for _, db := range demoSimulators() {
 		what := "pay-as-you-go"
+		for _, b := range cfg.Backends {
+			if b.Name == db.name && isProviderKind(b.Kind) {
+				what = providerAPI[b.Kind] + ", translated (kind " + b.Kind + "): takes over when the Azure OpenAI members are out"
+			}
+		}
 		if db.ptu {
 			what = "PTU"
 			for name, dep := range db.deployments {
@@ -68,6 +74,7 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 					" (simulated App Service), keys refused"
 			}
 		}
+		d.Provider = d.Provider || strings.Contains(what, "(kind anthropic)")
 		d.Backends = append(d.Backends, bannerBackend{Name: db.name, URL: backendURL[db.name], What: what})
 	}
 	var prog bytes.Buffer
@@ -76,6 +83,9 @@ func bannerFor(cfg *config.Config, env demoEnv, backendURL map[string]string, gw
 	}
 	return d
 }
+
+// providerAPI names the API of each provider kind, for the banner.
+var providerAPI = map[string]string{"anthropic": "Anthropic Messages API", "gemini": "Gemini API"}
 
 // subscriptionTPM returns the product of subscription sub and its
 // tokens-per-minute limit per subscription, written out for people.
@@ -159,8 +169,8 @@ var templateFuncs = template.FuncMap{"sh": shellWord}
 // bannerText is what the demo prints when it starts. Every command and
 // snippet in it works as printed: the tests run them.
 var bannerText = template.Must(template.New("banner").Funcs(templateFuncs).Parse(`
-Sluice demo: three simulated Azure OpenAI backends behind the gateway, configured by
-examples/sluice.yaml with keys generated for this run.
+Sluice demo: simulated Azure OpenAI backends{{if .Provider}} and an Anthropic one{{end}} behind the gateway, configured
+by examples/sluice.yaml with keys generated for this run.
 
   gateway   {{.Gateway}}
   admin     {{.Admin}}   (admin key: {{.AdminKey}})
@@ -194,7 +204,11 @@ Python (pip install openai):
 Go, a whole program (in a module: go get github.com/openai/openai-go/v3):
 
 {{.GoProgram}}
-{{if .Load}}The story: the demo sends itself {{.Load}} per second as {{.LoadSub}} (--load), each
+{{if .Provider}}Failover: once, at the start, every Azure OpenAI member of the chat pool answers 429 for a
+moment (the simulators' fault injection), and the Anthropic backend serves instead: a line below
+says so, with the backend's name from the response's x-sluice-backend header.
+
+{{end}}{{if .Load}}The story: the demo sends itself {{.Load}} per second as {{.LoadSub}} (--load), each
 with max_tokens {{.LoadMaxTokens}}. The PTU backend, {{.PTU}} ({{.PTUTPM}} tokens per minute), fills up
 and answers 429; its circuit breaker opens for the Retry-After, and pay-as-you-go takes over
 until it closes. {{.LoadSub}}'s product, {{.LoadProduct}}, allows {{.LoadTPM}}: once they are
@@ -251,6 +265,7 @@ type configRun struct {
 	Gateway, UserKey string
 	User             string
 	Latency          string
+	Jobs             string // the simulators' shell jobs: %1 %2 ...
 }
 
 type configSimulator struct {
@@ -259,7 +274,7 @@ type configSimulator struct {
 }
 
 // printDemoConfig prints the reference config on stdout and, on stderr, how
-// to run it against three simulators: fresh keys to export, the simulators'
+// to run it against the demo's simulators: fresh keys to export, the simulators'
 // commands and the gateway's.
 func printDemoConfig(stdout, stderr io.Writer, env demoEnv) error {
 	cfg, err := config.Parse("examples/sluice.yaml", examples.Reference, env.lookup)
@@ -273,7 +288,7 @@ func printDemoConfig(stdout, stderr io.Writer, env demoEnv) error {
 		r.Exports = append(r.Exports, name+"="+shellWord(v))
 	}
 	slices.Sort(r.Exports)
-	for _, db := range demoBackends {
+	for _, db := range demoSimulators() {
 		s := configSimulator{Addr: db.addr, KeyVar: db.keyVar, Region: db.region}
 		for _, b := range cfg.Backends {
 			if b.Name == db.name {
@@ -292,6 +307,7 @@ func printDemoConfig(stdout, stderr io.Writer, env demoEnv) error {
 		}
 		slices.Sort(s.Deployments)
 		r.Simulators = append(r.Simulators, s)
+		r.Jobs = strings.TrimSpace(r.Jobs + " %" + strconv.Itoa(len(r.Simulators)))
 	}
 	if _, err := stdout.Write(examples.Reference); err != nil {
 		return err
@@ -300,7 +316,7 @@ func printDemoConfig(stdout, stderr io.Writer, env demoEnv) error {
 }
 
 var configRunText = template.Must(template.New("config").Funcs(templateFuncs).Parse(`
-That is examples/sluice.yaml, the demo's config. To run the gateway with it against three
+That is examples/sluice.yaml, the demo's config. To run the gateway with it against {{len .Simulators}}
 simulators, as the demo does, save it:
 
   {{.Self}} demo --print-config > sluice.yaml
@@ -320,7 +336,7 @@ Then, from another terminal, with your key ({{.User}}):
     -H 'Authorization: Bearer {{.UserKey}}' -H 'Content-Type: application/json' \
     -d '{"model":"gpt-4o","messages":[{"role":"user","content":"Hello!"}]}'
 
-Ctrl-C stops the gateway, and "kill %1 %2 %3" the simulators. To make the config your own,
+Ctrl-C stops the gateway, and "kill {{.Jobs}}" the simulators. To make the config your own,
 point its backends at your deployments and set their keys in the environment: every field is
 in docs/configuration.md, and "{{.Self}} check --config sluice.yaml" validates the file.
 `))

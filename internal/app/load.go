@@ -28,6 +28,7 @@ type demoLoad struct {
 	rate      float64         // requests per second
 	maxTokens int             // each request's max_tokens
 	ptu       map[string]bool // the backends that are PTU, by name
+	providers map[string]bool // the backends of another provider (kind anthropic or gemini), by name
 	interval  time.Duration
 	out       io.Writer
 	client    *http.Client
@@ -40,6 +41,7 @@ type demoLoad struct {
 	offPTU     bool           // whether it was served by pay-as-you-go
 	lastAnswer uint64         // the newest request served or refused by the limit
 	limited    bool           // whether it was refused
+	failover   bool           // whether it was served by another provider
 }
 
 func (l *demoLoad) run(ctx context.Context) {
@@ -134,13 +136,16 @@ func (l *demoLoad) record(seq uint64, what, served, refusal string) {
 	}
 	if served != "" && seq > l.lastServed {
 		l.lastServed = seq
-		switch offPTU := !l.ptu[served]; {
-		case offPTU && !l.offPTU:
+		switch offPTU, failover := !l.ptu[served], l.providers[served]; {
+		case failover && !l.failover:
+			say("failover: the Azure OpenAI members are out, so another provider serves %s: %s", l.name, served)
+		case failover:
+		case offPTU && (!l.offPTU || l.failover):
 			say("spillover: the PTU is full, so pay-as-you-go serves %s: %s", l.name, served)
 		case !offPTU && l.offPTU:
 			say("the PTU serves %s again: %s", l.name, served)
 		}
-		l.offPTU = !l.ptu[served]
+		l.offPTU, l.failover = !l.ptu[served], l.providers[served]
 	}
 }
 

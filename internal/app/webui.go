@@ -76,6 +76,8 @@ type demoFaults struct {
 
 type demoSim struct {
 	name, region, fault string
+	faults              simulator.Faults
+	gen                 uint64 // counts the changes of fault
 	sim                 *simulator.Simulator
 }
 
@@ -111,14 +113,38 @@ func (d *demoFaults) Inject(backend, fault string) error {
 	if !ok {
 		return fmt.Errorf("no fault %q", fault)
 	}
+	_, err := d.set(backend, f, fault, nil)
+	return err
+}
+
+// demoFaultsWere is a simulated backend's faults before a change, and the
+// change's number.
+type demoFaultsWere struct {
+	faults simulator.Faults
+	fault  string
+	gen    uint64
+}
+
+// set gives a simulated backend faults f, shown on the panel as fault, and
+// returns what it had. With unless set, it changes nothing when the backend's
+// faults were changed since unless.gen.
+func (d *demoFaults) set(backend string, f simulator.Faults, fault string, unless *demoFaultsWere) (demoFaultsWere, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range d.backends {
-		if d.backends[i].name == backend {
-			d.backends[i].sim.SetFaults(f)
-			d.backends[i].fault = fault
-			return nil
+		b := &d.backends[i]
+		if b.name != backend {
+			continue
 		}
+		was := demoFaultsWere{faults: b.faults, fault: b.fault, gen: b.gen}
+		if unless != nil && unless.gen != b.gen {
+			return was, nil
+		}
+		b.sim.SetFaults(f)
+		b.faults, b.fault = f, fault
+		b.gen++
+		was.gen = b.gen
+		return was, nil
 	}
-	return fmt.Errorf("no simulated backend %q", backend)
+	return demoFaultsWere{}, fmt.Errorf("no simulated backend %q", backend)
 }

@@ -28,6 +28,7 @@ var referenceEnv = map[string]string{
 	"TEAM_ALPHA_KEY":             "alpha-secret",
 	"TEAM_BETA_KEY_SHA256":       betaDigest,
 	"CONTENT_SAFETY_KEY":         "safety-secret",
+	"ANTHROPIC_API_KEY":          "anthropic-secret",
 }
 
 // envFrom returns a lookupEnv that knows only m.
@@ -109,12 +110,18 @@ func TestParseReference(t *testing.T) {
 				Deployments:    map[string]string{"gpt-4o": "gpt-4o", "text-embedding-3-small": "text-embedding-3-small"},
 				CircuitBreaker: breaker(3, 10*time.Second, "429", "500-599"),
 			}),
+			timeouts(Backend{
+				Name: "claude", Kind: "anthropic", URL: "http://127.0.0.1:9106", Region: "westeurope", APIVersion: "2023-06-01",
+				Auth:        BackendAuth{APIKey: secret.New("anthropic-secret")},
+				Deployments: map[string]string{"gpt-4o": "claude-haiku-4-5"}, DefaultMaxTokens: 4096,
+			}),
 		},
 		Pools: []Pool{
 			{Name: "chat", Strategy: "round_robin", Members: []Member{
 				{Backend: "ptu-swedencentral", Priority: 1, Weight: 1},
 				{Backend: "payg-westeurope", Priority: 2, Weight: 3},
 				{Backend: "payg-francecentral", Priority: 2, Weight: 1},
+				{Backend: "claude", Priority: 3, Weight: 1},
 			}, Retry: Retry{Attempts: 3, On: retryOn, Backoff: dur(200 * time.Millisecond)}},
 			{Name: "embeddings", Strategy: "round_robin", Members: []Member{
 				{Backend: "payg-westeurope", Priority: 1, Weight: 1},
