@@ -591,14 +591,17 @@ func (l *Ledger) writeOrphans(orphans []Record) {
 	for rest := orphans; len(rest) > 0; {
 		b := rest[:min(len(rest), l.batchSize)]
 		rest = rest[len(b):]
-		if l.down || l.storeWrite(b) != nil {
+		ok := !l.down && l.storeWrite(b) == nil
+		// Out of the queue before it is counted Journaled or Dropped, so
+		// that Stats never shows a record both queued and settled.
+		l.mu.Lock()
+		l.inflight -= len(b)
+		l.mu.Unlock()
+		if !ok {
 			l.toJournal(b)
 		}
 	}
 	clear(orphans)
-	l.mu.Lock()
-	l.inflight -= len(orphans)
-	l.mu.Unlock()
 	l.spareOrphans = orphans[:0]
 }
 
