@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-gateway/sluice/internal/breaker"
+	"github.com/sluice-gateway/sluice/internal/transport"
 )
 
 // State is a backend's live state: its connection pool, circuit breaker,
@@ -20,7 +21,7 @@ type State struct {
 	// Breaker is the backend's circuit breaker.
 	Breaker *breaker.Breaker
 
-	transport      *http.Transport
+	transport      *transport.Transport
 	connectTimeout atomic.Int64 // nanoseconds; read by every dial
 
 	inflight         atomic.Int64
@@ -40,13 +41,14 @@ func NewState(name string, onChange func(breaker.Change)) *State {
 	s := &State{Breaker: breaker.New(name, nil, onChange)}
 	s.connectTimeout.Store(int64(10 * time.Second))
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	s.transport = &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, time.Duration(s.connectTimeout.Load()))
-			defer cancel()
-			return dialer.DialContext(ctx, network, addr)
-		},
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(s.connectTimeout.Load()))
+		defer cancel()
+		return dialer.DialContext(ctx, network, addr)
+	}
+	fallback := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dial,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     90 * time.Second,
@@ -54,6 +56,16 @@ func NewState(name string, onChange func(breaker.Change)) *State {
 		// The gateway passes bodies through as they come; transparent
 		// decompression would hide the encoding and delay stream events.
 		DisableCompression: true,
+	}
+	// Sluice's own HTTP/1.1 client, in the request's goroutine; net/http's
+	// for proxies from the environment and servers that refuse HTTP/1.1.
+	s.transport = &transport.Transport{
+		Dial:                dial,
+		Proxy:               http.ProxyFromEnvironment,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleTimeout:         90 * time.Second,
+		MaxIdlePerHost:      1024,
+		Fallback:            fallback,
 	}
 	return s
 }

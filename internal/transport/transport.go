@@ -1,0 +1,667 @@
+// Package transport sends HTTP/1.1 requests to backends on pooled
+// keep-alive connections, reading and writing each exchange in the caller's
+// goroutine. net/http's Transport gives every connection a reader and a
+// writer goroutine and hands each request and response between them over
+// channels; on a gateway's hot path those hand-offs and wake-ups cost about
+// a fifth of the CPU. What this package does not do itself (proxies from the
+// environment, servers that speak only HTTP/2, Expect: 100-continue,
+// upgrades, trailers) it hands to a fallback net/http Transport.
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Transport is an http.RoundTripper for HTTP/1.1 over TCP and TLS. Its zero
+// value is not usable; set Dial and Fallback at least. It is safe for
+// concurrent use.
+type Transport struct {
+	// Dial opens a TCP connection; it owns the connect timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSClientConfig is cloned for each TLS connection, with the server
+	// name set from the URL when empty and ALPN limited to http/1.1. Nil
+	// means crypto/tls's defaults (the system's roots).
+	TLSClientConfig *tls.Config
+	// TLSHandshakeTimeout bounds a TLS handshake; 0 means 10 seconds.
+	TLSHandshakeTimeout time.Duration
+	// IdleTimeout is how long an idle connection is kept; 0 means 90 s.
+	IdleTimeout time.Duration
+	// MaxIdlePerHost bounds the idle connections kept per host; 0 means 1024.
+	MaxIdlePerHost int
+	// Proxy says which proxy a request goes through, as
+	// http.Transport.Proxy; nil means none. Requests for a host that goes
+	// through a proxy are sent by Fallback, which must use the same
+	// function. It is asked once per scheme and host.
+	Proxy func(*http.Request) (*url.URL, error)
+	// Fallback sends what this Transport does not: requests through a
+	// proxy, to servers that refuse HTTP/1.1 in the TLS handshake (HTTP/2
+	// only), with Expect: 100-continue, upgrades or trailers.
+	Fallback http.RoundTripper
+
+	// now is the clock of idle expiry; time.Now unless a test sets it.
+	now func() time.Time
+
+	mu     sync.Mutex // guards pools and closed
+	pools  map[hostKey]*pool
+	closed bool
+}
+
+// hostKey names a pool: one per scheme and host:port.
+type hostKey struct{ scheme, addr string }
+
+// pool holds the idle connections to one host, the most recent last.
+type pool struct {
+	t          *Transport
+	key        hostKey
+	serverName string
+	// viaFallback is set when the host goes through a proxy or refused
+	// HTTP/1.1: every request for it goes to the fallback.
+	viaFallback atomic.Bool
+
+	mu    sync.Mutex // guards idle and sweep
+	idle  []*conn
+	sweep *time.Timer // armed while idle connections wait
+}
+
+// conn is one connection and its buffers.
+type conn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	p      *pool
+	idleAt time.Time
+	reused bool
+}
+
+func (t *Transport) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleTimeout > 0 {
+		return t.IdleTimeout
+	}
+	return 90 * time.Second
+}
+
+func (t *Transport) maxIdle() int {
+	if t.MaxIdlePerHost > 0 {
+		return t.MaxIdlePerHost
+	}
+	return 1024
+}
+
+// RoundTrip sends req and returns the response, whose body the caller must
+// read to the end or close: a body read to its end gives the connection
+// back to the pool, a body closed early closes it. When req's context ends,
+// the exchange is cut at once and RoundTrip or the body's Read returns the
+// context's error.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.handles(req) {
+		return t.Fallback.RoundTrip(req)
+	}
+	p, err := t.pool(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if p.viaFallback.Load() {
+		return t.Fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		c, err := p.get(ctx, attempt > 0)
+		if errors.Is(err, errRefusedHTTP1) {
+			p.viaFallback.Store(true)
+			return t.Fallback.RoundTrip(req)
+		}
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err := c.roundTrip(req)
+		if err == nil {
+			return resp, nil
+		}
+		// A connection the server closed while it was idle fails before
+		// any answer; the request never reached the server, so it is
+		// sent once more on a new connection when its body can be had
+		// again.
+		var stale *staleError
+		if !errors.As(err, &stale) || attempt > 0 || ctx.Err() != nil {
+			closeBody(req)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, unwrapStale(err)
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return nil, stale.err
+			}
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, stale.err
+			}
+			req = shallowWithBody(req, body)
+		}
+	}
+}
+
+// handles reports whether t sends req itself.
+func (t *Transport) handles(req *http.Request) bool {
+	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return false
+	}
+	if req.Method == http.MethodConnect || len(req.Trailer) > 0 {
+		return false
+	}
+	h := req.Header
+	return h.Get("Upgrade") == "" && !strings.EqualFold(h.Get("Expect"), "100-continue")
+}
+
+// pool returns the pool of req's host, making it on first use.
+func (t *Transport) pool(req *http.Request) (*pool, error) {
+	key := hostKey{scheme: req.URL.Scheme, addr: canonicalAddr(req.URL)}
+	t.mu.Lock()
+	p, ok := t.pools[key]
+	closed := t.closed
+	t.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	if closed {
+		return nil, errors.New("transport: closed")
+	}
+	p = &pool{t: t, key: key, serverName: req.URL.Hostname()}
+	if t.Proxy != nil {
+		u, err := t.Proxy(req)
+		if err != nil {
+			return nil, err
+		}
+		p.viaFallback.Store(u != nil)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if q, ok := t.pools[key]; ok {
+		return q, nil
+	}
+	if t.pools == nil {
+		t.pools = map[hostKey]*pool{}
+	}
+	t.pools[key] = p
+	return p, nil
+}
+
+// canonicalAddr is u's host:port, with the scheme's port when u has none.
+func canonicalAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// CloseIdleConnections closes the idle connections of every pool, and the
+// fallback's. Connections in use close when their exchange ends.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	pools := make([]*pool, 0, len(t.pools))
+	for _, p := range t.pools {
+		pools = append(pools, p)
+	}
+	t.mu.Unlock()
+	for _, p := range pools {
+		p.closeIdle(func(*conn) bool { return true })
+	}
+	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// get returns an idle connection that still looks open, or a new one
+// (always new with fresh).
+func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
+	if !fresh {
+		now := p.t.clock()
+		for {
+			p.mu.Lock()
+			n := len(p.idle)
+			if n == 0 {
+				p.mu.Unlock()
+				break
+			}
+			c := p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			p.mu.Unlock()
+			if now.Sub(c.idleAt) < p.t.idleTimeout() && c.alive() {
+				c.reused = true
+				return c, nil
+			}
+			c.nc.Close()
+		}
+	}
+	return p.dial(ctx)
+}
+
+// errRefusedHTTP1 is a TLS handshake the server ended because it speaks no
+// protocol Sluice offered: it wants HTTP/2.
+var errRefusedHTTP1 = errors.New("transport: the server refused HTTP/1.1")
+
+// dial opens a connection to the pool's host.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
+	nc, err := p.t.Dial(ctx, "tcp", p.key.addr)
+	if err != nil {
+		return nil, err
+	}
+	if p.key.scheme == "https" {
+		cfg := &tls.Config{}
+		if p.t.TLSClientConfig != nil {
+			cfg = p.t.TLSClientConfig.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = p.serverName
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
+		timeout := p.t.TLSHandshakeTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			if refusedALPN(err) {
+				return nil, errRefusedHTTP1
+			}
+			return nil, err
+		}
+		nc = tc
+	}
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), p: p}, nil
+}
+
+// refusedALPN reports whether a handshake failed on the server's
+// no_application_protocol alert. Over TCP crypto/tls reports a received
+// alert as a *net.OpError "remote error" around an unexported type, so the
+// alert is known by its text; tls.AlertError is QUIC's.
+func refusedALPN(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return alert == 120
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil &&
+		oe.Err.Error() == "tls: no application protocol"
+}
+
+// put keeps c for the next request, unless the pool is full or closed.
+func (p *pool) put(c *conn) {
+	if c.br.Buffered() > 0 { // the server said more than its answer
+		c.nc.Close()
+		return
+	}
+	now := p.t.clock()
+	c.idleAt = now
+	p.t.mu.Lock()
+	closed := p.t.closed
+	p.t.mu.Unlock()
+	p.mu.Lock()
+	if closed || len(p.idle) >= p.t.maxIdle() {
+		p.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.t.idleTimeout(), p.sweepIdle)
+	}
+	p.mu.Unlock()
+}
+
+// sweepIdle closes connections idle for longer than the idle timeout, and
+// runs again while any are left.
+func (p *pool) sweepIdle() {
+	now := p.t.clock()
+	p.closeIdle(func(c *conn) bool { return now.Sub(c.idleAt) >= p.t.idleTimeout() })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sweep = nil
+	if len(p.idle) > 0 {
+		p.sweep = time.AfterFunc(p.t.idleTimeout()/2, p.sweepIdle)
+	}
+}
+
+// closeIdle closes the idle connections for which expired is true.
+func (p *pool) closeIdle(expired func(*conn) bool) {
+	p.mu.Lock()
+	keep := p.idle[:0]
+	var drop []*conn
+	for _, c := range p.idle {
+		if expired(c) {
+			drop = append(drop, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range drop {
+		c.nc.Close()
+	}
+}
+
+// Close closes every idle connection and makes later requests fail; an
+// exchange in flight finishes and its connection is closed.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+}
+
+// alive reports whether an idle connection is still open: the server has
+// neither closed it nor sent anything unasked. It peeks at the socket
+// without blocking where the platform allows; elsewhere it assumes so, and
+// a request that finds the connection closed is sent again.
+func (c *conn) alive() bool {
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := true
+	err = rc.Read(func(fd uintptr) bool {
+		alive = peekOpen(fd)
+		return true
+	})
+	return err == nil && alive
+}
+
+// staleError is a failure on a reused connection before any byte of the
+// answer arrived: the server closed the connection while it was idle.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+func unwrapStale(err error) error {
+	var s *staleError
+	if errors.As(err, &s) {
+		return s.err
+	}
+	return err
+}
+
+// aLongTimeAgo is a deadline in the past: setting it cuts a blocked read or
+// write short.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip writes req on c and reads the answer's head.
+func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	nc := c.nc
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
+	fail := func(err error, stale bool) (*http.Response, error) {
+		stop()
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if stale && c.reused {
+			return nil, &staleError{err}
+		}
+		return nil, err
+	}
+	if err := writeRequest(c.bw, req); err != nil {
+		var he *headerError
+		if errors.As(err, &he) {
+			return fail(err, false)
+		}
+		return fail(err, true)
+	}
+	var resp *http.Response
+	for {
+		var err error
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			// Nothing at all came back: a closed idle connection.
+			stale := (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && c.br.Buffered() == 0
+			return fail(err, stale)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx informational answers (103 Early Hints) come before the
+		// real one and have no body.
+	}
+	reuse := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
+	if resp.Body == http.NoBody || resp.Body == nil {
+		if stop() && reuse {
+			c.p.put(c)
+		} else {
+			nc.Close()
+		}
+		return resp, nil
+	}
+	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, reuse: reuse}
+	return resp, nil
+}
+
+// body is a response body: read to its end it gives the connection back.
+type body struct {
+	rc    io.ReadCloser
+	c     *conn
+	ctx   context.Context
+	stop  func() bool
+	reuse bool
+	done  atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+		if b.ctx.Err() != nil {
+			return n, b.ctx.Err()
+		}
+	}
+	return n, err
+}
+
+// Close closes a body not read to its end, and its connection with it.
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish ends the exchange once: the connection goes back to the pool when
+// the body was read whole and nothing cut it short, and is closed otherwise
+// (before the inner body's Close, which would read a stream to its end).
+func (b *body) finish(complete bool) {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	stopped := b.stop()
+	if complete && stopped && b.reuse {
+		b.c.p.put(b.c)
+		return
+	}
+	b.c.nc.Close()
+	_ = b.rc.Close()
+}
+
+// headerError is a request that cannot be written: a header name or value
+// that would break the message's framing.
+type headerError struct{ msg string }
+
+func (e *headerError) Error() string { return "transport: " + e.msg }
+
+// writeRequest writes req's head and body and flushes them.
+func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
+	defer func() {
+		if err != nil {
+			closeBody(req)
+		}
+	}()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !validValue(host) || strings.ContainsAny(host, " \t") {
+		return &headerError{"invalid Host " + strconv.Quote(host)}
+	}
+	uri := req.URL.RequestURI()
+	if strings.ContainsAny(uri, " \r\n") {
+		return &headerError{"invalid request target"}
+	}
+	for k, vs := range req.Header {
+		if !validName(k) {
+			return &headerError{"invalid header name " + strconv.Quote(k)}
+		}
+		for _, v := range vs {
+			if !validValue(v) {
+				return &headerError{"invalid value for header " + k}
+			}
+		}
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(uri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		}
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if req.Close {
+		w.WriteString("Connection: close\r\n")
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := false
+	switch {
+	case hasBody && req.ContentLength > 0:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		w.WriteString("\r\n")
+	case hasBody:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		chunked = true
+	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	w.WriteString("\r\n")
+	if hasBody {
+		var dst io.Writer = w
+		var cw io.WriteCloser
+		if chunked {
+			cw = httputil.NewChunkedWriter(w)
+			dst = cw
+		}
+		n, err := io.Copy(dst, req.Body)
+		closeBody(req)
+		if err != nil {
+			return err
+		}
+		if !chunked && n != req.ContentLength {
+			return fmt.Errorf("transport: request body was %d bytes; ContentLength says %d", n, req.ContentLength)
+		}
+		if chunked {
+			if err := cw.Close(); err != nil {
+				return err
+			}
+			w.WriteString("\r\n")
+		}
+	}
+	return w.Flush()
+}
+
+// closeBody closes req's body, as a RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// shallowWithBody is req with another body.
+func shallowWithBody(req *http.Request, body io.ReadCloser) *http.Request {
+	r := *req
+	r.Body = body
+	return &r
+}
+
+// validName reports whether k is an HTTP token (RFC 9110 section 5.6.2).
+func validName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether v has no control characters but tab: nothing
+// that could end the header line or the message.
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
