@@ -81,11 +81,16 @@ type pool struct {
 // conn is one connection and its buffers.
 type conn struct {
 	nc     net.Conn
+	raw    syscall.RawConn // the socket under nc, for the liveness peek; nil where there is none
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	p      *pool
 	idleAt time.Time
 	reused bool
+	// peek is the liveness check given to raw.Read, made once per
+	// connection; it leaves its answer in peeked.
+	peek   func(fd uintptr) bool
+	peeked bool
 }
 
 func (t *Transport) clock() time.Time {
@@ -306,7 +311,12 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), p: p}, nil
+	c := &conn{nc: nc, raw: rawConn(nc), br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), p: p}
+	c.peek = func(fd uintptr) bool {
+		c.peeked = peekOpen(fd)
+		return true
+	}
+	return c, nil
 }
 
 // refusedALPN reports whether a handshake failed on the server's
@@ -394,24 +404,27 @@ func (t *Transport) Close() {
 // without blocking where the platform allows; elsewhere it assumes so, and
 // a request that finds the connection closed is sent again.
 func (c *conn) alive() bool {
-	nc := c.nc
+	if c.raw == nil {
+		return true
+	}
+	c.peeked = true
+	if err := c.raw.Read(c.peek); err != nil {
+		return false
+	}
+	return c.peeked
+}
+
+// rawConn returns the socket under nc, or nil.
+func rawConn(nc net.Conn) syscall.RawConn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return rc
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := true
-	err = rc.Read(func(fd uintptr) bool {
-		alive = peekOpen(fd)
-		return true
-	})
-	return err == nil && alive
+	return nil
 }
 
 // staleError is a failure on a reused connection before any byte of the
@@ -456,14 +469,16 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return fail(err, true)
 	}
+	if _, err := c.br.Peek(1); err != nil {
+		// Nothing at all came back: a connection closed while idle.
+		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+	}
 	var resp *http.Response
 	for {
 		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			// Nothing at all came back: a closed idle connection.
-			stale := (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && c.br.Buffered() == 0
-			return fail(err, stale)
+			return fail(err, false)
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break

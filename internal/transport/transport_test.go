@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -241,10 +242,12 @@ func TestServerClosedIdleConnection(t *testing.T) {
 // the connection dies between the peek and the write. The request is sent
 // again on a new connection.
 func TestStaleConnectionRetried(t *testing.T) {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "ok")
 	}))
+	conns := connCounter(s)
+	s.Start()
 	defer s.Close()
 	tr, _ := newTransport(t)
 	if _, got := post(t, tr, s.URL, "a"); got != "ok" {
@@ -257,8 +260,12 @@ func TestStaleConnectionRetried(t *testing.T) {
 	// A connection whose reads find the end at once, as a closed one does,
 	// but which the peek takes as open.
 	c.nc = &eofConn{Conn: c.nc}
+	c.br = bufio.NewReader(c.nc)
 	if _, got := post(t, tr, s.URL, "b"); got != "ok" {
 		t.Fatalf("after a stale connection: %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections; want 2 (the request sent again on a new one)", n)
 	}
 }
 
@@ -414,6 +421,7 @@ func TestRefusedHTTP1FallsBack(t *testing.T) {
 		io.WriteString(w, r.Proto)
 	}))
 	s.TLS = &tls.Config{NextProtos: []string{"x-only"}}
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
 	s.StartTLS()
 	defer s.Close()
 	fb := &countingRT{rt: roundTripFunc(func(r *http.Request) (*http.Response, error) {
