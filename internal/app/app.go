@@ -25,6 +25,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/sluice-gateway/sluice/internal/config"
@@ -140,11 +141,37 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch l.format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		lw := &lockedWriter{w: w}
+		return slog.New(jsonLog{slog.NewJSONHandler(lw, opts), lw}), nil
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: want json or text, got %q", l.format)
+}
+
+// jsonLog is slog's JSON handler that lets the access log write its lines
+// to the same writer itself (proxy.JSONLines). Attributes or groups added
+// with With give a plain JSONHandler, whose lines the access log leaves to
+// slog.
+type jsonLog struct {
+	*slog.JSONHandler
+	w io.Writer
+}
+
+// JSONLines implements proxy.JSONLines.
+func (h jsonLog) JSONLines() io.Writer { return h.w }
+
+// lockedWriter serializes the writes of slog's handler and of the access
+// log, as the handler alone would.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -98,6 +98,10 @@ func (x *exchange) log(end time.Time) {
 		attrs = append(attrs, slog.String("error", x.outcome))
 	}
 	attrs = x.promptAttrs(attrs)
+	if x.h.lines != nil {
+		writeLine(x.h.lines, time.Now(), attrs) // the wall clock, as slog's record has
+		return
+	}
 	x.h.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 

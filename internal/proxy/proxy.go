@@ -22,6 +22,7 @@
 package proxy
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,6 +63,7 @@ type Options struct {
 type Handler struct {
 	table   func() *route.Table
 	log     *slog.Logger
+	lines   io.Writer // where access-log lines go ready-made; see JSONLines
 	now     func() time.Time
 	metrics *metrics.Metrics
 	ledger  *usage.Ledger
@@ -77,6 +79,9 @@ func New(opts Options) *Handler {
 		tracer: opts.Tracer, authn: opts.Authenticators, stages: opts.Stages, owners: newOwners()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if jl, ok := h.log.Handler().(JSONLines); ok {
+		h.lines = jl.JSONLines()
 	}
 	if h.now == nil {
 		h.now = time.Now
