@@ -1,7 +1,8 @@
 // Package admin serves the operator listener: liveness and readiness probes,
-// the effective config with its secrets redacted, and config reloads. It is
-// never served on the client port. Everything under /admin/ needs the admin
-// key; the probes do not.
+// the effective config with its secrets redacted, config reloads, and the
+// live state of backends and of the subscriptions' limits. It is never
+// served on the client port. Everything under /admin/ needs the admin key;
+// the probes do not.
 package admin
 
 import (
@@ -73,6 +74,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/config", a.guard(a.config))
 	mux.HandleFunc("POST /admin/reload", a.guard(a.reload))
 	mux.HandleFunc("GET /admin/backends", a.guard(a.backends))
+	mux.HandleFunc("GET /admin/limits", a.guard(a.limits))
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
@@ -124,7 +126,7 @@ func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 // methods are the admin paths and the method each takes, for 405 answers.
 var methods = map[string]string{
 	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST", "/admin/backends": "GET",
-	"/metrics": "GET", "/admin/usage": "GET",
+	"/metrics": "GET", "/admin/usage": "GET", "/admin/limits": "GET",
 }
 
 // notFound answers what no route matched: 405 for a known path, else 404.
