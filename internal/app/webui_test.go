@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -287,10 +288,49 @@ func TestBrowserDemo(t *testing.T) {
 // TestBrowserSubscriptions creates a subscription from the dashboard, uses
 // its key, suspends it from the dashboard, and reloads the config there.
 func TestBrowserSubscriptions(t *testing.T) {
-	f := newFixture(t, withConfig(uiConfig))
+	// The tiny product with a daily token quota too: its bar keeps the
+	// request's tokens whichever minute the page reads it in.
+	f := newFixture(t, withConfig(strings.Replace(uiConfig, "        requests_per_minute: 1\n",
+		"        requests_per_minute: 1\n        token_quota: 1000000\n        token_quota_period: daily\n", 1)))
+	a := f.post(t, fxTinyKey, `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Hello"}]}`)
+	var answer struct {
+		Usage struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(a.body, &answer); a.status != 200 || err != nil || answer.Usage.TotalTokens == 0 {
+		t.Fatalf("the tiny subscription's request: %d %s", a.status, a.body)
+	}
 	b := newBrowser(t)
 	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
 		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
+		chromedp.WaitVisible(chromedp.CSS("#limits")))
+	// The quota's bar shows the request's tokens, as a meter with its value
+	// in words and as text beside it.
+	quota := `document.querySelector('#limits tr[data-sub="team-tiny"][data-kind="token_quota"] [role=meter]')`
+	b.waitFor("the quota's bar", quota+` !== null`, 5*time.Second)
+	if got := eval[string](b, quota+`.getAttribute("aria-valuenow")`); got != strconv.FormatInt(answer.Usage.TotalTokens, 10) {
+		t.Errorf("quota meter aria-valuenow = %s; want %d (the request's total tokens)", got, answer.Usage.TotalTokens)
+	}
+	if got := eval[string](b, quota+`.getAttribute("aria-valuetext")`); !strings.HasPrefix(got, strconv.FormatInt(answer.Usage.TotalTokens, 10)+" / ") {
+		t.Errorf("quota meter aria-valuetext = %q; want it to start with %d / ", got, answer.Usage.TotalTokens)
+	}
+	if got := eval[string](b, quota+`.getAttribute("aria-label")`); !strings.Contains(got, "team-tiny") || !strings.Contains(got, "token quota") {
+		t.Errorf("quota meter aria-label = %q; want the subscription and the limit", got)
+	}
+	if got := eval[string](b, quota+`.parentElement.querySelector(".meter-text").textContent`); !strings.Contains(got, "1,000,000 tokens") {
+		t.Errorf("the text beside the bar = %q; want used / 1,000,000 tokens", got)
+	}
+	if got := eval[float64](b, quota+`.firstElementChild.getBoundingClientRect().width`); got <= 0 {
+		t.Errorf("the quota's bar is %v px wide; want some width for the tokens used", got)
+	}
+	// The requests-per-minute bar counts the request, unless the minute
+	// turned meanwhile.
+	if got := eval[string](b, `document.querySelector('#limits tr[data-sub="team-tiny"][data-kind="requests_per_minute"] [role=meter]').getAttribute("aria-valuemax")`); got != "1" {
+		t.Errorf("requests per minute meter's max = %s; want 1", got)
+	}
+	b.dark("dashboard-limits-dark.png")
+	b.do("back to the top", chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
 		chromedp.SendKeys(chromedp.CSS("#sub-name"), "team-ui"), chromedp.SendKeys(chromedp.CSS("#sub-product"), "standard"),
 		chromedp.Click(chromedp.CSS("#sub-create")), chromedp.WaitVisible(chromedp.CSS("#new-keys")))
 	key := eval[string](b, `document.querySelector("#new-keys code").textContent`)
@@ -319,5 +359,35 @@ func TestBrowserSubscriptions(t *testing.T) {
 		t.Error("the config shown is not redacted")
 	}
 	b.screenshot("dashboard-config.png")
+	b.noConsoleErrors()
+}
+
+// TestBrowserCachePurge purges the response cache from the dashboard: the
+// first click asks, the second purges, and the next request misses.
+func TestBrowserCachePurge(t *testing.T) {
+	f := newFixture(t, withConfig(strings.Replace(cacheConfig, "metrics:\n", "ui: { dashboard: true }\nmetrics:\n", 1)))
+	const body = `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Tell me about rivers."}]}`
+	f.post(t, fxAlphaKey, body)
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "hit-exact" {
+		t.Fatalf("second request: x-sluice-cache = %q; want hit-exact", got)
+	}
+	b := newBrowser(t)
+	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#config"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#config")))
+	b.do("ask, then cancel", chromedp.Click(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#purge-confirm")),
+		chromedp.Click(chromedp.CSS("#purge-no")))
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "hit-exact" {
+		t.Errorf("after a cancelled purge: x-sluice-cache = %q; want hit-exact", got)
+	}
+	b.do("ask", chromedp.Click(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#purge-confirm")))
+	b.waitFor("the focus on the confirming button", `document.activeElement.id === "purge-yes"`, 5*time.Second)
+	b.screenshot("dashboard-cache-purge.png")
+	b.do("purge", chromedp.Click(chromedp.CSS("#purge-yes")), chromedp.WaitVisible(chromedp.CSS("#purge-result")))
+	if got := b.text("#purge-result"); got != "Purged." {
+		t.Errorf("purge result = %q; want Purged.", got)
+	}
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "miss" {
+		t.Errorf("after the purge: x-sluice-cache = %q; want miss", got)
+	}
 	b.noConsoleErrors()
 }
