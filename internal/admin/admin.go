@@ -55,8 +55,9 @@ type Options struct {
 	// that this instance applies it at once (others poll the store).
 	SubscriptionsChanged func()
 	// ClearCache drops the response cache's entries of a subscription ("":
-	// all) for DELETE /admin/cache; nil: not served.
-	ClearCache func(ctx context.Context, subscription string) error
+	// all) for DELETE /admin/cache, and returns how many it dropped; nil:
+	// not served.
+	ClearCache func(ctx context.Context, subscription string) (int64, error)
 }
 
 // New returns the admin handler.
@@ -306,13 +307,15 @@ func (a *handler) usage(w http.ResponseWriter, r *http.Request) {
 // subscription), or all of them.
 func (a *handler) clearCache(w http.ResponseWriter, r *http.Request) {
 	sub := r.URL.Query().Get("subscription")
-	if err := a.o.ClearCache(r.Context(), sub); err != nil {
+	n, err := a.o.ClearCache(r.Context(), sub)
+	if err != nil {
 		a.o.Logger.Warn("clearing the response cache", "err", err)
 		wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "cache_unavailable",
 			"The response cache cannot be reached now.").Write(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cleared": true, "subscription": sub})
+	a.o.Logger.Info("response cache purged", "actor", actor(r), "subscription", sub, "entries", n)
+	writeJSON(w, http.StatusOK, map[string]any{"cleared": true, "subscription": sub, "purged": n})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -382,9 +382,17 @@ func TestBrowserCachePurge(t *testing.T) {
 	b.do("ask", chromedp.Click(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#purge-confirm")))
 	b.waitFor("the focus on the confirming button", `document.activeElement.id === "purge-yes"`, 5*time.Second)
 	b.screenshot("dashboard-cache-purge.png")
+	stored, _ := f.gw.cache.Store().Stats()
+	if stored < 1 {
+		t.Fatalf("%d entries in the cache before the purge; want the answer", stored)
+	}
 	b.do("purge", chromedp.Click(chromedp.CSS("#purge-yes")), chromedp.WaitVisible(chromedp.CSS("#purge-result")))
-	if got := b.text("#purge-result"); got != "Purged." {
-		t.Errorf("purge result = %q; want Purged.", got)
+	want := fmt.Sprintf("Purged %d entries.", stored)
+	if stored == 1 {
+		want = "Purged 1 entry."
+	}
+	if got := b.text("#purge-result"); got != want {
+		t.Errorf("purge result = %q; want %q (every entry stored)", got, want)
 	}
 	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "miss" {
 		t.Errorf("after the purge: x-sluice-cache = %q; want miss", got)

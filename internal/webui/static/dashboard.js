@@ -338,7 +338,7 @@ function Cache() {
     try {
       const r = await api('DELETE', 'api/admin/cache' + (sub.trim() ? '?' + new URLSearchParams({ subscription: sub.trim() }) : ''));
       const n = r?.purged;
-      setMsg((n != null ? 'Purged ' + fmt(n, 0) + ' entries' : 'Purged') + (sub.trim() ? ' of ' + sub.trim() : '') + '.');
+      setMsg((n != null ? 'Purged ' + fmt(n, 0) + (n === 1 ? ' entry' : ' entries') : 'Purged') + (sub.trim() ? ' of ' + sub.trim() : '') + '.');
     } catch (e) { setErr(e.message); }
   };
   return html`<section class="card" aria-labelledby="cache-title"><h2 id="cache-title">Response cache</h2>
