@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/sluice-gateway/sluice/internal/redistest"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 )
 
@@ -398,4 +399,46 @@ func TestBrowserCachePurge(t *testing.T) {
 		t.Errorf("after the purge: x-sluice-cache = %q; want miss", got)
 	}
 	b.noConsoleErrors()
+}
+
+// TestBrowserLimitsAcrossInstances: two gateways share one Redis; the
+// tokens of a request one served show on the other's dashboard, and with
+// Redis gone the panel says the limits are unavailable instead of guessing.
+func TestBrowserLimitsAcrossInstances(t *testing.T) {
+	rs := redistest.Start(t)
+	useStore(t, rs.URL(), "fail_open")
+	clk := newFakeClock() // one window for the whole test
+	tmpl := strings.Replace(limitsYAML, "state:\n", "ui: { dashboard: true }\nstate:\n", 1)
+	a := newFixture(t, withConfig(tmpl), withClock(clk.Now))
+	other := newFixture(t, withConfig(tmpl), withClock(clk.Now))
+	ans := a.post(t, "sk-fixture-quota-0123456789", `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`)
+	var answer struct {
+		Usage struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(ans.body, &answer); ans.status != 200 || err != nil || answer.Usage.TotalTokens == 0 {
+		t.Fatalf("team-quota's request on the first instance: %d %s", ans.status, ans.body)
+	}
+	b := newBrowser(t)
+	b.do("sign in to the other instance", chromedp.Navigate(other.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#limits")))
+	quota := `document.querySelector('#limits tr[data-sub="team-quota"][data-kind="token_quota"] [role=meter]')`
+	b.waitFor("team-quota's bar", quota+` !== null`, 5*time.Second)
+	if got := eval[string](b, quota+`.getAttribute("aria-valuenow")`); got != strconv.FormatInt(answer.Usage.TotalTokens, 10) {
+		t.Errorf("the other instance's quota meter = %s; want %d, the tokens the first instance served", got, answer.Usage.TotalTokens)
+	}
+	budget := `document.querySelector('#limits tr[data-sub="team-budget"][data-kind="budget"] .meter-text').textContent`
+	if got := eval[string](b, budget); !strings.HasSuffix(got, " / 0.002 USD") {
+		t.Errorf("team-budget's budget = %q; want used / 0.002 USD", got)
+	}
+	rs.Stop()
+	b.do("reload with Redis gone", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#limits-error")))
+	if got := b.text("#limits-error"); !strings.Contains(got, "Limits unavailable") {
+		t.Errorf("with Redis gone the panel says %q; want Limits unavailable", got)
+	}
+	if got := eval[bool](b, `document.querySelector("#limits") === null`); !got {
+		t.Error("with Redis gone the panel still shows bars; want none rather than stale numbers")
+	}
+	b.noConsoleErrors("status of 503")
 }

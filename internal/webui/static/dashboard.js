@@ -264,7 +264,7 @@ function Limits() {
         return html`<tr data-sub=${s.name} data-kind=${l.kind} data-model=${l.model || ''}>
           <td>${i === 0 ? html`<strong>${s.name}</strong> <span class="hint">${s.product}${s.state !== 'active' ? ', ' + s.state : ''}</span>` : ''}</td>
           <td>${what}${l.scope !== 'subscription' && l.scope !== 'subscription-model' ? html` <span class="hint">(shared: ${l.scope})</span>` : ''}</td>
-          <td><${Meter} label=${s.name + ': ' + what} used=${l.used} limit=${l.limit} unit=${l.unit} digits=${l.kind === 'budget' ? 2 : 0} /></td>
+          <td><${Meter} label=${s.name + ': ' + what} used=${l.used} limit=${l.limit} unit=${l.unit} digits=${l.kind === 'budget' ? 4 : 0} /></td>
           <td title=${new Date(l.resets_at).toLocaleString()}>${until(l.resets_at)}</td></tr>`;
       }))}</tbody></table></div>
       ${unlimited.length > 0 && html`<p class="hint" id="no-limits">Without limits: ${unlimited.map((s) => s.name).join(', ')}</p>`}`}
