@@ -213,8 +213,11 @@ func TestBrowserUsage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b := newBrowser(t)
+	// The top lists load after the table; editing the group-by field before
+	// they render would race their re-render, which resets the field.
 	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#usage"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
-		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")))
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")),
+		chromedp.WaitVisible(chromedp.CSS("#top-subscriptions")))
 	b.do("group by subscription, model, backend", chromedp.Evaluate[chromedp.Void](`document.querySelector("#usage-group").value = ""`),
 		chromedp.SendKeys(chromedp.CSS("#usage-group"), "subscription,model,backend"), chromedp.Click(chromedp.CSS("#usage-run")))
 	b.waitFor("the table grouped", `document.querySelectorAll("#usage-table thead th").length === 13`, 5*time.Second)
