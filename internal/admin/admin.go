@@ -1,7 +1,8 @@
 // Package admin serves the operator listener: liveness and readiness probes,
-// the effective config with its secrets redacted, and config reloads. It is
-// never served on the client port. Everything under /admin/ needs the admin
-// key; the probes do not.
+// the effective config with its secrets redacted, config reloads, and the
+// live state of backends and of the subscriptions' limits. It is never
+// served on the client port. Everything under /admin/ needs the admin key;
+// the probes do not.
 package admin
 
 import (
@@ -54,8 +55,9 @@ type Options struct {
 	// that this instance applies it at once (others poll the store).
 	SubscriptionsChanged func()
 	// ClearCache drops the response cache's entries of a subscription ("":
-	// all) for DELETE /admin/cache; nil: not served.
-	ClearCache func(ctx context.Context, subscription string) error
+	// all) for DELETE /admin/cache, and returns how many it dropped; nil:
+	// not served.
+	ClearCache func(ctx context.Context, subscription string) (int64, error)
 }
 
 // New returns the admin handler.
@@ -73,6 +75,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/config", a.guard(a.config))
 	mux.HandleFunc("POST /admin/reload", a.guard(a.reload))
 	mux.HandleFunc("GET /admin/backends", a.guard(a.backends))
+	mux.HandleFunc("GET /admin/limits", a.guard(a.limits))
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
@@ -124,7 +127,7 @@ func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 // methods are the admin paths and the method each takes, for 405 answers.
 var methods = map[string]string{
 	"/healthz": "GET", "/readyz": "GET", "/admin/config": "GET", "/admin/reload": "POST", "/admin/backends": "GET",
-	"/metrics": "GET", "/admin/usage": "GET",
+	"/metrics": "GET", "/admin/usage": "GET", "/admin/limits": "GET",
 }
 
 // notFound answers what no route matched: 405 for a known path, else 404.
@@ -304,13 +307,15 @@ func (a *handler) usage(w http.ResponseWriter, r *http.Request) {
 // subscription), or all of them.
 func (a *handler) clearCache(w http.ResponseWriter, r *http.Request) {
 	sub := r.URL.Query().Get("subscription")
-	if err := a.o.ClearCache(r.Context(), sub); err != nil {
+	n, err := a.o.ClearCache(r.Context(), sub)
+	if err != nil {
 		a.o.Logger.Warn("clearing the response cache", "err", err)
 		wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "cache_unavailable",
 			"The response cache cannot be reached now.").Write(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cleared": true, "subscription": sub})
+	a.o.Logger.Info("response cache purged", "actor", actor(r), "subscription", sub, "entries", n)
+	writeJSON(w, http.StatusOK, map[string]any{"cleared": true, "subscription": sub, "purged": n})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -107,7 +107,7 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		Tracer: g.obs.tracer, Authenticators: authn, Stages: g.stages()})
 	ao := admin.Options{Table: g.Table, Reload: g.Reload, Ready: g.ready.Load, LedgerDegraded: g.obs.ledgerDegraded,
 		Logger: log, Now: now, Usage: g.obs.ledger.Report, Tokens: g.verifier.Load,
-		ClearCache: func(ctx context.Context, sub string) error { return g.cache.Store().Clear(ctx, sub) }}
+		ClearCache: func(ctx context.Context, sub string) (int64, error) { return g.cache.Store().Clear(ctx, sub) }}
 	if ss, ok := g.obs.store.(usage.Subscriptions); ok {
 		g.subs = startSubscriptionSync(g, ss)
 		ao.Subscriptions, ao.SubscriptionsChanged = ss, g.subs.changed

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/sluice-gateway/sluice/internal/redistest"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 )
 
@@ -211,8 +213,11 @@ func TestBrowserUsage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b := newBrowser(t)
+	// The top lists load after the table; editing the group-by field before
+	// they render would race their re-render, which resets the field.
 	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#usage"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
-		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")))
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#usage-table")),
+		chromedp.WaitVisible(chromedp.CSS("#top-subscriptions")))
 	b.do("group by subscription, model, backend", chromedp.Evaluate[chromedp.Void](`document.querySelector("#usage-group").value = ""`),
 		chromedp.SendKeys(chromedp.CSS("#usage-group"), "subscription,model,backend"), chromedp.Click(chromedp.CSS("#usage-run")))
 	b.waitFor("the table grouped", `document.querySelectorAll("#usage-table thead th").length === 13`, 5*time.Second)
@@ -287,10 +292,49 @@ func TestBrowserDemo(t *testing.T) {
 // TestBrowserSubscriptions creates a subscription from the dashboard, uses
 // its key, suspends it from the dashboard, and reloads the config there.
 func TestBrowserSubscriptions(t *testing.T) {
-	f := newFixture(t, withConfig(uiConfig))
+	// The tiny product with a daily token quota too: its bar keeps the
+	// request's tokens whichever minute the page reads it in.
+	f := newFixture(t, withConfig(strings.Replace(uiConfig, "        requests_per_minute: 1\n",
+		"        requests_per_minute: 1\n        token_quota: 1000000\n        token_quota_period: daily\n", 1)))
+	a := f.post(t, fxTinyKey, `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Hello"}]}`)
+	var answer struct {
+		Usage struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(a.body, &answer); a.status != 200 || err != nil || answer.Usage.TotalTokens == 0 {
+		t.Fatalf("the tiny subscription's request: %d %s", a.status, a.body)
+	}
 	b := newBrowser(t)
 	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
 		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
+		chromedp.WaitVisible(chromedp.CSS("#limits")))
+	// The quota's bar shows the request's tokens, as a meter with its value
+	// in words and as text beside it.
+	quota := `document.querySelector('#limits tr[data-sub="team-tiny"][data-kind="token_quota"] [role=meter]')`
+	b.waitFor("the quota's bar", quota+` !== null`, 5*time.Second)
+	if got := eval[string](b, quota+`.getAttribute("aria-valuenow")`); got != strconv.FormatInt(answer.Usage.TotalTokens, 10) {
+		t.Errorf("quota meter aria-valuenow = %s; want %d (the request's total tokens)", got, answer.Usage.TotalTokens)
+	}
+	if got := eval[string](b, quota+`.getAttribute("aria-valuetext")`); !strings.HasPrefix(got, strconv.FormatInt(answer.Usage.TotalTokens, 10)+" / ") {
+		t.Errorf("quota meter aria-valuetext = %q; want it to start with %d / ", got, answer.Usage.TotalTokens)
+	}
+	if got := eval[string](b, quota+`.getAttribute("aria-label")`); !strings.Contains(got, "team-tiny") || !strings.Contains(got, "token quota") {
+		t.Errorf("quota meter aria-label = %q; want the subscription and the limit", got)
+	}
+	if got := eval[string](b, quota+`.parentElement.querySelector(".meter-text").textContent`); !strings.Contains(got, "1,000,000 tokens") {
+		t.Errorf("the text beside the bar = %q; want used / 1,000,000 tokens", got)
+	}
+	if got := eval[float64](b, quota+`.firstElementChild.getBoundingClientRect().width`); got <= 0 {
+		t.Errorf("the quota's bar is %v px wide; want some width for the tokens used", got)
+	}
+	// The requests-per-minute bar counts the request, unless the minute
+	// turned meanwhile.
+	if got := eval[string](b, `document.querySelector('#limits tr[data-sub="team-tiny"][data-kind="requests_per_minute"] [role=meter]').getAttribute("aria-valuemax")`); got != "1" {
+		t.Errorf("requests per minute meter's max = %s; want 1", got)
+	}
+	b.dark("dashboard-limits-dark.png")
+	b.do("back to the top", chromedp.WaitVisible(chromedp.CSS("#subscriptions")),
 		chromedp.SendKeys(chromedp.CSS("#sub-name"), "team-ui"), chromedp.SendKeys(chromedp.CSS("#sub-product"), "standard"),
 		chromedp.Click(chromedp.CSS("#sub-create")), chromedp.WaitVisible(chromedp.CSS("#new-keys")))
 	key := eval[string](b, `document.querySelector("#new-keys code").textContent`)
@@ -320,4 +364,84 @@ func TestBrowserSubscriptions(t *testing.T) {
 	}
 	b.screenshot("dashboard-config.png")
 	b.noConsoleErrors()
+}
+
+// TestBrowserCachePurge purges the response cache from the dashboard: the
+// first click asks, the second purges, and the next request misses.
+func TestBrowserCachePurge(t *testing.T) {
+	f := newFixture(t, withConfig(strings.Replace(cacheConfig, "metrics:\n", "ui: { dashboard: true }\nmetrics:\n", 1)))
+	const body = `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"Tell me about rivers."}]}`
+	f.post(t, fxAlphaKey, body)
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "hit-exact" {
+		t.Fatalf("second request: x-sluice-cache = %q; want hit-exact", got)
+	}
+	b := newBrowser(t)
+	b.do("sign in", chromedp.Navigate(f.admin+"/ui/#config"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#config")))
+	b.do("ask, then cancel", chromedp.Click(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#purge-confirm")),
+		chromedp.Click(chromedp.CSS("#purge-no")))
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "hit-exact" {
+		t.Errorf("after a cancelled purge: x-sluice-cache = %q; want hit-exact", got)
+	}
+	b.do("ask", chromedp.Click(chromedp.CSS("#purge")), chromedp.WaitVisible(chromedp.CSS("#purge-confirm")))
+	b.waitFor("the focus on the confirming button", `document.activeElement.id === "purge-yes"`, 5*time.Second)
+	b.screenshot("dashboard-cache-purge.png")
+	stored, _ := f.gw.cache.Store().Stats()
+	if stored < 1 {
+		t.Fatalf("%d entries in the cache before the purge; want the answer", stored)
+	}
+	b.do("purge", chromedp.Click(chromedp.CSS("#purge-yes")), chromedp.WaitVisible(chromedp.CSS("#purge-result")))
+	want := fmt.Sprintf("Purged %d entries.", stored)
+	if stored == 1 {
+		want = "Purged 1 entry."
+	}
+	if got := b.text("#purge-result"); got != want {
+		t.Errorf("purge result = %q; want %q (every entry stored)", got, want)
+	}
+	if got := f.post(t, fxAlphaKey, body).header.Get("X-Sluice-Cache"); got != "miss" {
+		t.Errorf("after the purge: x-sluice-cache = %q; want miss", got)
+	}
+	b.noConsoleErrors()
+}
+
+// TestBrowserLimitsAcrossInstances: two gateways share one Redis; the
+// tokens of a request one served show on the other's dashboard, and with
+// Redis gone the panel says the limits are unavailable instead of guessing.
+func TestBrowserLimitsAcrossInstances(t *testing.T) {
+	rs := redistest.Start(t)
+	useStore(t, rs.URL(), "fail_open")
+	clk := newFakeClock() // one window for the whole test
+	tmpl := strings.Replace(limitsYAML, "state:\n", "ui: { dashboard: true }\nstate:\n", 1)
+	a := newFixture(t, withConfig(tmpl), withClock(clk.Now))
+	other := newFixture(t, withConfig(tmpl), withClock(clk.Now))
+	ans := a.post(t, "sk-fixture-quota-0123456789", `{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`)
+	var answer struct {
+		Usage struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(ans.body, &answer); ans.status != 200 || err != nil || answer.Usage.TotalTokens == 0 {
+		t.Fatalf("team-quota's request on the first instance: %d %s", ans.status, ans.body)
+	}
+	b := newBrowser(t)
+	b.do("sign in to the other instance", chromedp.Navigate(other.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#limits")))
+	quota := `document.querySelector('#limits tr[data-sub="team-quota"][data-kind="token_quota"] [role=meter]')`
+	b.waitFor("team-quota's bar", quota+` !== null`, 5*time.Second)
+	if got := eval[string](b, quota+`.getAttribute("aria-valuenow")`); got != strconv.FormatInt(answer.Usage.TotalTokens, 10) {
+		t.Errorf("the other instance's quota meter = %s; want %d, the tokens the first instance served", got, answer.Usage.TotalTokens)
+	}
+	budget := `document.querySelector('#limits tr[data-sub="team-budget"][data-kind="budget"] .meter-text').textContent`
+	if got := eval[string](b, budget); !strings.HasSuffix(got, " / 0.002 USD") {
+		t.Errorf("team-budget's budget = %q; want used / 0.002 USD", got)
+	}
+	rs.Stop()
+	b.do("reload with Redis gone", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#limits-error")))
+	if got := b.text("#limits-error"); !strings.Contains(got, "Limits unavailable") {
+		t.Errorf("with Redis gone the panel says %q; want Limits unavailable", got)
+	}
+	if got := eval[bool](b, `document.querySelector("#limits") === null`); !got {
+		t.Error("with Redis gone the panel still shows bars; want none rather than stale numbers")
+	}
+	b.noConsoleErrors("status of 503")
 }

@@ -170,8 +170,9 @@ type Store interface {
 	// Forget drops the vector of key from the partition's index: its
 	// entry was found gone.
 	Forget(partition, key string)
-	// Clear drops the entries of a scope ("" for all) and their vectors.
-	Clear(ctx context.Context, scope string) error
+	// Clear drops the entries of a scope ("" for all) and their vectors,
+	// and returns how many entries it dropped from the store.
+	Clear(ctx context.Context, scope string) (int64, error)
 	// Stats returns the entries and bytes held in process.
 	Stats() (entries, bytes int64)
 	// Close stops what the store runs in the background.

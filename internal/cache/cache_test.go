@@ -80,7 +80,9 @@ func TestMemoryClearByScope(t *testing.T) {
 	b, _ := KeysOf(OpChat, []byte(`{"x":1}`), KeyOptions{Tag: "bob"})
 	_ = m.Put(ctx, a.Exact, entryOf(1), time.Hour, &Vector{Partition: ScopePrefix("alice") + "p", V: []float32{1, 0}})
 	_ = m.Put(ctx, b.Exact, entryOf(1), time.Hour, nil)
-	_ = m.Clear(ctx, "alice")
+	if n, err := m.Clear(ctx, "alice"); n != 1 || err != nil {
+		t.Errorf("Clear(alice) = %d, %v; want 1 entry dropped", n, err)
+	}
 	if e, _ := m.Get(ctx, a.Exact); e != nil {
 		t.Error("alice's entry kept after Clear(alice)")
 	}
@@ -90,7 +92,9 @@ func TestMemoryClearByScope(t *testing.T) {
 	if e, _ := m.Get(ctx, b.Exact); e == nil {
 		t.Error("bob's entry dropped by Clear(alice)")
 	}
-	_ = m.Clear(ctx, "")
+	if n, err := m.Clear(ctx, ""); n != 1 || err != nil {
+		t.Errorf("Clear(all) = %d, %v; want 1 entry dropped (bob's)", n, err)
+	}
 	if n, _ := m.Stats(); n != 0 {
 		t.Errorf("%d entries after Clear(all)", n)
 	}

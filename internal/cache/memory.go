@@ -98,17 +98,19 @@ func (m *Memory) Nearest(partition string, vec []float32) (string, float32, bool
 func (m *Memory) Forget(partition, key string) { m.index.Remove(partition, key) }
 
 // Clear implements Store.
-func (m *Memory) Clear(_ context.Context, scope string) error {
+func (m *Memory) Clear(_ context.Context, scope string) (int64, error) {
 	prefix := ScopePrefix(scope)
+	var n int64
 	m.mu.Lock()
 	for k, el := range m.items {
 		if strings.HasPrefix(k, prefix) {
 			m.removeLocked(el)
+			n++
 		}
 	}
 	m.mu.Unlock()
 	m.index.ClearPrefix(prefix)
-	return nil
+	return n, nil
 }
 
 // Stats implements Store.

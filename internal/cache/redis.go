@@ -172,33 +172,44 @@ func (s *RedisStore) Nearest(partition string, vec []float32) (string, float32, 
 func (s *RedisStore) Forget(partition, key string) { s.index.Remove(partition, key) }
 
 // Clear implements Store: the scope's entries go from Redis, and a line in
-// the log has every instance drop the scope's vectors.
-func (s *RedisStore) Clear(ctx context.Context, scope string) error {
+// the log has every instance drop the scope's vectors. The count is of the
+// keys this call unlinked: an entry another instance dropped meanwhile, or
+// that expired, is not in it.
+func (s *RedisStore) Clear(ctx context.Context, scope string) (int64, error) {
 	prefix := ScopePrefix(scope)
 	s.index.ClearPrefix(prefix)
 	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: logKey, Values: []any{"clear", prefix}}).Err(); err != nil {
-		return fmt.Errorf("cache: redis clear: %w", err)
+		return 0, fmt.Errorf("cache: redis clear: %w", err)
 	}
 	iter := s.client.Scan(ctx, 0, entryPrefix+redisGlobEscape(prefix)+"*", 1000).Iterator()
 	var batch []string
+	var n int64
+	unlink := func() error {
+		m, err := s.client.Unlink(ctx, batch...).Result()
+		if err != nil {
+			return fmt.Errorf("cache: redis clear: %w", err)
+		}
+		n += m
+		batch = batch[:0]
+		return nil
+	}
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
 		if len(batch) == 1000 {
-			if err := s.client.Unlink(ctx, batch...).Err(); err != nil {
-				return fmt.Errorf("cache: redis clear: %w", err)
+			if err := unlink(); err != nil {
+				return n, err
 			}
-			batch = batch[:0]
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return fmt.Errorf("cache: redis clear: %w", err)
+		return n, fmt.Errorf("cache: redis clear: %w", err)
 	}
 	if len(batch) > 0 {
-		if err := s.client.Unlink(ctx, batch...).Err(); err != nil {
-			return fmt.Errorf("cache: redis clear: %w", err)
+		if err := unlink(); err != nil {
+			return n, err
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // redisGlobEscape escapes the glob characters of s (a prefix of hex digits

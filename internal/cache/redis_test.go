@@ -53,8 +53,8 @@ func TestRedisSharedByInstances(t *testing.T) {
 	c := newRedisStore(t, srv)
 	waitUntil(t, "a late store's index has the vector", func() bool { _, _, ok := c.Nearest("p", vec); return ok })
 
-	if err := a.Clear(ctx, ""); err != nil {
-		t.Fatal(err)
+	if n, err := a.Clear(ctx, ""); n != 1 || err != nil {
+		t.Fatalf("Clear = %d, %v; want 1 entry dropped", n, err)
 	}
 	if got, _ := b.Get(ctx, "k1"); got != nil {
 		t.Error("entry kept after Clear")

@@ -14,7 +14,8 @@
 // closed) instead of hanging the request. A settlement Redis does not take is
 // retried in the background until it lands, once; under fail_open, each
 // instance meanwhile decides by its own count, so that it never admits more
-// than a limit in a window by itself.
+// than a limit in a window by itself. Limiter.Read reports the counters of
+// the current windows without changing them, for operators.
 //
 // The package is a mechanism: it knows counters, windows and stores, not
 // HTTP, and imports no other Sluice package. Windows are reckoned on the

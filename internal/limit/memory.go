@@ -109,6 +109,24 @@ func (m *MemoryStore) Adjust(_ context.Context, now time.Time, ops []Op) error {
 	return nil
 }
 
+// Read implements Store. It never blocks for long, ignores ctx and never
+// fails.
+func (m *MemoryStore) Read(_ context.Context, now time.Time, counters []Counter) ([]int64, error) {
+	ops := make([]Op, len(counters))
+	for i := range counters {
+		ops[i].Counter = counters[i]
+	}
+	idx, set := m.shardsOf(ops, make([]uint8, 0, len(ops)), make([]uint8, 0, len(ops)))
+	nowNs := now.UnixNano()
+	m.lock(set, nowNs)
+	defer m.unlock(set)
+	out := make([]int64, len(counters))
+	for i := range counters {
+		out[i] = m.shards[idx[i]].valueLocked(counters[i], nowNs)
+	}
+	return out, nil
+}
+
 // holdOrRelease decides a request whose ops' Deltas are already added to the
 // counters (pre-charged while a shared store was asked): it passes when every
 // counter, without this request's Delta, passes Reserve's check. When not,

@@ -48,6 +48,12 @@ type Store interface {
 	// error means some may not have been applied: sending the whole batch
 	// again is safe.
 	Settle(ctx context.Context, batch []Settlement) error
+	// Read returns the values of counters, in their order, without
+	// changing any, in one atomic step and one round trip where the store
+	// has round trips. A counter that does not exist, or has expired by
+	// now, reads 0. A store that cannot be reached returns an error, never
+	// a guess.
+	Read(ctx context.Context, now time.Time, counters []Counter) ([]int64, error)
 }
 
 // HoldFor is how long a store remembers a reservation it counted and that

@@ -3,6 +3,7 @@ package route
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ type runtimeView struct {
 	src        *runtimeSet
 	keys       *auth.Index[*Subscription]
 	principals map[string]*Subscription
+	subs       []*Subscription // sorted by name
 }
 
 // view returns the table's view of the registry's runtime subscriptions,
@@ -61,6 +63,7 @@ func (t *Table) view() *runtimeView {
 		}
 		s := &Subscription{Name: rs.Name, Product: p, Runtime: true, Suspended: rs.Suspended, ExpiresAt: rs.ExpiresAt,
 			Principals: rs.Principals}
+		v.subs = append(v.subs, s)
 		for _, d := range rs.Digests {
 			_ = v.keys.Add(d, s) // the store keeps digests unique
 		}
@@ -70,8 +73,21 @@ func (t *Table) view() *runtimeView {
 			}
 		}
 	}
+	slices.SortFunc(v.subs, func(a, b *Subscription) int { return strings.Compare(a.Name, b.Name) })
 	t.runtime.Store(v)
 	return v
+}
+
+// Subscriptions returns the config file's subscriptions, in its order, then
+// those created at run time whose product the table has, by name. The
+// implicit subscriptions of token applications are not listed. The slice is
+// the caller's; the subscriptions are shared and must not be changed.
+func (t *Table) Subscriptions() []*Subscription {
+	out := slices.Clone(t.subs)
+	if v := t.view(); v != nil {
+		out = append(out, v.subs...)
+	}
+	return out
 }
 
 // Subscription returns the subscription of a clear key: one of the config

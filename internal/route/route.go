@@ -54,6 +54,7 @@ type Table struct {
 	retired    atomic.Bool  // replaced: Hold refuses new requests
 	keys       *auth.Index[*Subscription]
 	principals map[string]*Subscription    // the config's principals
+	subs       []*Subscription             // the config's subscriptions, in its order
 	runtime    atomic.Pointer[runtimeView] // the runtime subscriptions, as this table sees them
 	implicit   implicit                    // the implicit subscriptions of token applications
 	models     map[string]*Model
@@ -338,6 +339,7 @@ func Compile(cfg *config.Config, env Env) (*Table, error) {
 			return nil, fmt.Errorf("subscription %s: no product %q", sc.Name, sc.Product)
 		}
 		s := &Subscription{Name: sc.Name, Product: p, Principals: sc.Principals}
+		t.subs = append(t.subs, s)
 		for _, pr := range sc.Principals {
 			t.principals[pr] = s
 		}

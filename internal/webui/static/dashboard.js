@@ -1,7 +1,8 @@
 // The operations dashboard: sign-in into a session cookie, then live
 // traffic and backends from the live feed (server-sent events), usage from
-// the ledger, subscriptions, the effective config and reload, and the
-// demo's fault injection. Every change carries the session's CSRF token.
+// the ledger, subscriptions and their limits, the effective config, reload
+// and cache purge, and the demo's fault injection. Every change carries the
+// session's CSRF token.
 import { h, render } from 'preact';
 import { useState, useEffect, useRef } from 'preact/hooks';
 import htm from 'htm';
@@ -216,6 +217,60 @@ function Top({ id, title, group, rows }) {
     </tbody></table></figure>`;
 }
 
+const kindNames = { tokens_per_minute: 'tokens per minute', requests_per_minute: 'requests per minute', token_quota: 'token quota', budget: 'budget' };
+
+// until says how long until t, roughly.
+function until(t) {
+  const s = Math.max(0, (Date.parse(t) - Date.now()) / 1000);
+  if (s < 120) return Math.round(s) + ' s';
+  if (s < 7200) return Math.round(s / 60) + ' min';
+  if (s < 172800) return Math.round(s / 3600) + ' h';
+  return Math.round(s / 86400) + ' days';
+}
+
+// Meter is a bar of used against limit, with the numbers beside it.
+function Meter({ label, used, limit, unit, digits }) {
+  const share = limit > 0 ? used / limit : 0;
+  const text = fmt(used, digits) + ' / ' + fmt(limit, digits) + ' ' + unit;
+  return html`<div class="meter-row">
+    <div class="meter" role="meter" aria-label=${label} aria-valuemin="0" aria-valuemax=${limit}
+      aria-valuenow=${Math.min(used, limit)} aria-valuetext=${text} data-used=${used}>
+      <span class=${(share >= 1 ? 'full' : share >= 0.8 ? 'high' : '') + (used > 0 ? ' some' : '')} style=${{ width: Math.min(100, 100 * share) + '%' }}></span></div>
+    <span class="meter-text">${text}</span></div>`;
+}
+
+// Limits shows each subscription's limits as counted in their current
+// windows (every instance's requests), refreshed every 5 s.
+function Limits() {
+  const [data, setData] = useState(null);
+  const [err, setErr] = useState('');
+  useEffect(() => {
+    let live = true;
+    const load = () => api('GET', 'api/admin/limits').then(
+      (d) => { if (live) { setData(d); setErr(''); } },
+      (e) => { if (live) { setData(null); setErr(e.message); } });
+    load();
+    const t = setInterval(load, 5000);
+    return () => { live = false; clearInterval(t); };
+  }, []);
+  const limited = (data?.subscriptions || []).filter((s) => s.limits.length > 0);
+  const unlimited = (data?.subscriptions || []).filter((s) => s.limits.length === 0);
+  return html`<section class="card" aria-labelledby="limits-title"><h2 id="limits-title">Limits <span class="hint">used in the current window, all instances</span></h2>
+    ${err && html`<div class="error" role="alert" id="limits-error">Limits unavailable: ${err}</div>`}
+    ${data && html`<div class="scroll"><table id="limits">
+      <thead><tr><th>subscription</th><th>limit</th><th>used</th><th>resets in</th></tr></thead>
+      <tbody>${limited.map((s) => s.limits.map((l, i) => {
+        const what = kindNames[l.kind] + (l.kind === 'token_quota' || l.kind === 'budget' ? ' (' + l.period + ')' : '') + (l.model ? ' on ' + l.model : '');
+        return html`<tr data-sub=${s.name} data-kind=${l.kind} data-model=${l.model || ''}>
+          <td>${i === 0 ? html`<strong>${s.name}</strong> <span class="hint">${s.product}${s.state !== 'active' ? ', ' + s.state : ''}</span>` : ''}</td>
+          <td>${what}${l.scope !== 'subscription' && l.scope !== 'subscription-model' ? html` <span class="hint">(shared: ${l.scope})</span>` : ''}</td>
+          <td><${Meter} label=${s.name + ': ' + what} used=${l.used} limit=${l.limit} unit=${l.unit} digits=${l.kind === 'budget' ? 4 : 0} /></td>
+          <td title=${new Date(l.resets_at).toLocaleString()}>${until(l.resets_at)}</td></tr>`;
+      }))}</tbody></table></div>
+      ${unlimited.length > 0 && html`<p class="hint" id="no-limits">Without limits: ${unlimited.map((s) => s.name).join(', ')}</p>`}`}
+  </section>`;
+}
+
 function Subscriptions() {
   const [data, setData] = useState(null);
   const [err, setErr] = useState('');
@@ -269,6 +324,37 @@ function Config() {
   </section>`;
 }
 
+// Cache purges the response cache, all of it or one subscription's, after
+// a second click.
+function Cache() {
+  const [sub, setSub] = useState('');
+  const [asking, setAsking] = useState(false);
+  const [msg, setMsg] = useState('');
+  const [err, setErr] = useState('');
+  const yes = useRef(null);
+  useEffect(() => { if (asking) yes.current?.focus(); }, [asking]);
+  const purge = async () => {
+    setAsking(false); setMsg(''); setErr('');
+    try {
+      const r = await api('DELETE', 'api/admin/cache' + (sub.trim() ? '?' + new URLSearchParams({ subscription: sub.trim() }) : ''));
+      const n = r?.purged;
+      setMsg((n != null ? 'Purged ' + fmt(n, 0) + (n === 1 ? ' entry' : ' entries') : 'Purged') + (sub.trim() ? ' of ' + sub.trim() : '') + '.');
+    } catch (e) { setErr(e.message); }
+  };
+  return html`<section class="card" aria-labelledby="cache-title"><h2 id="cache-title">Response cache</h2>
+    <p class="hint">Purging drops cached answers on every instance that shares the cache store; requests go to the backends until it fills again.</p>
+    <form class="inline" onSubmit=${(e) => { e.preventDefault(); setMsg(''); setAsking(true); }}>
+      <div><label for="purge-sub">Subscription (empty: all)</label><input id="purge-sub" value=${sub} onInput=${(e) => setSub(e.target.value)} /></div>
+      <button id="purge" type="submit" class="secondary">Purge the cache…</button>
+    </form>
+    ${asking && html`<div class="confirm" role="alertdialog" aria-labelledby="purge-question" id="purge-confirm">
+      <p id="purge-question">Purge ${sub.trim() ? 'the cached answers of ' + sub.trim() : 'every cached answer'}? This cannot be undone.</p>
+      <button id="purge-yes" ref=${yes} onClick=${purge}>Purge</button>${' '}<button id="purge-no" class="secondary" onClick=${() => setAsking(false)}>Cancel</button></div>`}
+    ${msg && html`<p role="status" id="purge-result">${msg}</p>`}
+    ${err && html`<div class="error" role="alert" id="purge-error">${err}</div>`}
+  </section>`;
+}
+
 function Demo() {
   const [data, setData] = useState(null);
   const [err, setErr] = useState('');
@@ -301,8 +387,8 @@ function Dashboard({ session, onSignOut }) {
     <main role="tabpanel">
       ${tab === 'live' && html`<${Live} />`}
       ${tab === 'usage' && html`<${Usage} />`}
-      ${tab === 'subscriptions' && html`<${Subscriptions} />`}
-      ${tab === 'config' && html`<${Config} />`}
+      ${tab === 'subscriptions' && html`<${Limits} /><${Subscriptions} />`}
+      ${tab === 'config' && html`<${Cache} /><${Config} />`}
       ${tab === 'demo' && html`<${Demo} />`}
     </main>`;
 }
