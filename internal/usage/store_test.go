@@ -635,3 +635,33 @@ func appliedVersions(migrations []string) []int {
 	}
 	return out
 }
+
+// A role that may not create temporary tables writes its batches with the
+// array INSERT instead of COPY, idempotent all the same.
+func TestPostgresWithoutTemporaryTables(t *testing.T) {
+	pg := pgtest.Start(t)
+	admin := createDatabase(t, pg, "notemp")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE ROLE writer LOGIN",
+		"GRANT ALL ON SCHEMA public TO writer",
+		"REVOKE TEMPORARY ON DATABASE notemp FROM PUBLIC",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+	s := open(t, strings.Replace(admin, "//postgres@", "//writer@", 1))
+	for range 2 {
+		write(t, s, record(0), record(1), record(2))
+	}
+	if !s.(*postgresStore).noTemp.Load() {
+		t.Error("the store did not note that it may not create temporary tables")
+	}
+	wantRecords(t, s, 3)
+}
