@@ -226,55 +226,67 @@ func findSegments(path string) ([]*segment, uint64, error) {
 }
 
 // trimSegment cuts a segment file found on open at its first zero byte, the
-// end of what was copied into its mapping, and returns its size.
+// end of what was copied into its mapping, and returns the size of its
+// lines. A file that cannot be cut is read up to there all the same.
 func trimSegment(path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("usage: journal: %w", err)
 	}
 	defer f.Close()
-	size, err := trimFile(f)
+	end, size, err := linesEnd(f)
 	if err != nil {
 		return 0, fmt.Errorf("usage: journal: %w", err)
 	}
-	return size, nil
+	if end < size {
+		_ = os.Truncate(path, end)
+	}
+	return end, nil
 }
 
-// trimFile cuts a regular file at its first zero byte, if it ends in one,
-// and returns its size.
+// trimFile cuts a file opened for writing at its first zero byte, if it
+// ends in one, and returns its size.
 func trimFile(f *os.File) (int64, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := fi.Size()
-	if size == 0 || !fi.Mode().IsRegular() {
-		return size, nil
-	}
-	last := make([]byte, 1)
-	if _, err := f.ReadAt(last, size-1); err != nil {
-		return 0, err
-	}
-	if last[0] != 0 {
-		return size, nil
-	}
-	buf := make([]byte, 64<<10)
-	var end int64
-	for end < size {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-end)], end)
-		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
-			end += int64(i)
-			break
-		}
-		end += int64(n)
-		if err != nil {
-			return 0, err
-		}
+	end, size, err := linesEnd(f)
+	if err != nil || end == size {
+		return end, err
 	}
 	if err := f.Truncate(end); err != nil {
 		return 0, err
 	}
 	return end, nil
+}
+
+// linesEnd returns the offset of a regular file's first zero byte if the
+// file ends in one (a segment that was mapped), else its size; and its size.
+func linesEnd(f *os.File) (end, size int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size = fi.Size()
+	if size == 0 || !fi.Mode().IsRegular() {
+		return size, size, nil
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return 0, 0, err
+	}
+	if last[0] != 0 {
+		return size, size, nil
+	}
+	buf := make([]byte, 64<<10)
+	for end < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-end)], end)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return end + int64(i), size, nil
+		}
+		end += int64(n)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return size, size, nil
 }
 
 // openJournalFile opens path for appending and returns its size. A segment's
