@@ -499,18 +499,22 @@ func (j *journal) syncRound() error {
 	return err
 }
 
-// release fsyncs a sealed segment if sync is set and it was appended to
-// since the last fsync, then closes its file and drops its mapping. The file
-// keeps its zero bytes after the lines until it is removed; only a later
-// start reads it, and trims it.
-func (s *segment) release(sync bool) error {
+// release drops a sealed segment's mapping and, unless the store holds its
+// records (keep false), gives back the disk reserved past its lines and
+// fsyncs it if it was appended to since the last fsync; then it closes its
+// file. Pending segments so take the room of their lines only, however
+// many wait for a slow store.
+func (s *segment) release(keep bool) error {
 	var errs []error
-	if sync && s.dirty {
-		errs = append(errs, s.f.Sync())
-	}
 	if s.m != nil {
 		errs = append(errs, unmapSegment(s.m))
 		s.m = nil
+		if keep {
+			errs = append(errs, s.f.Truncate(s.size))
+		}
+	}
+	if keep && s.dirty {
+		errs = append(errs, s.f.Sync())
 	}
 	return errors.Join(append(errs, s.f.Close())...)
 }

@@ -239,6 +239,20 @@ func TestJournalMappedSegments(t *testing.T) {
 	if fi, err := os.Stat(first.path); err != nil || fi.Size() != first.size {
 		t.Errorf("the segment that outgrew its mapping: %v, %v; want %d bytes, its lines", fi, err, first.size)
 	}
+	// A mapped segment, once sealed and synced, gives back the room past
+	// its lines.
+	if err := j.append(lines(t, record(n))); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, record(n).RequestID)
+	n++
+	small := sealNext(t, j)
+	if err := j.syncRound(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(small.path); err != nil || fi.Size() != small.size {
+		t.Errorf("a sealed, synced segment: %v, %v; want %d bytes, its lines", fi, err, small.size)
+	}
 	// The new active segment is mapped, and gets a few lines; then this
 	// journal is left as a killed process leaves it, files open and mapped.
 	for i := range 3 {
@@ -248,9 +262,9 @@ func TestJournalMappedSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// It was made before the overflow; the one made after it maps more.
-	if fi, err := os.Stat(j.active); err != nil || (mapped && fi.Size() != minSegmentMap) {
-		t.Errorf("the mapped segment: %v, %v; want its mapping's size, %d", fi, err, minSegmentMap)
+	// Segments made after the overflow map twice as much.
+	if fi, err := os.Stat(j.active); err != nil || (mapped && fi.Size() != 2*minSegmentMap) {
+		t.Errorf("the mapped segment: %v, %v; want its mapping's size, %d", fi, err, 2*minSegmentMap)
 	}
 	if mapped && len(j.nextMap) != 2*minSegmentMap {
 		t.Errorf("the next segment maps %d bytes; want %d", len(j.nextMap), 2*minSegmentMap)
