@@ -22,11 +22,31 @@ import (
 // a kilobyte.
 const maxJournalLine = 1 << 20
 
+// A new segment reserves and maps minSegmentMap bytes of disk, a few
+// seconds of records at a thousand requests a second: the writer seals the
+// active segment every flush, at least once a second while the store works.
+// A segment that outgrows its mapping (the store is down, or the writer
+// behind) goes on with write(2), and the next segments map twice as much,
+// up to maxSegmentMap.
+const (
+	minSegmentMap = 1 << 20
+	maxSegmentMap = 64 << 20
+)
+
 // journal is the ledger's write-ahead log: one JSON object per line, every
-// record the Ledger takes, appended with one write(2) before Add returns. A
-// record in the kernel's page cache survives the process being killed
-// (kill -9, a panic, the OOM killer); only a kernel crash or a power loss
-// needs the fsync, which a syncer goroutine makes for many records at a time.
+// record the Ledger takes, in the kernel's page cache before Add returns. A
+// record there survives the process being killed (kill -9, a panic, the OOM
+// killer); only a kernel crash or a power loss needs the fsync, which a
+// syncer goroutine makes for many records at a time.
+//
+// A new segment file is given its disk blocks up front (fallocate) and
+// mapped into memory (mmap), so that an append is a copy into the mapping,
+// without a system call: the mapping's pages are the file's pages in the
+// page cache. The file is then longer than its lines and ends in zero bytes
+// (JSON lines hold none); a sealed segment's size is that of its lines, and
+// a file found on open is cut at its first zero byte. Where blocks cannot be
+// reserved (a full disk, a file system or system without fallocate) or a
+// segment outgrows its mapping, lines are appended with one write(2) each.
 //
 // The journal is a sequence of segment files, path.1, path.2, ..., so that
 // what the store committed can be dropped without copying or truncating
@@ -46,13 +66,17 @@ type journal struct {
 	// direct reports that path is not a regular file: it is the active
 	// segment, and nothing is ever sealed.
 	direct bool
+	// mapSize is the bytes a new segment maps; a variable for tests.
+	mapSize int
 
 	mu       sync.Mutex // guards everything below
 	f        *os.File   // the active segment, opened for appending; nil when closed or when reopening failed
+	m        []byte     // the active segment's mapping, appended to at size; nil when appends use write(2)
 	active   string     // the active segment's name
 	size     int64      // bytes of complete lines in the active segment
 	dirty    bool       // the active segment was appended to since the syncer last took it
 	next     *os.File   // the segment seal makes active, created ahead; nil when creating it failed
+	nextMap  []byte     // its mapping, nil if it has none
 	nextName string     // its name
 	total    int64      // bytes in the active segment and in sealed segments not yet removed
 	seq      uint64     // the number of the segment after next
@@ -70,6 +94,8 @@ type segment struct {
 	size int64
 
 	f       *os.File // open until the syncer fsynced it; nil for segments found on open
+	m       []byte   // its mapping until the syncer fsynced it, or nil
+	dirty   bool     // appended to since the syncer last fsynced it
 	removed bool     // the store holds its records and the file is gone
 
 	offset int64 // bytes whose records the store holds: a replay resumes here
@@ -90,7 +116,7 @@ func openJournal(path string) (*journal, []*segment, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, nil, fmt.Errorf("usage: journal: %w", err)
 	}
-	j := &journal{path: path, round: &syncRound{done: make(chan struct{})}}
+	j := &journal{path: path, mapSize: minSegmentMap, round: &syncRound{done: make(chan struct{})}}
 	fi, statErr := os.Stat(path)
 	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("usage: journal: %w", statErr)
@@ -119,7 +145,7 @@ func openJournal(path string) (*journal, []*segment, error) {
 		return nil, nil, err
 	}
 	j.mu.Lock()
-	j.f, j.active, j.next = j.next, j.nextName, nil
+	j.f, j.m, j.active, j.next, j.nextMap = j.next, j.nextMap, j.nextName, nil, nil
 	j.mu.Unlock()
 	if err := j.prepare(); err != nil {
 		j.close()
@@ -128,10 +154,10 @@ func openJournal(path string) (*journal, []*segment, error) {
 	return j, sealed, nil
 }
 
-// prepare creates the segment seal will make active next, unless it exists.
-// The writer calls it after each seal, without holding the Ledger's lock:
-// creating a file can wait on the file system's own journal for as long as
-// an fsync takes.
+// prepare creates the segment seal will make active next, unless it exists,
+// and maps it when it can. The writer calls it after each seal, without
+// holding the Ledger's lock: creating a file can wait on the file system's
+// own journal for as long as an fsync takes.
 func (j *journal) prepare() error {
 	j.mu.Lock()
 	if j.direct || j.next != nil || j.closed {
@@ -140,19 +166,24 @@ func (j *journal) prepare() error {
 	}
 	name := j.path + "." + strconv.FormatUint(j.seq, 10)
 	j.seq++
+	size := j.mapSize
 	j.mu.Unlock()
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("usage: journal: %w", err)
 	}
+	m, _ := mapSegment(f, size) // without one, appends use write(2)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
+		if m != nil {
+			unmapSegment(m)
+		}
 		f.Close()
 		os.Remove(name)
 		return nil
 	}
-	j.next, j.nextName, j.dirDirty = f, name, true
+	j.next, j.nextMap, j.nextName, j.dirDirty = f, m, name, true
 	return nil
 }
 
@@ -184,31 +215,94 @@ func findSegments(path string) ([]*segment, uint64, error) {
 	next := uint64(1)
 	segs := make([]*segment, 0, len(found))
 	for _, s := range found {
-		fi, err := os.Stat(s.path)
+		size, err := trimSegment(s.path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("usage: journal: %w", err)
+			return nil, 0, err
 		}
-		segs = append(segs, &segment{path: s.path, size: fi.Size()})
+		segs = append(segs, &segment{path: s.path, size: size})
 		next = s.n + 1
 	}
 	return segs, next, nil
 }
 
-// openJournalFile opens path for appending and returns its size. A file that
-// does not end in a newline lost the end of its last line in a crash: a
-// newline is added so that the next line starts clean and only the torn one
-// is unreadable.
+// trimSegment cuts a segment file found on open at its first zero byte, the
+// end of what was copied into its mapping, and returns the size of its
+// lines. A file that cannot be cut is read up to there all the same.
+func trimSegment(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("usage: journal: %w", err)
+	}
+	defer f.Close()
+	end, size, err := linesEnd(f)
+	if err != nil {
+		return 0, fmt.Errorf("usage: journal: %w", err)
+	}
+	if end < size {
+		_ = os.Truncate(path, end)
+	}
+	return end, nil
+}
+
+// trimFile cuts a file opened for writing at its first zero byte, if it
+// ends in one, and returns its size.
+func trimFile(f *os.File) (int64, error) {
+	end, size, err := linesEnd(f)
+	if err != nil || end == size {
+		return end, err
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, err
+	}
+	return end, nil
+}
+
+// linesEnd returns the offset of a regular file's first zero byte if the
+// file ends in one (a segment that was mapped), else its size; and its size.
+func linesEnd(f *os.File) (end, size int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size = fi.Size()
+	if size == 0 || !fi.Mode().IsRegular() {
+		return size, size, nil
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return 0, 0, err
+	}
+	if last[0] != 0 {
+		return size, size, nil
+	}
+	buf := make([]byte, 64<<10)
+	for end < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-end)], end)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return end + int64(i), size, nil
+		}
+		end += int64(n)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return size, size, nil
+}
+
+// openJournalFile opens path for appending and returns its size. A segment's
+// zero bytes after its lines are cut (see trimFile). A file that does not end
+// in a newline lost the end of its last line in a crash: a newline is added
+// so that the next line starts clean and only the torn one is unreadable.
 func openJournalFile(path string) (*os.File, int64, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("usage: journal: %w", err)
 	}
-	fi, err := f.Stat()
+	size, err := trimFile(f)
 	if err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("usage: journal: %w", err)
 	}
-	size := fi.Size()
 	if size > 0 {
 		last := make([]byte, 1)
 		if _, err := f.ReadAt(last, size-1); err != nil {
@@ -226,14 +320,29 @@ func openJournalFile(path string) (*os.File, int64, error) {
 	return f, size, nil
 }
 
-// append writes whole lines to the active segment with one write call, so
-// that lines never interleave and a killed process leaves them whole. On an
-// error nothing is added: a partial write is cut off.
+// append adds whole lines to the active segment, with a copy into its
+// mapping or one write call, so that lines never interleave and a killed
+// process leaves them whole. On an error nothing is added: a partial write
+// is cut off.
 func (j *journal) append(lines []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return j.appendClosedLocked(lines)
+	}
+	if j.m != nil {
+		if end := j.size + int64(len(lines)); end <= int64(len(j.m)) {
+			copy(j.m[j.size:end], lines)
+			j.size = end
+			j.total += int64(len(lines))
+			j.dirty = true
+			return nil
+		}
+		// Full: from here on the file grows by write(2), after its lines.
+		j.mapSize = min(2*j.mapSize, maxSegmentMap)
+		if err := j.unmapLocked(); err != nil {
+			return err
+		}
 	}
 	f, err := j.fileLocked()
 	if err != nil {
@@ -246,6 +355,20 @@ func (j *journal) append(lines []byte) error {
 	j.size += int64(len(lines))
 	j.total += int64(len(lines))
 	j.dirty = true
+	return nil
+}
+
+// unmapLocked cuts the active segment's file to its lines and releases its
+// mapping, so that appends go on with write(2).
+func (j *journal) unmapLocked() error {
+	if err := j.f.Truncate(j.size); err != nil {
+		return fmt.Errorf("usage: journal: %w", err)
+	}
+	err := unmapSegment(j.m)
+	j.m = nil
+	if err != nil {
+		return fmt.Errorf("usage: journal: %w", err)
+	}
 	return nil
 }
 
@@ -301,14 +424,11 @@ func (j *journal) seal() (*segment, error) {
 	if j.next == nil {
 		return nil, errNoNextSegment
 	}
-	s := &segment{path: j.active, size: j.size, f: j.f}
-	if j.dirty {
-		j.unsynced = append(j.unsynced, s)
-	} else if err := s.f.Close(); err != nil {
-		j.unsynced = append(j.unsynced, s) // let the syncer try
-	}
-	j.f, j.active, j.size, j.dirty = j.next, j.nextName, 0, false
-	j.next = nil
+	// The syncer fsyncs it if need be, and releases its file and mapping.
+	s := &segment{path: j.active, size: j.size, f: j.f, m: j.m, dirty: j.dirty}
+	j.unsynced = append(j.unsynced, s)
+	j.f, j.m, j.active, j.size, j.dirty = j.next, j.nextMap, j.nextName, 0, false
+	j.next, j.nextMap = nil, nil
 	return s, nil
 }
 
@@ -359,10 +479,7 @@ func (j *journal) syncRound() error {
 		j.mu.Lock()
 		removed := s.removed // the store has it: no need
 		j.mu.Unlock()
-		if !removed {
-			errs = append(errs, s.f.Sync())
-		}
-		errs = append(errs, s.f.Close())
+		errs = append(errs, s.release(!removed))
 	}
 	if f != nil {
 		errs = append(errs, f.Sync())
@@ -380,6 +497,26 @@ func (j *journal) syncRound() error {
 	r.err = err
 	close(r.done)
 	return err
+}
+
+// release drops a sealed segment's mapping and, unless the store holds its
+// records (keep false), gives back the disk reserved past its lines and
+// fsyncs it if it was appended to since the last fsync; then it closes its
+// file. Pending segments so take the room of their lines only, however
+// many wait for a slow store.
+func (s *segment) release(keep bool) error {
+	var errs []error
+	if s.m != nil {
+		errs = append(errs, unmapSegment(s.m))
+		s.m = nil
+		if keep {
+			errs = append(errs, s.f.Truncate(s.size))
+		}
+	}
+	if keep && s.dirty {
+		errs = append(errs, s.f.Sync())
+	}
+	return errors.Join(append(errs, s.f.Close())...)
 }
 
 // nextRound returns the syncer's next round, for a Sync caller to wait for.
@@ -441,16 +578,20 @@ func (j *journal) close() error {
 	j.closed = true
 	var errs []error
 	for _, s := range j.unsynced {
-		if !s.removed {
-			errs = append(errs, s.f.Sync())
-		}
-		errs = append(errs, s.f.Close())
+		errs = append(errs, s.release(!s.removed))
 	}
 	j.unsynced = nil
 	if j.next != nil {
 		// Never used: leave no empty segment behind.
+		if j.nextMap != nil {
+			errs = append(errs, unmapSegment(j.nextMap))
+			j.nextMap = nil
+		}
 		errs = append(errs, j.next.Close(), os.Remove(j.nextName))
 		j.next = nil
+	}
+	if j.m != nil && j.f != nil {
+		errs = append(errs, j.unmapLocked()) // appends after close reopen the file
 	}
 	if j.f != nil {
 		if j.dirty {

@@ -204,3 +204,122 @@ func TestJournalScanResumes(t *testing.T) {
 		t.Errorf("skipping 3 reads %q; want [req-3 req-4]", got)
 	}
 }
+
+// A segment is appended to through its mapping, and with write(2) once it
+// outgrows it; the next segments map more. A journal opened again, as after
+// a kill, cuts the zero bytes after each segment's lines and reads every
+// line.
+func TestJournalMappedSegments(t *testing.T) {
+	path := journalPath(t)
+	j, _, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := j.m != nil
+	if !mapped {
+		t.Logf("segments are not mapped here; the write(2) path is tested")
+	}
+	var want []string
+	n := 0
+	for j.size < 2*minSegmentMap { // well past the first mapping
+		r := record(n)
+		want = append(want, r.RequestID)
+		if err := j.append(lines(t, r)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if j.m != nil {
+		t.Errorf("the active segment is still mapped at %d bytes", j.size)
+	}
+	if mapped && j.mapSize != 2*minSegmentMap {
+		t.Errorf("mapSize after an overflow = %d; want %d", j.mapSize, 2*minSegmentMap)
+	}
+	first := sealNext(t, j)
+	if fi, err := os.Stat(first.path); err != nil || fi.Size() != first.size {
+		t.Errorf("the segment that outgrew its mapping: %v, %v; want %d bytes, its lines", fi, err, first.size)
+	}
+	// A mapped segment, once sealed and synced, gives back the room past
+	// its lines.
+	if err := j.append(lines(t, record(n))); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, record(n).RequestID)
+	n++
+	small := sealNext(t, j)
+	if err := j.syncRound(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(small.path); err != nil || fi.Size() != small.size {
+		t.Errorf("a sealed, synced segment: %v, %v; want %d bytes, its lines", fi, err, small.size)
+	}
+	// The new active segment is mapped, and gets a few lines; then this
+	// journal is left as a killed process leaves it, files open and mapped.
+	for i := range 3 {
+		r := record(n + i)
+		want = append(want, r.RequestID)
+		if err := j.append(lines(t, r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Segments made after the overflow map twice as much.
+	if fi, err := os.Stat(j.active); err != nil || (mapped && fi.Size() != 2*minSegmentMap) {
+		t.Errorf("the mapped segment: %v, %v; want its mapping's size, %d", fi, err, 2*minSegmentMap)
+	}
+	if mapped && len(j.nextMap) != 2*minSegmentMap {
+		t.Errorf("the next segment maps %d bytes; want %d", len(j.nextMap), 2*minSegmentMap)
+	}
+
+	again, pending, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close()
+	var got []string
+	for _, s := range pending {
+		if fi, err := os.Stat(s.path); err != nil || fi.Size() != s.size {
+			t.Errorf("segment %s found: %v, %v; want it cut to %d bytes", s.path, fi, err, s.size)
+		}
+		got = append(got, scanIDs(t, s)...)
+	}
+	if !cmp.Equal(got, want) {
+		t.Errorf("the journal opened again holds %d records; want %d", len(got), len(want))
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A line torn by a kill in the middle of its copy into the mapping is
+// followed by zero bytes: it is the one unreadable line, and the file is cut
+// after it.
+func TestJournalTornMappedLine(t *testing.T) {
+	path := journalPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	whole := lines(t, record(0), record(1))
+	torn := lines(t, record(2))
+	file := append(append(append([]byte{}, whole...), torn[:len(torn)/2]...), make([]byte, 8192)...)
+	if err := os.WriteFile(path+".1", file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, pending, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	if len(pending) != 1 || pending[0].size != int64(len(whole)+len(torn)/2) {
+		t.Fatalf("segments found %v; want one of %d bytes", pending, len(whole)+len(torn)/2)
+	}
+	var ids []string
+	bad, err := scan(pending[0], 10, func(b []Record) error {
+		for _, r := range b {
+			ids = append(ids, r.RequestID)
+		}
+		return nil
+	})
+	if err != nil || bad != 1 || !cmp.Equal(ids, []string{"req-0", "req-1"}) {
+		t.Errorf("scan = %q, %d bad, %v; want [req-0 req-1], 1 bad", ids, bad, err)
+	}
+}

@@ -213,8 +213,9 @@ func NewLedger(opts Options) (*Ledger, error) {
 }
 
 // Add appends the record to the journal and queues it for the writer. It
-// never waits on the store nor on a disk flush: the append is one write(2)
-// to the page cache, which a killed process does not lose. When the queue is
+// never waits on the store nor on a disk flush: the append is a copy into
+// the journal's mapped segment, or one write(2), to the page cache, which a
+// killed process does not lose. When the queue is
 // full (the store is slower than the traffic) the record is in the journal
 // only; when the journal refuses it (a full disk) it is in the queue only;
 // when neither takes it, it is counted as Dropped and logged. After Close,

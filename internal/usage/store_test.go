@@ -421,6 +421,49 @@ func testUpgrade(t *testing.T, dsn string) {
 	if got := readRecord(t, s, "new-1"); got.ClientRequestID != "client-1" {
 		t.Errorf("client_request_id after the upgrade = %q; want client-1", got.ClientRequestID)
 	}
+	// Version 5 dropped the indexes no report used.
+	if got, want := indexes(t, s), []string{"usage_records_time"}; !cmp.Equal(got, want) {
+		t.Errorf("usage_records' indexes after the upgrade = %q; want %q and the primary key", got, want)
+	}
+}
+
+// indexes lists usage_records' indexes but its primary key's.
+func indexes(t *testing.T, s Store) []string {
+	t.Helper()
+	ctx := context.Background()
+	var rows rowScanner
+	switch s := s.(type) {
+	case *sqliteStore:
+		r, err := s.r.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index'
+			AND tbl_name = 'usage_records' AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rows = r
+	case *postgresStore:
+		r, err := s.pool.Query(ctx, `SELECT indexname FROM pg_indexes
+			WHERE tablename = 'usage_records' AND indexname <> 'usage_records_pkey' ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rows = r
+	default:
+		t.Fatalf("unknown store %T", s)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
 
 // testUpgradeCache: a ledger of the schema that left version 3 empty for
@@ -428,6 +471,10 @@ func testUpgrade(t *testing.T, dsn string) {
 // opened, its saved_tokens and saved_cost, and keeps its records.
 func testUpgradeCache(t *testing.T, dsn string) {
 	ctx := context.Background()
+	all := sqliteMigrations
+	if strings.HasPrefix(dsn, "postgres") {
+		all = postgresMigrations
+	}
 	const insert = `INSERT INTO usage_records (request_id, time, subscription, total_tokens, cache) VALUES ('old-1', %s, 'sub', 7, 'hit')`
 	if strings.HasPrefix(dsn, "postgres") {
 		pool, err := pgxpool.New(ctx, dsn)
@@ -461,7 +508,7 @@ func testUpgradeCache(t *testing.T, dsn string) {
 		}
 	}
 	s := open(t, dsn)
-	if diff := cmp.Diff([]int{1, 2, 3, 4}, migrations(t, s)); diff != "" {
+	if diff := cmp.Diff(appliedVersions(all), migrations(t, s)); diff != "" {
 		t.Errorf("versions after the upgrade (-want +got):\n%s", diff)
 	}
 	write(t, s, Record{RequestID: "new-1", Time: t0, Subscription: "sub", Cache: "hit-exact", SavedTokens: 40, SavedCost: 0.5})
@@ -587,4 +634,34 @@ func appliedVersions(migrations []string) []int {
 		}
 	}
 	return out
+}
+
+// A role that may not create temporary tables writes its batches with the
+// array INSERT instead of COPY, idempotent all the same.
+func TestPostgresWithoutTemporaryTables(t *testing.T) {
+	pg := pgtest.Start(t)
+	admin := createDatabase(t, pg, "notemp")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE ROLE writer LOGIN",
+		"GRANT ALL ON SCHEMA public TO writer",
+		"REVOKE TEMPORARY ON DATABASE notemp FROM PUBLIC",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+	s := open(t, strings.Replace(admin, "//postgres@", "//writer@", 1))
+	for range 2 {
+		write(t, s, record(0), record(1), record(2))
+	}
+	if !s.(*postgresStore).noTemp.Load() {
+		t.Error("the store did not note that it may not create temporary tables")
+	}
+	wantRecords(t, s, 3)
 }

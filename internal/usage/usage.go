@@ -7,11 +7,11 @@
 //
 // Records are written to the store off the request path, and kept on disk
 // until it has them: Ledger.Add appends each record to a local journal, a
-// write-ahead log, with one write(2) (so a killed process loses none), and
-// queues it; one writer goroutine stores batches, each in one transaction,
-// and lets go of the journal's records once the store committed them; a
-// syncer goroutine fsyncs the journal every 100ms (so a power loss loses at
-// most that). While the store is unavailable, at start included, the records
+// write-ahead log, with a copy into a memory-mapped file (so a killed
+// process loses none), and queues it; one writer goroutine stores batches,
+// each in one transaction, and lets go of the journal's records once the
+// store committed them; a syncer goroutine fsyncs the journal every 100ms
+// (so a power loss loses at most that). While the store is unavailable, at start included, the records
 // wait in the journal and are replayed once it is back. Stores are
 // idempotent by request id, so a batch written twice (a replay after a
 // crash, a commit whose answer was lost) is kept once.
