@@ -50,11 +50,22 @@ func newBrowser(t *testing.T) *browser {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 860))
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 860),
+		chromedp.WSURLReadTimeout(90*time.Second)) // a loaded machine starts Chromium slowly
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
 	b := &browser{t: t, ctx: ctx}
+	// Start the browser once, before anything else asks for it: a start
+	// that failed and was tried again by a later call would leave two of
+	// chromedp's allocations on one context, which panics (close of a
+	// closed channel) when the test ends.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("starting Chromium (%s): %v", path, err)
+	}
 	messages := chromedp.Console(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -74,9 +85,6 @@ func newBrowser(t *testing.T) *browser {
 		cancelAlloc()
 		<-done
 	})
-	if err := chromedp.Do(ctx); err != nil { // start the browser now
-		t.Fatalf("starting Chromium (%s): %v", path, err)
-	}
 	return b
 }
 
