@@ -35,6 +35,7 @@ type options struct {
 	soak        time.Duration   // scenario 8; zero: skipped
 	only        map[string]bool // scenario ids to run; empty: all
 	smoke       bool
+	baseline    string          // a git revision whose full-config gateway runs beside this one's; empty: none
 	// Not flags: the smoke run shortens them.
 	chunks int           // completion tokens of each stream in scenarios 4, 7 and 8
 	settle time.Duration // scenario 5's waits for memory to settle and first tokens to flow
@@ -54,6 +55,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory of the Markdown report (empty: print only)")
 	fs.StringVar(&o.profile, "profile", "", "directory to write profiles of the full-config gateway: CPU and allocations in scenarios 1 and 4, heap and goroutines with the streams of scenario 5 open (empty: none)")
 	fs.DurationVar(&o.soak, "soak", 0, "length of the soak (scenario 8: chat at -rate and streams at -stream-rate, memory sampled); 0 skips it")
+	fs.StringVar(&o.baseline, "baseline", "", "a git revision (commit, tag, branch) built and run as a second full-config gateway in the same rounds as this tree's, in scenarios 1, 2 and 4: a change's before and after in one run")
 	fs.BoolVar(&o.smoke, "smoke", false, "run every scenario for a fraction of a second with tiny counts, a few seconds in all: proves the harness works, measures nothing (for CI)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -175,6 +177,13 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	defer pacedBare.stop()
 
+	var baseBin string
+	if o.baseline != "" {
+		logf("building sluice at %s (the baseline)", o.baseline)
+		if baseBin, err = buildAt(ctx, dir, o.baseline); err != nil {
+			return nil, err
+		}
+	}
 	const path = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	direct := target{name: "direct", url: simURL + path, key: simKey, pid: sim.pid()}
 	viaFull := target{name: fullName, url: fullURL + path, key: subKey, pid: full.pid(), admin: fullAdmin}
@@ -184,6 +193,15 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	pacedFull := target{name: fullName, url: pacedGWURL + path, key: subKey, pid: pacedGW.pid()}
 	pacedViaBare := target{name: bareName, url: pacedBareURL + path, key: simKey, pid: pacedBare.pid()}
 
+	var withBase []target // the baseline's gateway, where one was asked for
+	if baseBin != "" {
+		base, baseURL, _, err := startGateway(ctx, baseBin, dir, "gateway-full-baseline", simURL, true)
+		if err != nil {
+			return nil, fmt.Errorf("the baseline's gateway: %w", err)
+		}
+		defer base.stop()
+		withBase = []target{{name: "sluice (full) at " + o.baseline, url: baseURL + path, key: subKey, pid: base.pid()}}
+	}
 	rep := newReport(o)
 	c := newClient()
 	// Connections dialled but never used (the transport dials more than it
@@ -204,13 +222,13 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	}
 	scenarios := []scenario{
 		{id: "1", title: fmt.Sprintf("Small chat, closed loop at %d concurrent", o.concurrency),
-			targets: []target{direct, viaFull, viaBare}, load: closed(small, false), profile: true},
+			targets: append([]target{direct, viaFull, viaBare}, withBase...), load: closed(small, false), profile: true},
 		{id: "2", title: fmt.Sprintf("Small chat, open loop at %g req/s", o.rate),
-			targets: []target{direct, viaFull, viaBare}, load: open(small, false, o.rate)},
+			targets: append([]target{direct, viaFull, viaBare}, withBase...), load: open(small, false, o.rate)},
 		{id: "3", title: fmt.Sprintf("32 KB prompt, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaFull}, load: closed(chatBody(prompt32K(), 16, false), false)},
 		{id: "4", title: fmt.Sprintf("Streaming, %d chunks, open loop at %g streams/s", o.chunks, o.streamRate),
-			targets: []target{direct, viaFull, viaBare}, load: open(story, true, o.streamRate), stream: true, profile: true},
+			targets: append([]target{direct, viaFull, viaBare}, withBase...), load: open(story, true, o.streamRate), stream: true, profile: true},
 		{id: "6", title: fmt.Sprintf("Minimal against full config: small chat, closed loop at %d concurrent", o.concurrency),
 			targets: []target{direct, viaMin, viaFull}, load: closed(small, false)},
 		{id: "7", title: fmt.Sprintf("Streaming at a model's pace (a token every 10 ms), %d chunks, open loop at %g streams/s", o.chunks, o.streamRate),

@@ -56,6 +56,35 @@ func build(ctx context.Context, dir string, stripped bool, pkgs ...string) ([]st
 	return bins, nil
 }
 
+// buildAt builds ./cmd/sluice as it was at the git revision rev, in a
+// detached worktree under dir that is removed after, and returns the binary.
+func buildAt(ctx context.Context, dir, rev string) (string, error) {
+	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	src := filepath.Join(dir, "baseline-src")
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = strings.TrimSpace(string(root))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := git("worktree", "add", "--detach", src, rev); err != nil {
+		return "", err
+	}
+	defer func() { _ = git("worktree", "remove", "--force", src) }()
+	bin := filepath.Join(dir, "sluice-baseline")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sluice")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build at %s: %w\n%s", rev, err, out)
+	}
+	return bin, nil
+}
+
 // startBare starts the reference reverse proxy (bench/bareproxy) in front of
 // the simulator at simURL and returns it with its URL.
 func startBare(bin, dir, simURL string) (*proc, string, error) {

@@ -265,7 +265,8 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			if now.Sub(c.idleAt) < p.t.idleTimeout() && c.alive() {
+			idle := now.Sub(c.idleAt)
+			if idle < p.t.idleTimeout() && (idle < peekAfter || c.alive()) {
 				c.reused = true
 				return c, nil
 			}
@@ -274,6 +275,14 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
 	}
 	return p.dial(ctx)
 }
+
+// peekAfter is how long a connection waits idle before it is peeked at
+// for liveness on reuse. Servers close idle keep-alive connections after
+// seconds, not microseconds, and announce a close after a last request with
+// Connection: close; the peek is a system call, so a connection busy under
+// load skips it, and the rare one the server dropped all the same is found
+// closed before any answer and the request sent again.
+const peekAfter = time.Second
 
 // errRefusedHTTP1 is a TLS handshake the server ended because it speaks no
 // protocol Sluice offered: it wants HTTP/2.

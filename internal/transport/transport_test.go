@@ -238,6 +238,52 @@ func TestServerClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// TestIdleConnectionPeeked: a connection idle for a while is looked at
+// before reuse, and one the server closed is not used.
+func TestIdleConnectionPeeked(t *testing.T) {
+	var mu sync.Mutex
+	var last net.Conn
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	s.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateIdle {
+			mu.Lock()
+			last = c
+			mu.Unlock()
+		}
+	}
+	s.Start()
+	defer s.Close()
+	tr, _ := newTransport(t)
+	now := time.Unix(1000, 0)
+	tr.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	post(t, tr, s.URL, "")
+	p := tr.pools[hostKey{"http", s.Listener.Addr().String()}]
+	c, err := p.get(context.Background(), false)
+	if err != nil || !c.reused {
+		t.Fatalf("a connection just used: reused %v, %v; want it reused without a peek", c != nil && c.reused, err)
+	}
+	p.put(c)
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return last != nil })
+	mu.Lock()
+	last.Close()
+	now = now.Add(2 * peekAfter)
+	mu.Unlock()
+	// The close reaches the client's socket soon, not at once.
+	waitFor(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 1 && !p.idle[0].alive()
+	})
+	c, err = p.get(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.reused {
+		t.Error("a connection the server closed was reused")
+	}
+	c.nc.Close()
+}
+
 // TestStaleConnectionRetried covers the race the liveness peek cannot see:
 // the connection dies between the peek and the write. The request is sent
 // again on a new connection.
