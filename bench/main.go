@@ -35,7 +35,7 @@ type options struct {
 	soak        time.Duration   // scenario 8; zero: skipped
 	only        map[string]bool // scenario ids to run; empty: all
 	smoke       bool
-	baseline    string          // a git revision whose full-config gateway runs beside this one's; empty: none
+	baseline    string // a git revision whose full-config gateway runs beside this one's; empty: none
 	// Not flags: the smoke run shortens them.
 	chunks int           // completion tokens of each stream in scenarios 4, 7 and 8
 	settle time.Duration // scenario 5's waits for memory to settle and first tokens to flow
