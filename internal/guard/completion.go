@@ -160,7 +160,7 @@ func (t *completionTap) check(text string) bool {
 	}
 	t.s.stats.verdict(t.p.product, "completion", v)
 	if v.Blocked {
-		t.s.log.Info("answer stopped by the content filter", "product", t.p.product, "reason", v.Reason)
+		t.s.log.Debug("answer stopped by the content filter", "product", t.p.product, "reason", v.Reason)
 	}
 	return !v.Blocked
 }
@@ -250,7 +250,7 @@ func (t *completionTap) Body(body []byte) ([]byte, error) {
 	}
 	t.s.stats.verdict(t.p.product, "completion", v)
 	if v.Blocked {
-		t.s.log.Info("answer refused by the content filter", "product", t.p.product, "reason", v.Reason)
+		t.s.log.Debug("answer refused by the content filter", "product", t.p.product, "reason", v.Reason)
 		return nil, filtered("answer", v)
 	}
 	return body, nil

@@ -324,7 +324,7 @@ func (s *Stage) checkPrompt(ctx context.Context, p *policy, r *proxy.Request) er
 	}
 	s.stats.verdict(p.product, "prompt", v)
 	if v.Blocked {
-		s.log.Info("prompt refused by the content filter", "product", p.product, "reason", v.Reason)
+		s.log.Debug("prompt refused by the content filter", "product", p.product, "reason", v.Reason)
 		return filtered("prompt", v)
 	}
 	return nil
