@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -34,12 +35,35 @@ func newRedisClient(t *testing.T, rs *redistest.Server) *redis.Client {
 
 var quietRedis sync.Once
 
+// syncBuffer is a log that the handlers write and the test reads.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // newRedisUI is one instance of the dashboard keeping its sessions in rs,
-// with its own Redis client, as a second gateway process would have.
-func newRedisUI(t *testing.T, rs *redistest.Server, now func() time.Time) *httptest.Server {
+// with its own Redis client, as a second gateway process would have; its
+// log goes to log when not nil.
+func newRedisUI(t *testing.T, rs *redistest.Server, now func() time.Time, log *syncBuffer) *httptest.Server {
 	t.Helper()
-	u := New(Options{Table: func() *route.Table { return nil }, Admin: fakeAdmin(), Interval: 10 * time.Millisecond,
-		SessionRedis: newRedisClient(t, rs), Now: now})
+	o := Options{Table: func() *route.Table { return nil }, Admin: fakeAdmin(), Interval: 10 * time.Millisecond,
+		SessionRedis: newRedisClient(t, rs), Now: now}
+	if log != nil {
+		o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	u := New(o)
 	srv := httptest.NewServer(u.Dashboard())
 	t.Cleanup(srv.Close)
 	t.Cleanup(u.Close)
@@ -83,7 +107,7 @@ func sessionCookieOf(t *testing.T, c *http.Client, srv *httptest.Server) string 
 // ends it on the first. Redis holds no credential or CSRF token in clear.
 func TestSessionsAcrossInstances(t *testing.T) {
 	rs := redistest.Start(t)
-	a, b := newRedisUI(t, rs, nil), newRedisUI(t, rs, nil)
+	a, b := newRedisUI(t, rs, nil, nil), newRedisUI(t, rs, nil, nil)
 	c, csrf := signIn(t, a) // the jar sends 127.0.0.1's cookie to both ports, as a browser does
 	if got, body := call(t, c, "GET", b.URL+"/ui/api/admin/backends", ""); got != 200 {
 		t.Fatalf("instance B with A's cookie: %d %s; want 200", got, body)
@@ -170,7 +194,7 @@ func TestRedisSessionExpiry(t *testing.T) {
 	rs := redistest.Start(t)
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	srv := newRedisUI(t, rs, now)
+	srv := newRedisUI(t, rs, now, nil)
 	rc := newRedisClient(t, rs)
 	ctx := context.Background()
 
@@ -213,8 +237,10 @@ func TestRedisSessionExpiry(t *testing.T) {
 // back sign-in works again.
 func TestRedisSessionsStoreDown(t *testing.T) {
 	rs := redistest.Start(t)
-	srv := newRedisUI(t, rs, nil)
-	c, _ := signIn(t, srv)
+	var log syncBuffer
+	srv := newRedisUI(t, rs, nil, &log)
+	c, csrf := signIn(t, srv)
+	cookie := sessionCookieOf(t, c, srv)
 	c.Timeout = 10 * time.Second // far above the client's timeouts: a hang fails the test
 	for _, outage := range []struct {
 		name       string
@@ -242,6 +268,14 @@ func TestRedisSessionsStoreDown(t *testing.T) {
 				t.Errorf("sign-in: %d with cookies %v; want 503 and no cookie", resp.StatusCode, resp.Cookies())
 			}
 		})
+	}
+	if got := log.String(); !strings.Contains(got, "dashboard session store failed") {
+		t.Errorf("log = %q; want the session store's failures", got)
+	}
+	for name, secret := range map[string]string{"admin key": testAdminKey, "CSRF token": csrf, "cookie": cookie} {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("the log holds the %s", name)
+		}
 	}
 	// Back (the restart emptied it): old sessions are gone, new ones work.
 	if got, _ := call(t, c, "GET", srv.URL+"/ui/api/admin/backends", ""); got != http.StatusUnauthorized {
