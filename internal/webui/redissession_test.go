@@ -158,9 +158,24 @@ func TestSessionsAcrossInstances(t *testing.T) {
 		t.Errorf("a copied value under another cookie: %v, %v; want no session", se, err)
 	}
 
-	// Sign-out on B ends the session on A.
+	// Sign-out on B ends the session on A, and A's open live stream.
+	live, err := c.Get(a.URL + "/ui/api/live")
+	if err != nil || live.StatusCode != 200 {
+		t.Fatalf("live stream on A: %v %v", live, err)
+	}
+	defer live.Body.Close()
+	ended := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, live.Body)
+		close(ended)
+	}()
 	if got, _ := call(t, c, "DELETE", b.URL+"/ui/api/session", csrf); got != http.StatusNoContent {
 		t.Fatalf("sign-out on B: %d; want 204", got)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Error("A's live stream is still open 10 s after the sign-out on B")
 	}
 	if n := rc.Exists(ctx, keys[0]).Val(); n != 0 {
 		t.Error("the session's key outlived the sign-out")
