@@ -151,7 +151,9 @@ func (u *UI) info(se *session) sessionState {
 }
 
 // sessionInfo answers whether the browser is signed in (200 either way, so
-// that a page that opens signed out logs no error), and the CSRF token.
+// that a page that opens signed out logs no error), and the CSRF token; 503
+// when the session store cannot tell, which the page shows on its sign-in
+// form.
 func (u *UI) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		se, err := u.sessions.get(r.Context(), c.Value)
