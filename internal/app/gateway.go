@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sluice-gateway/sluice/internal/admin"
 	"github.com/sluice-gateway/sluice/internal/backend"
 	"github.com/sluice-gateway/sluice/internal/cachestage"
@@ -47,6 +48,7 @@ type Gateway struct {
 	conns    atomic.Pointer[listener.Listener] // the client listener, once serving
 	tls      listenerCerts                     // server.tls and admin.tls, loaded; nil each when plain HTTP
 	ui       *webui.UI                         // the chat and the dashboard (webui.go)
+	uiRedis  *redis.Client                     // the dashboard's sessions' Redis (state.store); nil: in memory
 	guard    *guard.Stage                      // the guardrails stage (guard.go)
 
 	// Handler is the client-facing API.
@@ -116,7 +118,9 @@ func NewGateway(source func() (*config.Config, error), log *slog.Logger, now fun
 		ao.Metrics = g.obs.metrics.Handler()
 	}
 	g.Admin = admin.New(ao)
-	g.mountUI()
+	if err = g.mountUI(cfg); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -229,6 +233,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	g.closeObservability()
 	g.tokens.Close()
 	g.closeCache()
+	g.closeUIRedis()
 	g.guard.Close()
 	g.reloadMu.Lock()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -313,6 +318,7 @@ func (g *Gateway) Close() {
 		g.tokens.Close()
 	}
 	g.closeCache()
+	g.closeUIRedis()
 	if g.guard != nil {
 		g.guard.Close()
 	}

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/limit"
 )
@@ -14,9 +17,23 @@ func openStore(st config.State) (limit.Store, error) {
 	if st.Store == "memory" || st.Store == "" {
 		return limit.NewMemory(), nil
 	}
+	raw, err := stateURL(st)
+	if err != nil {
+		return nil, err
+	}
+	s, err := limit.NewRedis(raw)
+	if err != nil {
+		return nil, fmt.Errorf("state.store: %w", err)
+	}
+	return s, nil
+}
+
+// stateURL is state.store's Redis URL with its socket timeouts defaulting
+// to state.timeout.
+func stateURL(st config.State) (string, error) {
 	u, err := url.Parse(st.Store)
 	if err != nil {
-		return nil, fmt.Errorf("state.store: not a URL")
+		return "", fmt.Errorf("state.store: not a URL")
 	}
 	q := u.Query()
 	for _, k := range []string{"dial_timeout", "read_timeout", "write_timeout", "pool_timeout"} {
@@ -25,9 +42,35 @@ func openStore(st config.State) (limit.Store, error) {
 		}
 	}
 	u.RawQuery = q.Encode()
-	s, err := limit.NewRedis(u.String())
+	return u.String(), nil
+}
+
+// sessionRedis opens a client of state.store's Redis for the dashboard's
+// sessions (package webui), with the limit store's timeouts; nil when
+// state.store is memory. Like the limit store's, it does not connect until
+// its first call, and never retries a call.
+func sessionRedis(st config.State) (*redis.Client, error) {
+	if st.Store == "memory" || st.Store == "" {
+		return nil, nil
+	}
+	raw, err := stateURL(st)
 	if err != nil {
+		return nil, err
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password included
+		}
 		return nil, fmt.Errorf("state.store: %w", err)
 	}
-	return s, nil
+	if opts.PoolSize == 0 {
+		opts.PoolSize = 4 // a dashboard request makes one call
+	}
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.ContextTimeoutEnabled = true
+	opts.DisableIdentity = true
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return redis.NewClient(opts), nil
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-gateway/sluice/internal/config"
 	"github.com/sluice-gateway/sluice/internal/simulator"
 	"net/http"
 	"strings"
@@ -18,8 +19,19 @@ import (
 // handlers: the chat at /chat/ on the client listener while ui.chat is on,
 // the dashboard at /ui/ on the admin listener while ui.dashboard is on. The
 // switches are read per request, so a reload turns the pages on and off.
-func (g *Gateway) mountUI() {
+//
+// When state.store is a Redis URL the dashboard's sessions live in that
+// Redis, so that every instance sharing it shares the sign-ins; a changed
+// state.store takes effect for them on restart.
+func (g *Gateway) mountUI(cfg *config.Config) error {
 	o := webui.Options{Table: g.Table, Admin: g.Admin, Logger: g.log, Now: g.now, UsageCSV: g.usageCSV}
+	rc, err := sessionRedis(cfg.State)
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		g.uiRedis, o.SessionRedis = rc, rc
+	}
 	if g.obs.metrics != nil {
 		o.Gatherer = g.obs.metrics.Registry()
 	}
@@ -40,6 +52,17 @@ func (g *Gateway) mountUI() {
 		}
 		adm.ServeHTTP(w, r)
 	})
+	return nil
+}
+
+// closeUIRedis closes the dashboard sessions' Redis client, if any.
+func (g *Gateway) closeUIRedis() {
+	if g.uiRedis == nil {
+		return
+	}
+	if err := g.uiRedis.Close(); err != nil {
+		g.log.Warn("closing the dashboard sessions' Redis client", "err", err)
+	}
 }
 
 // underPrefix reports whether path is prefix ("/chat/") or below it, or

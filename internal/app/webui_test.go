@@ -411,9 +411,11 @@ func TestBrowserCachePurge(t *testing.T) {
 	b.noConsoleErrors()
 }
 
-// TestBrowserLimitsAcrossInstances: two gateways share one Redis; the
-// tokens of a request one served show on the other's dashboard, and with
-// Redis gone the panel says the limits are unavailable instead of guessing.
+// TestBrowserLimitsAcrossInstances: two gateways share one Redis; signed in
+// through one, the browser is signed in on the other (the sessions live in
+// Redis); the tokens of a request one served show on the other's dashboard;
+// with Redis gone the panel says the limits are unavailable instead of
+// guessing, and a reload shows the sign-in form saying why.
 func TestBrowserLimitsAcrossInstances(t *testing.T) {
 	rs := redistest.Start(t)
 	useStore(t, rs.URL(), "fail_open")
@@ -431,8 +433,11 @@ func TestBrowserLimitsAcrossInstances(t *testing.T) {
 		t.Fatalf("team-quota's request on the first instance: %d %s", ans.status, ans.body)
 	}
 	b := newBrowser(t)
-	b.do("sign in to the other instance", chromedp.Navigate(other.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
+	b.do("sign in to the first instance", chromedp.Navigate(a.admin+"/ui/#subscriptions"), chromedp.SendKeys(chromedp.CSS("#key"), fxAdminKey),
 		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#limits")))
+	// Cookies are per host, not per port: the other instance gets the
+	// cookie, as it would behind a load balancer, and knows its session.
+	b.do("open the other instance's dashboard", chromedp.Navigate(other.admin+"/ui/#subscriptions"), chromedp.WaitVisible(chromedp.CSS("#limits")))
 	quota := `document.querySelector('#limits tr[data-sub="team-quota"][data-kind="token_quota"] [role=meter]')`
 	b.waitFor("team-quota's bar", quota+` !== null`, 5*time.Second)
 	if got := eval[string](b, quota+`.getAttribute("aria-valuenow")`); got != strconv.FormatInt(answer.Usage.TotalTokens, 10) {
@@ -443,12 +448,18 @@ func TestBrowserLimitsAcrossInstances(t *testing.T) {
 		t.Errorf("team-budget's budget = %q; want used / 0.002 USD", got)
 	}
 	rs.Stop()
-	b.do("reload with Redis gone", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#limits-error")))
+	// The panel's next refresh (every 5 s) fails: its session cannot be
+	// checked, let alone the counters read.
+	b.do("wait for the panel's refresh with Redis gone", chromedp.WaitVisible(chromedp.CSS("#limits-error")))
 	if got := b.text("#limits-error"); !strings.Contains(got, "Limits unavailable") {
 		t.Errorf("with Redis gone the panel says %q; want Limits unavailable", got)
 	}
 	if got := eval[bool](b, `document.querySelector("#limits") === null`); !got {
 		t.Error("with Redis gone the panel still shows bars; want none rather than stale numbers")
+	}
+	b.do("reload with Redis gone", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#signin-error")))
+	if got := b.text("#signin-error"); !strings.Contains(got, "session store (Redis) is not answering") {
+		t.Errorf("with Redis gone the sign-in form says %q; want that the session store is not answering", got)
 	}
 	b.noConsoleErrors("status of 503")
 }

@@ -205,7 +205,8 @@ type JWTProvider struct {
 type State struct {
 	// Store is "memory", counters in the process, exact for one instance, or
 	// "redis://host:port/db" ("rediss://" for TLS), counters in Redis, exact
-	// across any number of instances. Default memory.
+	// across any number of instances; the dashboard's sessions live there
+	// too (read at start). Default memory.
 	Store string `yaml:"store" json:"store"`
 	// OnStoreError is what happens when the store does not answer within
 	// Timeout: fail_open limits by each instance's own count of what it

@@ -61,7 +61,10 @@ func (u *UI) signedIn(next sessionHandler) http.HandlerFunc {
 		c, err := r.Cookie(sessionCookie)
 		var se *session
 		if err == nil {
-			se = u.sessions.get(c.Value)
+			if se, err = u.sessions.get(r.Context(), c.Value); err != nil {
+				u.storeFailed(w, r, err)
+				return
+			}
 		}
 		if se == nil {
 			wire.NewError(http.StatusUnauthorized, wire.TypeAuthentication, "not_signed_in",
@@ -107,7 +110,11 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 			"The admin key (or token) was refused.").Write(w)
 		return
 	}
-	cookie, se := u.sessions.create(key)
+	cookie, se, err := u.sessions.create(r.Context(), key)
+	if err != nil {
+		u.storeFailed(w, r, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: cookie, Path: "/ui/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionMax.Seconds())})
 	u.o.Logger.Info("dashboard sign-in", "remote", r.RemoteAddr)
@@ -144,10 +151,17 @@ func (u *UI) info(se *session) sessionState {
 }
 
 // sessionInfo answers whether the browser is signed in (200 either way, so
-// that a page that opens signed out logs no error), and the CSRF token.
+// that a page that opens signed out logs no error), and the CSRF token; 503
+// when the session store cannot tell, which the page shows on its sign-in
+// form.
 func (u *UI) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if se := u.sessions.get(c.Value); se != nil {
+		se, err := u.sessions.get(r.Context(), c.Value)
+		if err != nil {
+			u.storeFailed(w, r, err)
+			return
+		}
+		if se != nil {
 			writeJSON(w, http.StatusOK, u.info(se))
 			return
 		}
@@ -155,9 +169,21 @@ func (u *UI) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sessionState{})
 }
 
+// storeFailed answers a request the session store could not serve: 503,
+// with a message the dashboard shows, and a log line with the cause.
+func (u *UI) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	u.o.Logger.Warn("dashboard session store failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "5")
+	wire.NewError(http.StatusServiceUnavailable, wire.TypeServer, "session_store_unavailable",
+		"The dashboard's session store (Redis) is not answering, so no session can be started or checked; try again shortly.").Write(w)
+}
+
 func (u *UI) signOut(w http.ResponseWriter, r *http.Request, _ *session) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		u.sessions.end(c.Value)
+		if err := u.sessions.end(r.Context(), c.Value); err != nil {
+			u.storeFailed(w, r, err)
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})

@@ -392,8 +392,8 @@ func quantile(cur, prev hist, q float64) *float64 {
 // ring so far, then a "snapshot" event each interval, until the browser goes
 // away or the gateway shuts down.
 //
-// Every minute the stream checks that the session's credential still opens
-// the admin API, and ends when it does not (a reload changed the admin key).
+// Every minute the stream checks that its session still stands, and ends
+// when it does not (see stillSignedIn).
 func (u *UI) live(w http.ResponseWriter, r *http.Request, se *session) {
 	sub, history, ok := u.feed.subscribe()
 	if !ok {
@@ -434,7 +434,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, se *session) {
 		case <-sub.done:
 			return
 		case b := <-sub.ch:
-			if sent++; sent%recheckEvery == 0 && u.checkCredential(r, se.credential) != http.StatusOK {
+			if sent++; sent%recheckEvery == 0 && !u.stillSignedIn(r, se) {
 				return
 			}
 			buf.Reset()
@@ -446,4 +446,20 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, se *session) {
 			}
 		}
 	}
+}
+
+// stillSignedIn reports whether the session of a long request still
+// stands: its cookie still names a session (a sign-out on any instance
+// sharing the store ends it; a store that does not answer counts as ended),
+// and its credential still opens the admin API (a reload may have changed
+// the admin key).
+func (u *UI) stillSignedIn(r *http.Request, se *session) bool {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return false
+	}
+	if cur, err := u.sessions.get(r.Context(), c.Value); err != nil || cur == nil {
+		return false
+	}
+	return u.checkCredential(r, se.credential) == http.StatusOK
 }

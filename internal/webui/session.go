@@ -1,10 +1,12 @@
 package webui
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"sync"
 	"time"
 )
@@ -21,8 +23,26 @@ const (
 	maxSessions = 1000
 )
 
-// session is a signed-in dashboard: the credential it signed in with, kept
-// in memory only and sent to the admin API in process, and its CSRF token.
+// errSessionStore is the session store failing to answer (Redis down or
+// too slow): the request gets a 503, never a session that only one
+// instance knows.
+var errSessionStore = errors.New("session store unavailable")
+
+// sessionStore keeps the signed-in dashboards by cookie: in this process's
+// memory (memorySessions) or in the Redis every instance shares
+// (redisSessions).
+type sessionStore interface {
+	// create starts a session for credential and returns its cookie value.
+	create(ctx context.Context, credential string) (cookie string, se *session, err error)
+	// get returns the session of cookie and restarts its idle time; nil
+	// when it has none or it expired.
+	get(ctx context.Context, cookie string) (*session, error)
+	// end removes the session of cookie.
+	end(ctx context.Context, cookie string) error
+}
+
+// session is a signed-in dashboard: the credential it signed in with, sent
+// to the admin API in process, and its CSRF token.
 type session struct {
 	credential string
 	csrf       string
@@ -30,15 +50,16 @@ type session struct {
 	seen       time.Time
 }
 
-// sessions are the signed-in dashboards, by the SHA-256 of their cookie.
-type sessions struct {
+// memorySessions are the signed-in dashboards of this process, by the
+// SHA-256 of their cookie.
+type memorySessions struct {
 	now func() time.Time
 	mu  sync.Mutex // guards m
 	m   map[[32]byte]*session
 }
 
-func newSessions(now func() time.Time) *sessions {
-	return &sessions{now: now, m: map[[32]byte]*session{}}
+func newMemorySessions(now func() time.Time) *memorySessions {
+	return &memorySessions{now: now, m: map[[32]byte]*session{}}
 }
 
 func randomToken() string {
@@ -47,8 +68,7 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for credential and returns its cookie value.
-func (s *sessions) create(credential string) (cookie string, se *session) {
+func (s *memorySessions) create(_ context.Context, credential string) (cookie string, se *session, err error) {
 	now := s.now()
 	cookie = randomToken()
 	se = &session{credential: credential, csrf: randomToken(), created: now, seen: now}
@@ -66,13 +86,12 @@ func (s *sessions) create(credential string) (cookie string, se *session) {
 		delete(s.m, oldest)
 	}
 	s.m[sha256.Sum256([]byte(cookie))] = se
-	return cookie, se
+	return cookie, se, nil
 }
 
-// get returns the session of cookie, or nil when it has none or it expired.
-func (s *sessions) get(cookie string) *session {
+func (s *memorySessions) get(_ context.Context, cookie string) (*session, error) {
 	if cookie == "" {
-		return nil
+		return nil, nil
 	}
 	now := s.now()
 	k := sha256.Sum256([]byte(cookie))
@@ -80,24 +99,24 @@ func (s *sessions) get(cookie string) *session {
 	defer s.mu.Unlock()
 	se, ok := s.m[k]
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	if now.Sub(se.seen) > sessionIdle || now.Sub(se.created) > sessionMax {
 		delete(s.m, k)
-		return nil
+		return nil, nil
 	}
 	se.seen = now
-	return se
+	return se, nil
 }
 
-// end removes the session of cookie.
-func (s *sessions) end(cookie string) {
+func (s *memorySessions) end(_ context.Context, cookie string) error {
 	s.mu.Lock()
 	delete(s.m, sha256.Sum256([]byte(cookie)))
 	s.mu.Unlock()
+	return nil
 }
 
-func (s *sessions) expireLocked(now time.Time) {
+func (s *memorySessions) expireLocked(now time.Time) {
 	for k, se := range s.m {
 		if now.Sub(se.seen) > sessionIdle || now.Sub(se.created) > sessionMax {
 			delete(s.m, k)

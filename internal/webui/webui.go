@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/sluice-gateway/sluice/internal/route"
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -51,6 +52,13 @@ type Options struct {
 	// UsageCSV writes the usage report of the query string's range (from,
 	// to, group_by) as `sluice usage --format csv` does; nil: no CSV.
 	UsageCSV func(w http.ResponseWriter, r *http.Request)
+	// SessionRedis is the Redis the dashboard's sessions live in, shared by
+	// every instance behind a load balancer: a browser signed in through
+	// one is signed in on all, a sign-out ends it on all. Its calls are
+	// bounded by the client's timeouts; while it does not answer, requests
+	// with a session cookie and sign-ins get 503. The UI does not close it.
+	// Nil: sessions live in this process's memory.
+	SessionRedis redis.Cmdable
 	// Logger receives a line per sign-in and per refused request.
 	Logger *slog.Logger
 	// Now is the clock of sessions and snapshots. Default time.Now.
@@ -65,7 +73,7 @@ type Options struct {
 type UI struct {
 	o        Options
 	files    map[string]file
-	sessions *sessions
+	sessions sessionStore
 	throttle *throttle
 	feed     *feed
 	csrf     *http.CrossOriginProtection
@@ -110,7 +118,10 @@ func New(o Options) *UI {
 	if o.Window <= 0 {
 		o.Window = 15 * time.Minute
 	}
-	u := &UI{o: o, files: loadFiles(), sessions: newSessions(o.Now), throttle: newThrottle(o.Now), csrf: http.NewCrossOriginProtection()}
+	u := &UI{o: o, files: loadFiles(), sessions: newMemorySessions(o.Now), throttle: newThrottle(o.Now), csrf: http.NewCrossOriginProtection()}
+	if o.SessionRedis != nil {
+		u.sessions = newRedisSessions(o.SessionRedis, o.Now)
+	}
 	u.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.Logger.Warn("dashboard request from another origin refused", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"))

@@ -33,9 +33,9 @@ async function api(method, path, body) {
 const fmt = (v, digits = 1) => (v == null ? '–' : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits }));
 const ms = (s) => (s == null ? '–' : fmt(s * 1000, 0) + ' ms');
 
-function SignIn({ onSession }) {
+function SignIn({ onSession, error }) {
   const [key, setKey] = useState('');
-  const [err, setErr] = useState('');
+  const [err, setErr] = useState(error || '');
   const submit = async (e) => {
     e.preventDefault();
     setErr('');
@@ -395,13 +395,19 @@ function Dashboard({ session, onSignOut }) {
 
 function App() {
   const [session, setSession] = useState(undefined);
+  // storeErr is why the session could not be checked (its store is down).
+  const [storeErr, setStoreErr] = useState('');
   useEffect(() => {
     fetch('api/session', { credentials: 'same-origin' })
       .then((r) => r.json())
-      .then((s) => { if (s.signed_in) { csrf = s.csrf_token; setSession(s); } else setSession(null); }, () => setSession(null));
+      .then((s) => {
+        if (s.signed_in) { csrf = s.csrf_token; setSession(s); return; }
+        setStoreErr(s.error?.message || '');
+        setSession(null);
+      }, () => setSession(null));
   }, []);
   if (session === undefined) return null;
-  if (!session) return html`<${SignIn} onSession=${(s) => { csrf = s.csrf_token; setSession(s); }} />`;
+  if (!session) return html`<${SignIn} error=${storeErr} onSession=${(s) => { csrf = s.csrf_token; setSession(s); }} />`;
   return html`<${Dashboard} session=${session} onSignOut=${() => { csrf = ''; setSession(null); }} />`;
 }
 
