@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -67,6 +68,12 @@ func sessionRedis(st config.State) (*redis.Client, error) {
 	if opts.PoolSize == 0 {
 		opts.PoolSize = 4 // a dashboard request makes one call
 	}
+	// The limit store's timeouts (state.timeout, 50 ms by default) are
+	// for the request path; a person at the dashboard can wait longer
+	// than a spurious "unavailable" is worth. webui bounds each call at 2 s.
+	opts.DialTimeout = max(opts.DialTimeout, time.Second)
+	opts.ReadTimeout = max(opts.ReadTimeout, 500*time.Millisecond)
+	opts.WriteTimeout = max(opts.WriteTimeout, 500*time.Millisecond)
 	opts.MaxRetries = -1
 	opts.DialerRetries = 1
 	opts.ContextTimeoutEnabled = true
