@@ -143,6 +143,10 @@ func TestOutage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("no valid token: %v; want the source's error", err)
 	}
+	// The background retry the advance woke fails too; wait until it has
+	// and waits again, so that no fetch that began during the outage ends
+	// after it and is taken for a failure of the next second.
+	<-clk.waiting
 	src.down.Store(false)
 	clk.Advance(2 * time.Second)
 	if got := bearer(t, c); got == "token-1" || got == "" {
