@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // JSONLines is implemented by a slog.Handler that writes each record as a
@@ -34,7 +35,7 @@ func writeLine(w io.Writer, t time.Time, attrs []slog.Attr) {
 	b = append(b, `","level":"INFO","msg":"request"`...)
 	for _, a := range attrs {
 		b = append(b, ',')
-		b = appendJSONString(b, a.Key)
+		b = wire.AppendString(b, a.Key)
 		b = append(b, ':')
 		b = appendJSONValue(b, a.Value)
 	}
@@ -51,7 +52,7 @@ func writeLine(w io.Writer, t time.Time, attrs []slog.Attr) {
 func appendJSONValue(b []byte, v slog.Value) []byte {
 	switch v.Kind() {
 	case slog.KindString:
-		return appendJSONString(b, v.String())
+		return wire.AppendString(b, v.String())
 	case slog.KindInt64:
 		return strconv.AppendInt(b, v.Int64(), 10)
 	case slog.KindUint64:
@@ -67,7 +68,7 @@ func appendJSONValue(b []byte, v slog.Value) []byte {
 	}
 	j, err := json.Marshal(v.Resolve().Any())
 	if err != nil {
-		return appendJSONString(b, "!ERROR:"+err.Error())
+		return wire.AppendString(b, "!ERROR:"+err.Error())
 	}
 	return append(b, j...)
 }
@@ -90,57 +91,4 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as JSON, escaped as slog's JSONHandler
-// escapes it: quotes, backslashes and control characters, U+2028 and
-// U+2029, and invalid UTF-8 as U+FFFD; HTML characters as they are.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/sluice-gateway/sluice/internal/tokens"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // chat answers a chat completion at once, after the latency of the
@@ -23,7 +25,7 @@ func (s *Simulator) chat(c *call, a *answer) {
 		b = append(b, `"content_filter_results":`+choiceFilter+`,`...)
 	}
 	b = append(b, `"finish_reason":`...)
-	b = appendString(b, a.finish)
+	b = wire.AppendString(b, a.finish)
 	b = append(b, `,"index":0,"logprobs":null,"message":{"annotations":[],"content":`...)
 	if len(a.calls) > 0 {
 		b = append(b, `null,"refusal":null,"role":"assistant","tool_calls":[`...)
@@ -32,16 +34,16 @@ func (s *Simulator) chat(c *call, a *answer) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"function":{"arguments":`...)
-			b = appendString(b, tc.args)
+			b = wire.AppendString(b, tc.args)
 			b = append(b, `,"name":`...)
-			b = appendString(b, tc.name)
+			b = wire.AppendString(b, tc.name)
 			b = append(b, `},"id":`...)
-			b = appendString(b, tc.id)
+			b = wire.AppendString(b, tc.id)
 			b = append(b, `,"type":"function"}`...)
 		}
 		b = append(b, `]}}]`...)
 	} else {
-		b = appendString(b, reply)
+		b = wire.AppendString(b, reply)
 		b = append(b, `,"refusal":null,"role":"assistant"}}]`...)
 	}
 	b = c.appendHeader(b, "chat.completion", newID("chatcmpl-", 29))
@@ -49,7 +51,7 @@ func (s *Simulator) chat(c *call, a *answer) {
 		b = append(b, `,"prompt_filter_results":`+promptFilter...)
 	}
 	b = append(b, `,"system_fingerprint":`...)
-	b = appendString(b, c.d.fingerprint)
+	b = wire.AppendString(b, c.d.fingerprint)
 	b = append(b, `,"usage":`...)
 	b = appendChatUsage(b, c.prompt, a.n)
 	b = append(b, '}')
@@ -62,11 +64,11 @@ func (s *Simulator) chat(c *call, a *answer) {
 func (c *call) appendHeader(b []byte, object, id string) []byte {
 	b = appendInt(b, "created", c.s.now().Unix())
 	b = append(b, `,"id":`...)
-	b = appendString(b, id)
+	b = wire.AppendString(b, id)
 	b = append(b, `,"model":`...)
-	b = appendString(b, c.d.model)
+	b = wire.AppendString(b, c.d.model)
 	b = append(b, `,"object":`...)
-	return appendString(b, object)
+	return wire.AppendString(b, object)
 }
 
 func appendChatUsage(b []byte, prompt, completion int) []byte {
@@ -96,7 +98,7 @@ func (s *Simulator) chatStream(c *call, req *apiRequest, a *answer) {
 	// Every chunk ends with the same fields after "choices".
 	tail := c.appendHeader(nil, "chat.completion.chunk", newID("chatcmpl-", 29))
 	tail = append(tail, `,"system_fingerprint":`...)
-	tail = appendString(tail, c.d.fingerprint)
+	tail = wire.AppendString(tail, c.d.fingerprint)
 	if usage {
 		tail = append(tail, `,"usage":null`...)
 	}
@@ -128,7 +130,7 @@ func (s *Simulator) chatStream(c *call, req *apiRequest, a *answer) {
 				return false
 			}
 			b := append(st.open(""), head...)
-			b = appendString(b, p)
+			b = wire.AppendString(b, p)
 			b = append(b, `},"finish_reason":null,"index":0,"logprobs":null}]`...)
 			return st.send(append(b, tail...), k)
 		}
@@ -149,7 +151,7 @@ func (s *Simulator) chatStream(c *call, req *apiRequest, a *answer) {
 		}
 	}
 	b := append(st.open(""), `{"choices":[{`+filter+`"delta":{},"finish_reason":`...)
-	b = appendString(b, a.finish)
+	b = wire.AppendString(b, a.finish)
 	b = append(b, `,"index":0,"logprobs":null}]`...)
 	if !st.send(append(b, tail...), 0) {
 		return
@@ -179,9 +181,9 @@ func chatStreamCalls(st *sse, a *answer, filter string, tail []byte) bool {
 			b = append(b, `"content":null,"refusal":null,"role":"assistant",`...)
 		}
 		b = append(b, `"tool_calls":[{"function":{"arguments":"","name":`...)
-		b = appendString(b, tc.name)
+		b = wire.AppendString(b, tc.name)
 		b = append(b, `},"id":`...)
-		b = appendString(b, tc.id)
+		b = wire.AppendString(b, tc.id)
 		b = appendInt(b, "index", int64(i))
 		b = append(b, `,"type":"function"}]},"finish_reason":null,"index":0,"logprobs":null}]`...)
 		if !st.send(append(b, tail...), tc.nameTokens) {
@@ -192,7 +194,7 @@ func chatStreamCalls(st *sse, a *answer, filter string, tail []byte) bool {
 				return false
 			}
 			b := append(st.open(""), `{"choices":[{`+filter+`"delta":{"tool_calls":[{"function":{"arguments":`...)
-			b = appendString(b, p)
+			b = wire.AppendString(b, p)
 			b = append(b, '}')
 			b = appendInt(b, "index", int64(i))
 			b = append(b, `}]},"finish_reason":null,"index":0,"logprobs":null}]`...)

@@ -1,6 +1,10 @@
 package simulator
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
+)
 
 // completions answers a legacy completion at once, after the latency of the
 // whole reply, as Azure OpenAI's text_completion object. One choice is
@@ -17,9 +21,9 @@ func (s *Simulator) completions(c *call, n int, finish string) {
 		b = append(b, `"content_filter_results":`+choiceFilter+`,`...)
 	}
 	b = append(b, `"finish_reason":`...)
-	b = appendString(b, finish)
+	b = wire.AppendString(b, finish)
 	b = append(b, `,"index":0,"logprobs":null,"text":`...)
-	b = appendString(b, reply)
+	b = wire.AppendString(b, reply)
 	b = append(b, `}]`...)
 	b = c.appendHeader(b, "text_completion", newID("cmpl-", 29))
 	if c.route.azure {
@@ -70,7 +74,7 @@ func (s *Simulator) completionsStream(c *call, req *apiRequest, n int, finish st
 			return
 		}
 		b := append(st.open(""), head...)
-		b = appendString(b, p)
+		b = wire.AppendString(b, p)
 		if !st.send(append(append(b, `}]`...), tail...), 1) {
 			return
 		}
@@ -80,7 +84,7 @@ func (s *Simulator) completionsStream(c *call, req *apiRequest, n int, finish st
 		filter = `"content_filter_results":{},`
 	}
 	b := append(st.open(""), `{"choices":[{`+filter+`"finish_reason":`...)
-	b = appendString(b, finish)
+	b = wire.AppendString(b, finish)
 	b = append(b, `,"index":0,"logprobs":null,"text":""}]`...)
 	if !st.send(append(b, tail...), 0) {
 		return

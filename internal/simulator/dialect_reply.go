@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/sluice-gateway/sluice/internal/tokens"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // dialectReply answers in the request's dialect.
@@ -71,30 +73,30 @@ func (s *Simulator) anthropicMessage(c *call, a *answer) {
 		return
 	}
 	b := append(make([]byte, 0, 1024), `{"model":`...)
-	b = appendString(b, c.d.model)
+	b = wire.AppendString(b, c.d.model)
 	b = append(b, `,"id":`...)
-	b = appendString(b, newID("msg_01", 22))
+	b = wire.AppendString(b, newID("msg_01", 22))
 	b = append(b, `,"type":"message","role":"assistant","content":[`...)
 	if len(a.calls) == 0 {
 		b = append(b, `{"type":"text","text":`...)
-		b = appendString(b, reply)
+		b = wire.AppendString(b, reply)
 		b = append(b, '}')
 	} else {
 		b = append(b, `{"type":"text","text":`...)
-		b = appendString(b, pre)
+		b = wire.AppendString(b, pre)
 		b = append(b, '}')
 		for _, tc := range a.calls {
 			b = append(b, `,{"type":"tool_use","id":`...)
-			b = appendString(b, anthropicID(tc.id))
+			b = wire.AppendString(b, anthropicID(tc.id))
 			b = append(b, `,"name":`...)
-			b = appendString(b, tc.name)
+			b = wire.AppendString(b, tc.name)
 			b = append(b, `,"input":`...)
 			b = append(b, inputObject(tc.args)...)
 			b = append(b, '}')
 		}
 	}
 	b = append(b, `],"stop_reason":`...)
-	b = appendString(b, anthropicStop(a))
+	b = wire.AppendString(b, anthropicStop(a))
 	b = append(b, `,"stop_sequence":null,"usage":`...)
 	b = appendAnthropicUsage(b, c.prompt, n)
 	b = append(b, '}')
@@ -128,9 +130,9 @@ func (s *Simulator) anthropicStream(c *call, a *answer) {
 	pre, preTokens := c.preface(a)
 	st := c.startStream()
 	b := append(st.open("message_start"), `{"type":"message_start","message":{"model":`...)
-	b = appendString(b, c.d.model)
+	b = wire.AppendString(b, c.d.model)
 	b = append(b, `,"id":`...)
-	b = appendString(b, newID("msg_01", 22))
+	b = wire.AppendString(b, newID("msg_01", 22))
 	b = append(b, `,"type":"message","role":"assistant","content":[],"stop_reason":null,"stop_sequence":null,"usage":`...)
 	b = appendAnthropicUsage(b, c.prompt, 1)
 	if !st.send(append(b, `}}`...), 0) {
@@ -142,7 +144,7 @@ func (s *Simulator) anthropicStream(c *call, a *answer) {
 	}
 	textDelta := func(piece string, n int) bool {
 		b := append(st.open("content_block_delta"), `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`...)
-		b = appendString(b, piece)
+		b = wire.AppendString(b, piece)
 		return st.send(append(b, `}}`...), n)
 	}
 	if len(a.calls) > 0 {
@@ -162,9 +164,9 @@ func (s *Simulator) anthropicStream(c *call, a *answer) {
 	for i, tc := range a.calls {
 		idx := strconv.Itoa(i + 1)
 		b := append(st.open("content_block_start"), `{"type":"content_block_start","index":`+idx+`,"content_block":{"type":"tool_use","id":`...)
-		b = appendString(b, anthropicID(tc.id))
+		b = wire.AppendString(b, anthropicID(tc.id))
 		b = append(b, `,"name":`...)
-		b = appendString(b, tc.name)
+		b = wire.AppendString(b, tc.name)
 		if !st.send(append(b, `,"input":{}}}`...), tc.nameTokens) {
 			return
 		}
@@ -172,7 +174,7 @@ func (s *Simulator) anthropicStream(c *call, a *answer) {
 		pieces := append([]string{""}, splitN(args, 3)...)
 		for _, p := range pieces {
 			b := append(st.open("content_block_delta"), `{"type":"content_block_delta","index":`+idx+`,"delta":{"type":"input_json_delta","partial_json":`...)
-			b = appendString(b, p)
+			b = wire.AppendString(b, p)
 			if !st.pace(1) || !st.send(append(b, `}}`...), 0) {
 				return
 			}
@@ -183,7 +185,7 @@ func (s *Simulator) anthropicStream(c *call, a *answer) {
 	}
 	c.completion = a.n + preTokens // what is left is bookkeeping: the tool arguments count as delivered
 	b = append(st.open("message_delta"), `{"type":"message_delta","delta":{"stop_reason":`...)
-	b = appendString(b, anthropicStop(a))
+	b = wire.AppendString(b, anthropicStop(a))
 	b = append(b, `,"stop_sequence":null},"usage":{"output_tokens":`...)
 	b = strconv.AppendInt(b, int64(a.n+preTokens), 10)
 	if !st.send(append(b, `}}`...), 0) {
@@ -216,7 +218,7 @@ func (c *call) geminiResponse(b []byte, id string, parts func([]byte) []byte, fi
 	b = append(b, `],"role":"model"}`...)
 	if finish != "" {
 		b = append(b, `,"finishReason":`...)
-		b = appendString(b, finish)
+		b = wire.AppendString(b, finish)
 	}
 	b = append(b, `,"index":0}],"usageMetadata":{"promptTokenCount":`...)
 	b = strconv.AppendInt(b, int64(c.prompt), 10)
@@ -227,9 +229,9 @@ func (c *call) geminiResponse(b []byte, id string, parts func([]byte) []byte, fi
 	b = append(b, `,"promptTokensDetails":[{"modality":"TEXT","tokenCount":`...)
 	b = strconv.AppendInt(b, int64(c.prompt), 10)
 	b = append(b, `}]},"modelVersion":`...)
-	b = appendString(b, c.d.model)
+	b = wire.AppendString(b, c.d.model)
 	b = append(b, `,"responseId":`...)
-	b = appendString(b, id)
+	b = wire.AppendString(b, id)
 	return append(b, '}')
 }
 
@@ -241,13 +243,13 @@ func appendCalls(b []byte, calls []toolCall) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"functionCall":{"name":`...)
-		b = appendString(b, tc.name)
+		b = wire.AppendString(b, tc.name)
 		b = append(b, `,"args":`...)
 		b = append(b, inputObject(tc.args)...)
 		b = append(b, '}')
 		if i == 0 {
 			b = append(b, `,"thoughtSignature":`...)
-			b = appendString(b, "CiQB"+strings.TrimPrefix(tc.id, "call_"))
+			b = wire.AppendString(b, "CiQB"+strings.TrimPrefix(tc.id, "call_"))
 		}
 		b = append(b, '}')
 	}
@@ -256,7 +258,7 @@ func appendCalls(b []byte, calls []toolCall) []byte {
 
 func textPart(b []byte, t string) []byte {
 	b = append(b, `{"text":`...)
-	b = appendString(b, t)
+	b = wire.AppendString(b, t)
 	return append(b, '}')
 }
 

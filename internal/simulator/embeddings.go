@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // embeddingParams validates an embeddings request's dimensions and
@@ -75,7 +77,7 @@ func (s *Simulator) embeddings(c *call, texts []string, dims int, b64 bool) {
 		b = append(b, `,"object":"embedding"}`...)
 	}
 	b = append(b, `],"model":`...)
-	b = appendString(b, c.d.model)
+	b = wire.AppendString(b, c.d.model)
 	b = append(b, `,"object":"list","usage":{"prompt_tokens":`...)
 	b = strconv.AppendInt(b, int64(c.prompt), 10)
 	b = appendInt(b, "total_tokens", int64(c.prompt))

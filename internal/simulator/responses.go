@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 
 	"github.com/sluice-gateway/sluice/internal/tokens"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // The Responses API is simulated modestly: one message output item with one
@@ -187,16 +189,16 @@ func (s *Simulator) responsesStream(c *call, req *apiRequest, limit int, a *answ
 	// per token.
 	delta := func(typ, itemID string, index int, content bool, p string, k int) bool {
 		b := append(st.open(typ), `{"type":`...)
-		b = appendString(b, typ)
+		b = wire.AppendString(b, typ)
 		b = appendInt(b, "sequence_number", int64(seq))
 		b = append(b, `,"item_id":`...)
-		b = appendString(b, itemID)
+		b = wire.AppendString(b, itemID)
 		b = appendInt(b, "output_index", int64(index))
 		if content {
 			b = append(b, `,"content_index":0`...)
 		}
 		b = append(b, `,"delta":`...)
-		b = appendString(b, p)
+		b = wire.AppendString(b, p)
 		seq++
 		return st.send(append(b, '}'), k)
 	}

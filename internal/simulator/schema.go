@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // Tool-call arguments and JSON content are generated from the JSON Schema the
@@ -480,7 +482,7 @@ func kindOf(v gjson.Result) typeSet {
 func appendJSONValue(b []byte, v gjson.Result) ([]byte, bool) {
 	switch v.Type {
 	case gjson.String:
-		return appendString(b, v.Str), utf8.ValidString(v.Str)
+		return wire.AppendString(b, v.Str), utf8.ValidString(v.Str)
 	case gjson.True:
 		return append(b, "true"...), true
 	case gjson.False:
@@ -515,7 +517,7 @@ func (g *generator) object(b []byte, n *schemaNode, depth int, lean bool) []byte
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, name)
+		b = wire.AppendString(b, name)
 		b = append(b, ':')
 	}
 	required := func(name string) bool {
@@ -640,7 +642,7 @@ func (g *generator) str(b []byte, n *schemaNode, lean bool) []byte {
 		}
 	}
 	g.buf = s
-	return appendString(b, string(s))
+	return wire.AppendString(b, string(s))
 }
 
 // formatted appends a value of format f, or nothing for a format without a
@@ -919,7 +921,7 @@ func (g *generator) freeObject(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, name)
+		b = wire.AppendString(b, name)
 		b = append(b, ':')
 		switch r.IntN(4) {
 		case 0:
@@ -932,7 +934,7 @@ func (g *generator) freeObject(b []byte) []byte {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, words[r.IntN(len(words))])
+				b = wire.AppendString(b, words[r.IntN(len(words))])
 			}
 			b = append(b, ']')
 		default:

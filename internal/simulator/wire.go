@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Replies on the hot path (chat, completions, embeddings, every stream event)
@@ -22,50 +21,6 @@ const (
 	promptFilter       = `[{"prompt_index":0,"content_filter_results":{"hate":` + safe + `,"jailbreak":` + notDetected + `,"self_harm":` + safe + `,"sexual":` + safe + `,"violence":` + safe + `}}]`
 	azureFirstChatLike = `{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":` + promptFilter + `}`
 )
-
-// appendString appends s as a JSON string, escaping what JSON requires and
-// replacing invalid UTF-8 with U+FFFD, as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += n
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // appendKV appends ,"key":value for an integer value.
 func appendInt(b []byte, key string, v int64) []byte {

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // AnthropicStream translates a Messages API event stream (message_start,
@@ -66,9 +68,9 @@ func (s *AnthropicStream) Event(dst, data []byte) ([]byte, error) {
 		dst = append(dst, `[{"index":0,"delta":{"tool_calls":[{"index":`...)
 		dst = appendInt(dst, idx)
 		dst = append(dst, `,"id":`...)
-		dst = appendString(dst, b.Get("id").String())
+		dst = wire.AppendString(dst, b.Get("id").String())
 		dst = append(dst, `,"type":"function","function":{"name":`...)
-		dst = appendString(dst, b.Get("name").String())
+		dst = wire.AppendString(dst, b.Get("name").String())
 		dst = append(dst, `,"arguments":""}}]},"finish_reason":null}]`...)
 		return eventEnd(dst), nil
 	case "content_block_delta":
@@ -82,7 +84,7 @@ func (s *AnthropicStream) Event(dst, data []byte) ([]byte, error) {
 			}
 			dst = chunkHead(dst, s.id, s.model, s.created)
 			dst = append(dst, `[{"index":0,"delta":{"content":`...)
-			dst = appendString(dst, t)
+			dst = wire.AppendString(dst, t)
 			dst = append(dst, `},"finish_reason":null}]`...)
 			return eventEnd(dst), nil
 		case "input_json_delta":
@@ -95,7 +97,7 @@ func (s *AnthropicStream) Event(dst, data []byte) ([]byte, error) {
 			dst = append(dst, `[{"index":0,"delta":{"tool_calls":[{"index":`...)
 			dst = appendInt(dst, idx)
 			dst = append(dst, `,"function":{"arguments":`...)
-			dst = appendString(dst, p)
+			dst = wire.AppendString(dst, p)
 			dst = append(dst, `}}]},"finish_reason":null}]`...)
 			return eventEnd(dst), nil
 		}
@@ -112,7 +114,7 @@ func (s *AnthropicStream) Event(dst, data []byte) ([]byte, error) {
 		s.finished = true
 		dst = chunkHead(dst, s.id, s.model, s.created)
 		dst = append(dst, `[{"index":0,"delta":{},"finish_reason":`...)
-		dst = appendString(dst, AnthropicFinish(stop.Str))
+		dst = wire.AppendString(dst, AnthropicFinish(stop.Str))
 		dst = append(dst, `}]`...)
 		return eventEnd(dst), nil
 	case "message_stop":

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // GeminiStream translates a streamGenerateContent?alt=sse stream, whose
@@ -71,11 +73,11 @@ func (s *GeminiStream) Event(dst, data []byte) ([]byte, error) {
 			dst = append(dst, `[{"index":0,"delta":{"tool_calls":[{"index":`...)
 			dst = appendInt(dst, s.toolCount)
 			dst = append(dst, `,"id":`...)
-			dst = appendString(dst, geminiCallID(s.toolCount, fc.Get("id").String(), p.Get("thoughtSignature").String()))
+			dst = wire.AppendString(dst, geminiCallID(s.toolCount, fc.Get("id").String(), p.Get("thoughtSignature").String()))
 			dst = append(dst, `,"type":"function","function":{"name":`...)
-			dst = appendString(dst, fc.Get("name").String())
+			dst = wire.AppendString(dst, fc.Get("name").String())
 			dst = append(dst, `,"arguments":`...)
-			dst = appendString(dst, args)
+			dst = wire.AppendString(dst, args)
 			dst = append(dst, `}}]},"finish_reason":null}]`...)
 			dst = eventEnd(dst)
 			s.toolCount++
@@ -84,7 +86,7 @@ func (s *GeminiStream) Event(dst, data []byte) ([]byte, error) {
 		if t := p.Get("text").String(); t != "" {
 			dst = chunkHead(dst, s.id, s.model, s.created)
 			dst = append(dst, `[{"index":0,"delta":{"content":`...)
-			dst = appendString(dst, t)
+			dst = wire.AppendString(dst, t)
 			dst = append(dst, `},"finish_reason":null}]`...)
 			dst = eventEnd(dst)
 		}
@@ -100,7 +102,7 @@ func (s *GeminiStream) Event(dst, data []byte) ([]byte, error) {
 		s.finished = true
 		dst = chunkHead(dst, s.id, s.model, s.created)
 		dst = append(dst, `[{"index":0,"delta":{},"finish_reason":`...)
-		dst = appendString(dst, GeminiFinish(reason, s.toolCount > 0))
+		dst = wire.AppendString(dst, GeminiFinish(reason, s.toolCount > 0))
 		dst = append(dst, `}]`...)
 		dst = eventEnd(dst)
 	}

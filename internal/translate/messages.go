@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // The other direction: an Anthropic Messages request (Sluice's Anthropic
@@ -343,7 +345,7 @@ func (s *MessagesStream) Event(dst, data []byte) ([]byte, error) {
 		dst = s.closeBlock(dst)
 		dst = event(dst, "message_delta")
 		dst = append(dst, `{"type":"message_delta","delta":{"stop_reason":`...)
-		dst = appendString(dst, stopReason(s.finish))
+		dst = wire.AppendString(dst, stopReason(s.finish))
 		dst = append(dst, `,"stop_sequence":null},"usage":{"input_tokens":`...)
 		dst = appendInt64(dst, s.prompt-s.cached)
 		dst = append(dst, `,"cache_read_input_tokens":`...)
@@ -367,9 +369,9 @@ func (s *MessagesStream) Event(dst, data []byte) ([]byte, error) {
 		s.started = true
 		dst = event(dst, "message_start")
 		dst = append(dst, `{"type":"message_start","message":{"id":`...)
-		dst = appendString(dst, "msg_"+strings.TrimPrefix(gjson.Get(ev, "id").String(), "chatcmpl-"))
+		dst = wire.AppendString(dst, "msg_"+strings.TrimPrefix(gjson.Get(ev, "id").String(), "chatcmpl-"))
 		dst = append(dst, `,"type":"message","role":"assistant","model":`...)
-		dst = appendString(dst, gjson.Get(ev, "model").String())
+		dst = wire.AppendString(dst, gjson.Get(ev, "model").String())
 		dst = append(dst, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}`+"\n\n"...)
 	}
 	if u := gjson.Get(ev, "usage"); u.IsObject() {
@@ -391,7 +393,7 @@ func (s *MessagesStream) Event(dst, data []byte) ([]byte, error) {
 		dst = append(dst, `{"type":"content_block_delta","index":`...)
 		dst = appendInt(dst, s.next-1)
 		dst = append(dst, `,"delta":{"type":"text_delta","text":`...)
-		dst = appendString(dst, t)
+		dst = wire.AppendString(dst, t)
 		dst = append(dst, "}}\n\n"...)
 	}
 	c.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
@@ -402,9 +404,9 @@ func (s *MessagesStream) Event(dst, data []byte) ([]byte, error) {
 			dst = append(dst, `{"type":"content_block_start","index":`...)
 			dst = appendInt(dst, s.next)
 			dst = append(dst, `,"content_block":{"type":"tool_use","id":`...)
-			dst = appendString(dst, id)
+			dst = wire.AppendString(dst, id)
 			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, tc.Get("function.name").String())
+			dst = wire.AppendString(dst, tc.Get("function.name").String())
 			dst = append(dst, `,"input":{}}}`+"\n\n"...)
 			s.open, s.openTool = true, idx
 			s.next++
@@ -414,7 +416,7 @@ func (s *MessagesStream) Event(dst, data []byte) ([]byte, error) {
 			dst = append(dst, `{"type":"content_block_delta","index":`...)
 			dst = appendInt(dst, s.next-1)
 			dst = append(dst, `,"delta":{"type":"input_json_delta","partial_json":`...)
-			dst = appendString(dst, a)
+			dst = wire.AppendString(dst, a)
 			dst = append(dst, "}}\n\n"...)
 		}
 		return true

@@ -10,7 +10,6 @@ package translate
 import (
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/sluice-gateway/sluice/internal/wire"
 )
@@ -69,11 +68,11 @@ func (e *StreamError) Error() string {
 // including `"choices":`.
 func chunkHead(dst []byte, id, model string, created int64) []byte {
 	dst = append(dst, `data: {"id":`...)
-	dst = appendString(dst, id)
+	dst = wire.AppendString(dst, id)
 	dst = append(dst, `,"object":"chat.completion.chunk","created":`...)
 	dst = strconv.AppendInt(dst, created, 10)
 	dst = append(dst, `,"model":`...)
-	dst = appendString(dst, model)
+	dst = wire.AppendString(dst, model)
 	return append(dst, `,"choices":`...)
 }
 
@@ -140,57 +139,6 @@ func (u Usage) openAI() openAIUsage {
 	o.PromptTokensDetails.CacheCreationTokens = u.CacheCreation
 	o.CompletionTokensDetails.ReasoningTokens = u.Reasoning
 	return o
-}
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, so
-// that the output is valid JSON whatever the input.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 func appendInt64(dst []byte, i int64) []byte { return strconv.AppendInt(dst, i, 10) }

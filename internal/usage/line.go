@@ -4,7 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sluice-gateway/sluice/internal/wire"
 )
 
 // errLineTime is appendLine's error for a time JSON cannot carry.
@@ -22,7 +23,7 @@ func appendLine(b []byte, r *Record) ([]byte, error) {
 		return b, errLineTime // as encoding/json refuses it
 	}
 	b = append(b, `{"request_id":`...)
-	b = appendString(b, r.RequestID)
+	b = wire.AppendString(b, r.RequestID)
 	b = appendStringField(b, `,"client_request_id":`, r.ClientRequestID)
 	b = append(b, `,"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
@@ -69,7 +70,7 @@ func appendStringField(b []byte, key, s string) []byte {
 	if s == "" {
 		return b
 	}
-	return appendString(append(b, key...), s)
+	return wire.AppendString(append(b, key...), s)
 }
 
 func appendIntField(b []byte, key string, v int64) []byte {
@@ -84,49 +85,4 @@ func appendBoolField(b []byte, keyTrue string, v bool) []byte {
 		return b
 	}
 	return append(b, keyTrue...)
-}
-
-// appendString appends s as a JSON string. Quotes, backslashes and control
-// characters are escaped; invalid UTF-8 becomes U+FFFD, as encoding/json
-// makes it. Values such as x-user-id come from clients.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0 // s[start:i] is still to be copied
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
