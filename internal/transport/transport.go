@@ -87,6 +87,8 @@ type conn struct {
 	p      *pool
 	idleAt time.Time
 	reused bool
+	// head is nc as br reads it, bounding what an answer's head may take.
+	head headLimit
 	// peek is the liveness check given to raw.Read, made once per
 	// connection; it leaves its answer in peeked.
 	peek   func(fd uintptr) bool
@@ -320,7 +322,9 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	c := &conn{nc: nc, raw: rawConn(nc), br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), p: p}
+	c := &conn{nc: nc, raw: rawConn(nc), bw: bufio.NewWriterSize(nc, 4096), p: p}
+	c.head.Conn, c.head.left = nc, -1
+	c.br = bufio.NewReaderSize(&c.head, 4096)
 	c.peek = func(fd uintptr) bool {
 		c.peeked = peekOpen(fd)
 		return true
@@ -478,6 +482,8 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return fail(err, true)
 	}
+	c.head.left = maxHeadBytes
+	defer func() { c.head.left = -1 }()
 	if _, err := c.br.Peek(1); err != nil {
 		// Nothing at all came back: a connection closed while idle.
 		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
@@ -506,6 +512,36 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, reuse: reuse}
 	return resp, nil
+}
+
+// maxHeadBytes bounds the bytes read from a connection until an answer's
+// head (and any 1xx before it) is parsed, as net/http's Transport bounds
+// response headers: a backend cannot make the gateway buffer without end.
+const maxHeadBytes = 1 << 20
+
+// errHeadTooLarge is an answer whose head exceeds maxHeadBytes.
+var errHeadTooLarge = errors.New("transport: the answer's headers exceed 1 MB")
+
+// headLimit is a connection whose reads fail once left bytes were read,
+// while left >= 0; a negative left reads without bound (bodies).
+type headLimit struct {
+	net.Conn
+	left int64
+}
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if h.left < 0 {
+		return h.Conn.Read(p)
+	}
+	if h.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.Conn.Read(p)
+	h.left -= int64(n)
+	return n, err
 }
 
 // body is a response body: read to its end it gives the connection back.

@@ -306,7 +306,8 @@ func TestStaleConnectionRetried(t *testing.T) {
 	// A connection whose reads find the end at once, as a closed one does,
 	// but which the peek takes as open.
 	c.nc = &eofConn{Conn: c.nc}
-	c.br = bufio.NewReader(c.nc)
+	c.head.Conn = c.nc
+	c.br = bufio.NewReader(&c.head)
 	if _, got := post(t, tr, s.URL, "b"); got != "ok" {
 		t.Fatalf("after a stale connection: %q", got)
 	}
@@ -435,6 +436,38 @@ func TestIdleTimeoutAndLimit(t *testing.T) {
 	p.mu.Unlock()
 	if n != 2 {
 		t.Errorf("%d idle connections; want MaxIdlePerHost 2", n)
+	}
+}
+
+// TestHugeHeadRefused: a backend that sends headers without end gets an
+// error after 1 MB, not the gateway's memory.
+func TestHugeHeadRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		clientGone := make(chan struct{})
+		go func() { io.Copy(io.Discard, c); close(clientGone) }()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: ")
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for range 64 { // 4 MB, until the client hangs up
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+		<-clientGone // the client, not the server, ends the connection
+	}()
+	tr, _ := newTransport(t)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, errHeadTooLarge) {
+		t.Errorf("RoundTrip: %v (%T); want errHeadTooLarge", err, err)
 	}
 }
 
