@@ -59,6 +59,9 @@ type Transport struct {
 	mu     sync.Mutex // guards pools and closed
 	pools  map[hostKey]*pool
 	closed bool
+	// gen counts CloseIdleConnections calls: a connection dialled before
+	// the last one is closed when its exchange ends instead of kept.
+	gen atomic.Uint64
 }
 
 // hostKey names a pool: one per scheme and host:port.
@@ -87,6 +90,7 @@ type conn struct {
 	p      *pool
 	idleAt time.Time
 	reused bool
+	gen    uint64 // the Transport's gen when it was dialled
 	// head is nc as br reads it, bounding what an answer's head may take.
 	head headLimit
 	// peek is the liveness check given to raw.Read, made once per
@@ -146,16 +150,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if err != nil {
 			closeBody(req)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, err
 		}
 		resp, err := c.roundTrip(req)
 		if err == nil {
 			return resp, nil
 		}
-		// A connection the server closed while it was idle fails before
-		// any answer; the request never reached the server, so it is
-		// sent once more on a new connection when its body can be had
-		// again.
+		// A reused connection that failed while the request was being
+		// written was closed by the server while idle: the request never
+		// reached it whole, so it is sent once more on a new connection
+		// when its body can be had again. One that failed after the whole
+		// request went out is not: the server may have acted on it (as
+		// net/http, which sends a POST once).
 		var stale *staleError
 		if !errors.As(err, &stale) || attempt > 0 || ctx.Err() != nil {
 			closeBody(req)
@@ -196,11 +205,11 @@ func (t *Transport) pool(req *http.Request) (*pool, error) {
 	p, ok := t.pools[key]
 	closed := t.closed
 	t.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
 	if ok {
 		return p, nil
-	}
-	if closed {
-		return nil, errors.New("transport: closed")
 	}
 	p = &pool{t: t, key: key, serverName: req.URL.Hostname()}
 	if t.Proxy != nil {
@@ -222,6 +231,9 @@ func (t *Transport) pool(req *http.Request) (*pool, error) {
 	return p, nil
 }
 
+// errClosed is a request on a closed Transport.
+var errClosed = errors.New("transport: closed")
+
 // canonicalAddr is u's host:port, with the scheme's port when u has none.
 func canonicalAddr(u *url.URL) string {
 	port := u.Port()
@@ -237,6 +249,7 @@ func canonicalAddr(u *url.URL) string {
 // CloseIdleConnections closes the idle connections of every pool, and the
 // fallback's. Connections in use close when their exchange ends.
 func (t *Transport) CloseIdleConnections() {
+	t.gen.Add(1)
 	t.mu.Lock()
 	pools := make([]*pool, 0, len(t.pools))
 	for _, p := range t.pools {
@@ -267,8 +280,7 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			idle := now.Sub(c.idleAt)
-			if idle < p.t.idleTimeout() && (idle < peekAfter || c.alive()) {
+			if now.Sub(c.idleAt) < p.t.idleTimeout() && c.alive() {
 				c.reused = true
 				return c, nil
 			}
@@ -277,14 +289,6 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
 	}
 	return p.dial(ctx)
 }
-
-// peekAfter is how long a connection waits idle before it is peeked at
-// for liveness on reuse. Servers close idle keep-alive connections after
-// seconds, not microseconds, and announce a close after a last request with
-// Connection: close; the peek is a system call, so a connection busy under
-// load skips it, and the rare one the server dropped all the same is found
-// closed before any answer and the request sent again.
-const peekAfter = time.Second
 
 // errRefusedHTTP1 is a TLS handshake the server ended because it speaks no
 // protocol Sluice offered: it wants HTTP/2.
@@ -322,7 +326,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	c := &conn{nc: nc, raw: rawConn(nc), bw: bufio.NewWriterSize(nc, 4096), p: p}
+	c := &conn{nc: nc, raw: rawConn(nc), bw: bufio.NewWriterSize(nc, 4096), p: p, gen: p.t.gen.Load()}
 	c.head.Conn, c.head.left = nc, -1
 	c.br = bufio.NewReaderSize(&c.head, 4096)
 	c.peek = func(fd uintptr) bool {
@@ -358,7 +362,7 @@ func (p *pool) put(c *conn) {
 	closed := p.t.closed
 	p.t.mu.Unlock()
 	p.mu.Lock()
-	if closed || len(p.idle) >= p.t.maxIdle() {
+	if closed || c.gen != p.t.gen.Load() || len(p.idle) >= p.t.maxIdle() {
 		p.mu.Unlock()
 		c.nc.Close()
 		return
@@ -440,8 +444,8 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return nil
 }
 
-// staleError is a failure on a reused connection before any byte of the
-// answer arrived: the server closed the connection while it was idle.
+// staleError is a write that failed on a reused connection: the server
+// closed the connection while it was idle, before the request was whole.
 type staleError struct{ err error }
 
 func (e *staleError) Error() string { return e.err.Error() }
@@ -477,41 +481,69 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err := writeRequest(c.bw, req); err != nil {
 		var he *headerError
-		if errors.As(err, &he) {
+		var be *bodyError
+		if errors.As(err, &he) || errors.As(err, &be) {
+			return fail(err, false) // the request's fault, not the connection's
+		}
+		// A server may answer before it has read the whole request (a
+		// 413, a 401) and close: that answer is the backend's, not a
+		// broken connection.
+		if ctx.Err() != nil {
 			return fail(err, false)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(earlyAnswerWait))
+		if resp, rerr := c.readHead(req); rerr == nil {
+			resp.Close = true
+			return c.withBody(resp, req, ctx, stop), nil
 		}
 		return fail(err, true)
 	}
-	c.head.left = maxHeadBytes
-	defer func() { c.head.left = -1 }()
 	if _, err := c.br.Peek(1); err != nil {
-		// Nothing at all came back: a connection closed while idle.
-		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+		// The request went out whole and nothing came back: not sent
+		// again, whatever the reason (see RoundTrip).
+		return fail(err, false)
 	}
-	var resp *http.Response
+	resp, err := c.readHead(req)
+	if err != nil {
+		return fail(err, false)
+	}
+	return c.withBody(resp, req, ctx, stop), nil
+}
+
+// earlyAnswerWait bounds the wait for an answer a server may have sent
+// before it stopped reading the request.
+const earlyAnswerWait = time.Second
+
+// readHead reads an answer's head, skipping 1xx informational answers (103
+// Early Hints), within maxHeadBytes.
+func (c *conn) readHead(req *http.Request) (*http.Response, error) {
+	c.head.left = maxHeadBytes
+	defer func() { c.head.left = -1 }() // before the connection can go back
 	for {
-		var err error
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
-			return fail(err, false)
+			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			break
+			return resp, nil
 		}
-		// 1xx informational answers (103 Early Hints) come before the
-		// real one and have no body.
 	}
+}
+
+// withBody gives resp the body that ends the exchange, or ends it now when
+// the answer has none.
+func (c *conn) withBody(resp *http.Response, req *http.Request, ctx context.Context, stop func() bool) *http.Response {
 	reuse := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
 	if resp.Body == http.NoBody || resp.Body == nil {
 		if stop() && reuse {
 			c.p.put(c)
 		} else {
-			nc.Close()
+			c.nc.Close()
 		}
-		return resp, nil
+		return resp
 	}
 	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, reuse: reuse}
-	return resp, nil
+	return resp
 }
 
 // maxHeadBytes bounds the bytes read from a connection until an answer's
@@ -588,6 +620,27 @@ func (b *body) finish(complete bool) {
 	}
 	b.c.nc.Close()
 	_ = b.rc.Close()
+}
+
+// bodyError is a request whose own body failed: its reader's error, or a
+// length other than its ContentLength. The connection is not to blame.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "transport: request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader keeps its reader's error apart from the connection's.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // headerError is a request that cannot be written: a header name or value
@@ -669,13 +722,17 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 			cw = httputil.NewChunkedWriter(w)
 			dst = cw
 		}
-		n, err := io.Copy(dst, req.Body)
+		br := &bodyReader{r: req.Body}
+		n, err := io.Copy(dst, br)
 		closeBody(req)
+		if br.err != nil {
+			return &bodyError{br.err}
+		}
 		if err != nil {
 			return err
 		}
 		if !chunked && n != req.ContentLength {
-			return fmt.Errorf("transport: request body was %d bytes; ContentLength says %d", n, req.ContentLength)
+			return &bodyError{fmt.Errorf("%d bytes; ContentLength says %d", n, req.ContentLength)}
 		}
 		if chunked {
 			if err := cw.Close(); err != nil {

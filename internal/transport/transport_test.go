@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -235,6 +236,14 @@ func TestServerClosedIdleConnection(t *testing.T) {
 		last.Close() // the server drops the idle connection
 		last = nil
 		mu.Unlock()
+		// Once its end has reached the client's socket, the peek sees it
+		// and the next request takes a new connection.
+		p := tr.pools[hostKey{"http", s.Listener.Addr().String()}]
+		waitFor(t, func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.idle) == 1 && !p.idle[0].alive()
+		})
 	}
 }
 
@@ -260,13 +269,13 @@ func TestIdleConnectionPeeked(t *testing.T) {
 	p := tr.pools[hostKey{"http", s.Listener.Addr().String()}]
 	c, err := p.get(context.Background(), false)
 	if err != nil || !c.reused {
-		t.Fatalf("a connection just used: reused %v, %v; want it reused without a peek", c != nil && c.reused, err)
+		t.Fatalf("a connection just used: reused %v, %v; want it reused", c != nil && c.reused, err)
 	}
 	p.put(c)
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return last != nil })
 	mu.Lock()
 	last.Close()
-	now = now.Add(2 * peekAfter)
+	now = now.Add(2 * time.Second)
 	mu.Unlock()
 	// The close reaches the client's socket soon, not at once.
 	waitFor(t, func() bool {
@@ -285,8 +294,9 @@ func TestIdleConnectionPeeked(t *testing.T) {
 }
 
 // TestStaleConnectionRetried covers the race the liveness peek cannot see:
-// the connection dies between the peek and the write. The request is sent
-// again on a new connection.
+// the connection dies between the peek and the write, which fails. The
+// request never reached the server whole, and is sent again on a new
+// connection.
 func TestStaleConnectionRetried(t *testing.T) {
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -303,11 +313,10 @@ func TestStaleConnectionRetried(t *testing.T) {
 	p.mu.Lock()
 	c := p.idle[0]
 	p.mu.Unlock()
-	// A connection whose reads find the end at once, as a closed one does,
-	// but which the peek takes as open.
+	// A connection whose writes fail, as a closed one's do, but which the
+	// peek takes as open.
 	c.nc = &eofConn{Conn: c.nc}
-	c.head.Conn = c.nc
-	c.br = bufio.NewReader(&c.head)
+	c.bw = bufio.NewWriter(c.nc)
 	if _, got := post(t, tr, s.URL, "b"); got != "ok" {
 		t.Fatalf("after a stale connection: %q", got)
 	}
@@ -318,7 +327,8 @@ func TestStaleConnectionRetried(t *testing.T) {
 
 type eofConn struct{ net.Conn }
 
-func (c *eofConn) Read([]byte) (int, error) { return 0, io.EOF }
+func (c *eofConn) Read([]byte) (int, error)  { return 0, io.EOF }
+func (c *eofConn) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 
 func TestConnectionCloseAndNoBody(t *testing.T) {
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
