@@ -63,6 +63,9 @@ const (
 // A journal is safe for concurrent use.
 type journal struct {
 	path string
+	// lock holds path.lock's flock while the journal is open (see
+	// lockJournal); nil where there is none.
+	lock *os.File
 	// direct reports that path is not a regular file: it is the active
 	// segment, and nothing is ever sealed.
 	direct bool
@@ -129,8 +132,14 @@ func openJournal(path string) (*journal, []*segment, error) {
 		j.direct, j.f, j.active, j.size, j.total = true, f, path, size, size
 		return j, nil, nil
 	}
+	lock, err := lockJournal(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	j.lock = lock
 	sealed, seq, err := findSegments(path)
 	if err != nil {
+		j.unlock()
 		return nil, nil, err
 	}
 	if statErr == nil && fi.Size() > 0 {
@@ -142,6 +151,7 @@ func openJournal(path string) (*journal, []*segment, error) {
 	}
 	j.seq = seq
 	if err := j.prepare(); err != nil {
+		j.unlock()
 		return nil, nil, err
 	}
 	j.mu.Lock()
@@ -569,6 +579,14 @@ func syncDir(dir string) error {
 // close syncs and closes the active segment, and closes sealed segments the
 // syncer has not taken. Later appends reopen the file one at a time. Call it
 // once the syncer has stopped.
+// unlock gives the journal's lock back.
+func (j *journal) unlock() {
+	if j.lock != nil {
+		_ = j.lock.Close() // closing the file releases the flock
+		j.lock = nil
+	}
+}
+
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -576,6 +594,7 @@ func (j *journal) close() error {
 		return nil
 	}
 	j.closed = true
+	defer j.unlock()
 	var errs []error
 	for _, s := range j.unsynced {
 		errs = append(errs, s.release(!s.removed))

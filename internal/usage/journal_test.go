@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -270,6 +271,7 @@ func TestJournalMappedSegments(t *testing.T) {
 		t.Errorf("the next segment maps %d bytes; want %d", len(j.nextMap), 2*minSegmentMap)
 	}
 
+	j.unlock() // a killed process's lock goes with it
 	again, pending, err := openJournal(path)
 	if err != nil {
 		t.Fatal(err)
@@ -322,4 +324,25 @@ func TestJournalTornMappedLine(t *testing.T) {
 	if err != nil || bad != 1 || !cmp.Equal(ids, []string{"req-0", "req-1"}) {
 		t.Errorf("scan = %q, %d bad, %v; want [req-0 req-1], 1 bad", ids, bad, err)
 	}
+}
+
+// TestJournalOneProcess: a second opener of a journal in use is refused
+// with a message that says why, and may open it once the first closed it.
+func TestJournalOneProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, _, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := openJournal(path); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second open: %v; want refused", err)
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, _, err := openJournal(path)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	j2.close()
 }

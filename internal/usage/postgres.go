@@ -165,7 +165,7 @@ func (s *postgresStore) Ping(ctx context.Context) error {
 // instances starting together apply each once.
 func migratePostgres(ctx context.Context, pool *pgxpool.Pool, migrations []string) error {
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -183,7 +183,7 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool, migrations []strin
 			continue // a version another branch holds: not recorded, so it applies once it lands
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 				return err
 			}
 			var done bool
