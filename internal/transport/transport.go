@@ -91,6 +91,8 @@ type conn struct {
 	idleAt time.Time
 	reused bool
 	gen    uint64 // the Transport's gen when it was dialled
+	// body reads the request's body being written; see writeRequest.
+	body bodyReader
 	// head is nc as br reads it, bounding what an answer's head may take.
 	head headLimit
 	// peek is the liveness check given to raw.Read, made once per
@@ -479,7 +481,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if err := writeRequest(c.bw, req); err != nil {
+	if err := writeRequest(c.bw, &c.body, req); err != nil {
 		var he *headerError
 		var be *bodyError
 		if errors.As(err, &he) || errors.As(err, &be) {
@@ -649,8 +651,9 @@ type headerError struct{ msg string }
 
 func (e *headerError) Error() string { return "transport: " + e.msg }
 
-// writeRequest writes req's head and body and flushes them.
-func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
+// writeRequest writes req's head and body and flushes them, reading the
+// body through br (the connection's, so that no request allocates one).
+func writeRequest(w *bufio.Writer, br *bodyReader, req *http.Request) (err error) {
 	defer func() {
 		if err != nil {
 			closeBody(req)
@@ -722,8 +725,9 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 			cw = httputil.NewChunkedWriter(w)
 			dst = cw
 		}
-		br := &bodyReader{r: req.Body}
+		*br = bodyReader{r: req.Body}
 		n, err := io.Copy(dst, br)
+		br.r = nil // the caller's body is not kept with the connection
 		closeBody(req)
 		if br.err != nil {
 			return &bodyError{br.err}
