@@ -271,14 +271,7 @@ func (b *Backend) NewRequest(ctx context.Context, c *Call) (*http.Request, error
 	}
 	// A request with a context is only to be had from NewRequest or
 	// WithContext; this one stays on the stack.
-	tmpl := http.Request{
-		Method: http.MethodPost, URL: &o.url, Host: b.host,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h,
-	}
-	req := tmpl.WithContext(ctx)
-	setBody(req, &o.body, body)
-	return req, nil
+	return b.post(ctx, o, h, body), nil
 }
 
 // header builds an outbound request's header: the client's less its
@@ -361,6 +354,18 @@ func (b *Backend) NewResponseRequest(ctx context.Context, c *ResponseCall) (*htt
 		Header: h, Body: http.NoBody,
 	}
 	return tmpl.WithContext(ctx), nil
+}
+
+// post builds the POST of body to o.url with h, carrying ctx.
+func (b *Backend) post(ctx context.Context, o *outbound, h http.Header, body []byte) *http.Request {
+	tmpl := http.Request{
+		Method: http.MethodPost, URL: &o.url, Host: b.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h,
+	}
+	req := tmpl.WithContext(ctx)
+	setBody(req, &o.body, body)
+	return req
 }
 
 // outbound is what an outbound request points to, allocated together.

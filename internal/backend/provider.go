@@ -92,14 +92,7 @@ func (b *Backend) newProviderRequest(ctx context.Context, c *Call, d deployment)
 		h["Anthropic-Version"] = []string{b.apiVersion}
 	}
 	ctx = context.WithValue(ctx, translationKey{}, &translation{kind: b.Kind, stream: c.Request.Stream, includeUsage: c.Request.IncludeUsage})
-	tmpl := http.Request{
-		Method: http.MethodPost, URL: &o.url, Host: b.host,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h,
-	}
-	req := tmpl.WithContext(ctx)
-	setBody(req, &o.body, body)
-	return req, nil
+	return b.post(ctx, o, h, body), nil
 }
 
 // roundTripProvider sends a translated request and translates the answer.
@@ -189,14 +182,7 @@ func (b *Backend) newMessagesRequest(ctx context.Context, c *Call, d deployment)
 	if h.Get("Anthropic-Version") == "" {
 		h["Anthropic-Version"] = []string{b.apiVersion}
 	}
-	tmpl := http.Request{
-		Method: http.MethodPost, URL: &o.url, Host: b.host,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h,
-	}
-	req := tmpl.WithContext(ctx)
-	setBody(req, &o.body, withModel(c.Request, c.Body, d))
-	return req, nil
+	return b.post(ctx, o, h, withModel(c.Request, c.Body, d)), nil
 }
 
 // newMessagesToChatRequest sends a Messages request (the Anthropic surface)
@@ -218,14 +204,7 @@ func (b *Backend) newMessagesToChatRequest(ctx context.Context, c *Call, d deplo
 	delete(h, "Anthropic-Version")
 	delete(h, "Anthropic-Beta")
 	ctx = context.WithValue(ctx, translationKey{}, &translation{toMessages: true, kind: b.Kind, stream: c.Request.Stream})
-	tmpl := http.Request{
-		Method: http.MethodPost, URL: &o.url, Host: b.host,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h,
-	}
-	req := tmpl.WithContext(ctx)
-	setBody(req, &o.body, body)
-	return req, nil
+	return b.post(ctx, o, h, body), nil
 }
 
 // messagesResponse translates a chat completions answer into the Messages
