@@ -421,43 +421,7 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	if n > inlineOps {
 		res.ops = make([]Op, 0, n)
 	}
-	minute := Minute.startUnix(r.Now)
-	minuteExpires := time.Unix(minute+minuteSecs, 0).Add(minuteMargin)
-	for _, rule := range r.Rules {
-		if r.RequestsOnly {
-			break
-		}
-		if rule.TokensPerMinute > 0 {
-			if rule.AdaptiveOf != nil && rule.AdaptiveShare > 0 {
-				res.adaptive = true
-			}
-			res.ops = append(res.ops, Op{
-				Counter: rule.counter(TokensPerMinute, Minute, &r.Subject, minute),
-				Delta:   res.tokens, Limit: rule.TokensPerMinute, Expires: minuteExpires, rule: rule,
-			})
-		}
-		if rule.TokenQuota > 0 {
-			p := rule.QuotaPeriod
-			start := p.startUnix(r.Now)
-			res.ops = append(res.ops, Op{
-				Counter: rule.counter(Quota, p, &r.Subject, start),
-				Delta:   res.tokens, Limit: rule.TokenQuota,
-				Expires: time.Unix(p.endUnix(start), 0).Add(quotaMargin), rule: rule,
-			})
-		}
-	}
-	res.tokenOps = len(res.ops)
-	if res.adaptive {
-		linkAdaptive(res.ops)
-	}
-	for _, rule := range r.Rules {
-		if rule.RequestsPerMinute > 0 {
-			res.ops = append(res.ops, Op{
-				Counter: rule.counter(RequestsPerMinute, Minute, &r.Subject, minute),
-				Delta:   1, Limit: rule.RequestsPerMinute, Expires: minuteExpires, rule: rule,
-			})
-		}
-	}
+	res.ops, res.tokenOps, res.adaptive = appendOps(res.ops, r.Rules, &r.Subject, r.Now, res.tokens, r.RequestsOnly)
 
 	if !l.local {
 		return l.admitRemote(ctx, r.Now, res)
@@ -469,6 +433,53 @@ func (l *Limiter) Admit(ctx context.Context, r Request) Decision {
 	}
 	res.remaining = remaining(res.ops, true)
 	return Decision{Allowed: true, Remaining: res.remaining, Reservation: Reservation{res}}
+}
+
+// appendOps appends to ops the counters of rules for subj at now, each with
+// its limit, expiry and what a request adds (tokens, or 1 request): first
+// every token counter (tokens per minute, then the quota, rule by rule;
+// tokenOps of them), then every requests-per-minute counter, adaptive
+// shares linked. requestsOnly leaves the token counters out. Admit and
+// Read count in the same counters through it.
+func appendOps(ops []Op, rules []*Rule, subj *Subject, now time.Time, tokens int64, requestsOnly bool) (_ []Op, tokenOps int, adaptive bool) {
+	minute := Minute.startUnix(now)
+	minuteExpires := time.Unix(minute+minuteSecs, 0).Add(minuteMargin)
+	for _, rule := range rules {
+		if requestsOnly {
+			break
+		}
+		if rule.TokensPerMinute > 0 {
+			if rule.AdaptiveOf != nil && rule.AdaptiveShare > 0 {
+				adaptive = true
+			}
+			ops = append(ops, Op{
+				Counter: rule.counter(TokensPerMinute, Minute, subj, minute),
+				Delta:   tokens, Limit: rule.TokensPerMinute, Expires: minuteExpires, rule: rule,
+			})
+		}
+		if rule.TokenQuota > 0 {
+			p := rule.QuotaPeriod
+			start := p.startUnix(now)
+			ops = append(ops, Op{
+				Counter: rule.counter(Quota, p, subj, start),
+				Delta:   tokens, Limit: rule.TokenQuota,
+				Expires: time.Unix(p.endUnix(start), 0).Add(quotaMargin), rule: rule,
+			})
+		}
+	}
+	tokenOps = len(ops)
+	if adaptive {
+		linkAdaptive(ops)
+	}
+	for _, rule := range rules {
+		if rule.RequestsPerMinute > 0 {
+			ops = append(ops, Op{
+				Counter: rule.counter(RequestsPerMinute, Minute, subj, minute),
+				Delta:   1, Limit: rule.RequestsPerMinute, Expires: minuteExpires, rule: rule,
+			})
+		}
+	}
+	return ops, tokenOps, adaptive
 }
 
 // linkAdaptive points each adaptive tokens-per-minute op at the op of the

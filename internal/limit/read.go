@@ -1,8 +1,10 @@
 package limit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -34,33 +36,15 @@ type Usage struct {
 // Read reports, for each probe, the state of each of its rules' limits in
 // the window that holds now, counting nothing: each rule's tokens per
 // minute, requests per minute and quota, in that order, for the limits the
-// rule sets. Every probe is read in one store call, bounded by the
+// rule sets, in the counters Admit counts in. Every probe is read in one store call, bounded by the
 // limiter's Timeout. When the store fails, Read returns the error: it never
 // reports this instance's own count in the store's place, since that is
 // not what the instances share.
 func (l *Limiter) Read(ctx context.Context, now time.Time, probes ...Probe) ([][]Usage, error) {
-	minute := Minute.startUnix(now)
 	sets := make([][]Op, len(probes))
 	var counters []Counter
 	for i := range probes {
-		pr := &probes[i]
-		var ops []Op
-		for _, rule := range pr.Rules {
-			if rule.TokensPerMinute > 0 {
-				ops = append(ops, Op{Counter: rule.counter(TokensPerMinute, Minute, &pr.Subject, minute),
-					Limit: rule.TokensPerMinute, rule: rule})
-			}
-			if rule.RequestsPerMinute > 0 {
-				ops = append(ops, Op{Counter: rule.counter(RequestsPerMinute, Minute, &pr.Subject, minute),
-					Limit: rule.RequestsPerMinute, rule: rule})
-			}
-			if rule.TokenQuota > 0 {
-				p := rule.QuotaPeriod
-				ops = append(ops, Op{Counter: rule.counter(Quota, p, &pr.Subject, p.startUnix(now)),
-					Limit: rule.TokenQuota, rule: rule})
-			}
-		}
-		linkAdaptive(ops)
+		ops, _, _ := appendOps(nil, probes[i].Rules, &probes[i].Subject, now, 0, false)
 		sets[i] = ops
 		for j := range ops {
 			counters = append(counters, ops[j].Counter)
@@ -86,6 +70,11 @@ func (l *Limiter) Read(ctx context.Context, now time.Time, probes ...Probe) ([][
 			k++
 		}
 		adapt(ops)
+		// Reported rule by rule, each rule's limits in Kind's order.
+		rank := func(r *Rule) int { return slices.Index(probes[i].Rules, r) }
+		slices.SortStableFunc(ops, func(a, b Op) int {
+			return cmp.Or(cmp.Compare(rank(a.rule), rank(b.rule)), cmp.Compare(a.Counter.Kind, b.Counter.Kind))
+		})
 		out[i] = make([]Usage, len(ops))
 		for j := range ops {
 			c := &ops[j].Counter
