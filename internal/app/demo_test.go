@@ -7,18 +7,19 @@ import (
 	"fmt"
 	"go/format"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-gateway/sluice/examples"
+	"github.com/sluice-gateway/sluice/internal/testproc"
 )
 
 // runningDemo is a demo started through Main, as a user starts it.
@@ -454,12 +455,7 @@ func TestDemoPrintConfig(t *testing.T) {
 	replacer := func() *strings.Replacer {
 		var pairs []string
 		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103", "127.0.0.1:9106"} {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			pairs = append(pairs, addr, ln.Addr().String())
-			ln.Close()
+			pairs = append(pairs, addr, "127.0.0.1:"+strconv.Itoa(testproc.FreePort(t)))
 		}
 		return strings.NewReplacer(pairs...)
 	}()

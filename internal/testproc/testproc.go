@@ -5,15 +5,30 @@ package testproc
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago. It is
+// taken below Linux's ephemeral range (32768 and up by default), which the
+// kernel hands to every listener on port 0 and every outgoing connection:
+// a port found through port 0 and closed could be taken by any of those,
+// in this process or another test binary, before the server it is for
+// binds it (seen as "address already in use" under a busy suite).
 func FreePort(t testing.TB) int {
 	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
